@@ -1,0 +1,68 @@
+/* config.h: the training configuration of every method, with the papers' defaults, and its JSON
+ * form (stored in config.json and in the model file).
+ *
+ * Methods: lhw ([LHW] iterative consistency learning on the discrete VP chain, SPEC section 2),
+ * ct ([CM] consistency training), ict ([iCT]). Every constant chosen by a paper is set in
+ * cm_train_config_default with its source.
+ */
+#ifndef CM_CONFIG_H
+#define CM_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cm/nn.h"
+#include "cm/optim.h"
+#include "cm/status.h"
+
+typedef enum { CM_METHOD_LHW, CM_METHOD_CT, CM_METHOD_ICT, CM_METHOD_COUNT } cm_method;
+typedef enum { CM_TEACHER_ONLINE, CM_TEACHER_SEQUENTIAL, CM_TEACHER_COUNT } cm_teacher;
+typedef enum { CM_LOSS_L2, CM_LOSS_PSEUDO_HUBER, CM_LOSS_COUNT } cm_loss;
+
+const char *cm_method_name(cm_method method);
+cm_status cm_method_parse(cm_method *out, const char *text);
+const char *cm_teacher_name(cm_teacher teacher);
+cm_status cm_teacher_parse(cm_teacher *out, const char *text);
+const char *cm_loss_name(cm_loss loss);
+cm_status cm_loss_parse(cm_loss *out, const char *text);
+
+typedef struct {
+    cm_method method;
+    cm_mlp_config network;
+    cm_adam_config adam;
+    size_t steps;      /* K, total optimiser steps (curricula are defined against it) */
+    size_t batch;      /* B */
+    uint64_t seed;
+    double ema_decay;  /* evaluation EMA of the weights; 0 disables */
+    double sigma_data; /* standard deviation of the standardised data [CM] */
+    cm_loss loss;
+    /* VE grid ([CM], [iCT]) */
+    double sigma_min, sigma_max, rho;
+    /* [LHW] chain */
+    size_t chain_T;
+    double c0, c1;
+    cm_teacher teacher;
+    /* [CM] CT curriculum N(k) and adaptive target EMA mu(k) */
+    size_t ct_s0, ct_s1;
+    double ct_mu0;
+    double ct_target_ema; /* > 0: fixed target EMA instead of mu(k); 0: adaptive (paper) */
+    /* [iCT] curriculum, lognormal level sampling, pseudo-Huber constant */
+    size_t ict_s0, ict_s1;
+    double ict_p_mean, ict_p_std;
+    double huber_c;       /* <= 0: the [iCT] value 0.00054 sqrt(D) */
+} cm_train_config;
+
+/* Defaults for `method` in dimension `dim` (see config.c for each value's source). */
+cm_train_config cm_train_config_default(cm_method method, size_t dim);
+/* Range checks of every field, with a detail naming the field. */
+cm_status cm_train_config_check(const cm_train_config *config);
+/* The pseudo-Huber constant in use (huber_c, or 0.00054 sqrt(D)). */
+double cm_train_config_huber_c(const cm_train_config *config);
+
+/* JSON text of the config (cm_malloc'ed, caller frees with cm_free). */
+cm_status cm_train_config_to_json(char **out, const cm_train_config *config);
+/* Parse JSON written by cm_train_config_to_json; unknown keys are an error, missing keys keep
+ * the method's defaults. */
+cm_status cm_train_config_from_json(cm_train_config *out, const char *json, const char *name);
+
+#endif

@@ -1,0 +1,87 @@
+/* data.h: data sources: built-in 2-D sets, exact Gaussian and Gaussian-mixture laws in any
+ * dimension, and user files; and the standardising transform stored with a model.
+ *
+ * A source is opened from a string:
+ *   8gaussians | moons | swissroll | checkerboard | rings     built-in 2-D sets, roughly unit scale
+ *   gauss:d=D[,mean=M][,std=S]                                N(M 1, S^2 I_D)
+ *   gmm:d=D,k=K[,sep=R][,std=S][,seed=N]                      equal-weight mixture of K
+ *        isotropic Gaussians N(m_j, S^2 I); means m_j = R u_j with u_j uniform on the unit sphere
+ *        (seeded by N, independent of the sampling seed); in d = 1, m_j = R (j - (K-1)/2).
+ *   path/to/file.csv | path/to/file.npy                       rows are points
+ * Laws are sampled exactly and freshly on every draw (an infinite data set); files are sampled
+ * by drawing rows uniformly with replacement. The generators are documented in docs/data.md.
+ */
+#ifndef CM_DATA_H
+#define CM_DATA_H
+
+#include <stddef.h>
+
+#include "cm/rng.h"
+#include "cm/status.h"
+
+typedef enum {
+    CM_DATA_8GAUSSIANS,
+    CM_DATA_MOONS,
+    CM_DATA_SWISSROLL,
+    CM_DATA_CHECKERBOARD,
+    CM_DATA_RINGS,
+    CM_DATA_GAUSS,
+    CM_DATA_GMM,
+    CM_DATA_FILE,
+    CM_DATA_KIND_COUNT
+} cm_data_kind;
+
+const char *cm_data_kind_name(cm_data_kind kind);
+
+/* An isotropic Gaussian mixture sum_j weight_j N(mean_j, std_j^2 I_D) (gauss: is K = 1). */
+typedef struct {
+    size_t dim, components;
+    const double *weights; /* K */
+    const double *means;   /* K x D, row-major */
+    const double *stds;    /* K */
+} cm_gmm_view;
+
+typedef struct cm_data cm_data; /* opaque */
+
+/* Open a source (see the grammar above). *out is owned by the caller: cm_data_free. */
+cm_status cm_data_open(cm_data **out, const char *source);
+void cm_data_free(cm_data *data);
+
+cm_data_kind cm_data_kind_of(const cm_data *data);
+size_t cm_data_dim(const cm_data *data);
+/* Canonical description, e.g. "gmm:d=16,k=8,sep=4,std=0.3,seed=1". Owned by `data`. */
+const char *cm_data_describe(const cm_data *data);
+/* Number of stored rows of a file source; 0 for laws (unbounded). */
+size_t cm_data_rows(const cm_data *data);
+/* The stored rows of a file source (rows x dim), or NULL for laws. Owned by `data`. */
+const double *cm_data_values(const cm_data *data);
+/* For gauss:/gmm: sources, the exact law; CM_ERR_INVALID for others. */
+cm_status cm_data_gmm(cm_gmm_view *out, const cm_data *data);
+
+/* Draw n points into out (n x dim). Deterministic given the rng state; no allocation.
+ * With base = rng->position on entry, point i is drawn from the child cm_rng_fork(rng, base + i)
+ * alone, and on return rng->position = base + n (the parent serves only as a point counter).
+ * So a draw of n points is a prefix of a draw of n' > n points from the same state, and
+ * successive draws from one generator never share a child. */
+void cm_data_sample(const cm_data *data, cm_rng *rng, size_t n, double *out);
+
+/* ---- Standardising transform: x_model = (x - shift) / scale, per coordinate. */
+typedef struct {
+    size_t dim;
+    double *shift; /* dim, owned */
+    double *scale; /* dim, owned; > 0 */
+} cm_transform;
+
+/* Fit shift = mean and scale = std / target_std from n x dim points, so that the transformed
+ * points have mean 0 and standard deviation target_std per coordinate (a column with zero spread
+ * gets scale 1). Allocates shift and scale; free with cm_transform_free. */
+cm_status cm_transform_fit(cm_transform *out, const double *x, size_t n, size_t dim,
+                           double target_std);
+/* Identity transform of dimension dim (allocates). */
+cm_status cm_transform_identity(cm_transform *out, size_t dim);
+void cm_transform_free(cm_transform *transform);
+/* In place on n x dim points. */
+void cm_transform_apply(const cm_transform *transform, double *x, size_t n);
+void cm_transform_invert(const cm_transform *transform, double *x, size_t n);
+
+#endif

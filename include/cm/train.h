@@ -1,0 +1,66 @@
+/* train.h: consistency training: the objectives of [LHW], [CM] CT and [iCT], the curricula, and
+ * a trainer whose caller owns the loop (GSL style: init / step / inspect).
+ *
+ * One step (SPEC sections 2 and 5): draw a batch X_0 from the data, one noise Z per point, a
+ * pair of adjacent levels per point; the student sees the noisier point, the teacher the less
+ * noisy one built from the same Z; loss between student output and the teacher's output, which
+ * is a constant of the step (no gradient flows into it):
+ *   lhw  VP pairs (U_t, U_{t-1}), l2. Teacher: online = current weights at t-1 (t uniform in
+ *        2..T); sequential = frozen snapshot of the previous stage, stages t = 2..T in order.
+ *   ct   Karras grid of N(k) levels, index uniform, teacher = target EMA with mu(k), l2.
+ *   ict  Karras grid of N(k) levels (doubling), index from the discretised lognormal, teacher =
+ *        current weights, pseudo-Huber, weight 1 / (sigma_{i+1} - sigma_i).
+ * Randomness: the data, level and noise draws of step k come from children k of three separate
+ * streams of the seed, so a step's batch depends only on (seed, k). A step allocates nothing.
+ */
+#ifndef CM_TRAIN_H
+#define CM_TRAIN_H
+
+#include <stddef.h>
+
+#include "cm/config.h"
+#include "cm/data.h"
+#include "cm/model.h"
+
+/* [CM] CT curriculum: N(k) = ceil(sqrt(k/K ((s1 + 1)^2 - s0^2) + s0^2) - 1) + 1. */
+size_t cm_ct_levels(size_t k, size_t K, size_t s0, size_t s1);
+/* [CM] adaptive target EMA: mu(k) = exp(s0 log mu0 / N(k)). */
+double cm_ct_target_decay(size_t levels, size_t s0, double mu0);
+/* [iCT] curriculum: N(k) = min(s0 2^floor(k / K'), s1) + 1, K' = floor(K / (log2 floor(s1/s0) + 1)). */
+size_t cm_ict_levels(size_t k, size_t K, size_t s0, size_t s1);
+/* [iCT] discretised lognormal over the N - 1 intervals of an increasing grid sigma[0..N):
+ * out[i] = P(sigma_i < exp(P_mean + P_std Z) <= sigma_{i+1}) renormalised, i = 0..N-2. */
+void cm_ict_level_probabilities(double *out, const double *sigma, size_t N, double p_mean,
+                                double p_std);
+
+typedef struct {
+    size_t step;          /* steps completed */
+    double loss;          /* of the batch of this step, before the update */
+    double learning_rate; /* used by this step */
+    double grad_norm;     /* before clipping */
+    size_t levels;        /* N(k) (ct, ict), stage t (lhw sequential), T (lhw online) */
+    double target_decay;  /* ct: mu(k) of this step; otherwise 0 */
+} cm_train_report;
+
+typedef struct cm_trainer cm_trainer; /* opaque */
+
+/* Validates the config against the data (dimension), fits the standardising transform
+ * (a file's rows, or 65536 draws of a law from the TRANSFORM stream), initialises the weights
+ * from the INIT stream. `data` is borrowed and must outlive the trainer. */
+cm_status cm_trainer_init(cm_trainer **out, const cm_train_config *config, const cm_data *data);
+void cm_trainer_free(cm_trainer *trainer);
+/* One optimiser step. CM_ERR_NONFINITE (weights untouched) if the loss or gradient is not
+ * finite; the detail names the step. */
+cm_status cm_trainer_step(cm_trainer *trainer, cm_train_report *out);
+size_t cm_trainer_steps_done(const cm_trainer *trainer);
+/* The model with the evaluation weights (EMA, or the raw weights when the EMA is off). Owned by
+ * the trainer; valid until the next step. */
+const cm_model *cm_trainer_model(cm_trainer *trainer);
+
+/* For tests: the loss and its gradient (overwriting grad[param_count]) on the batch that step
+ * k would draw, at the current weights, without updating anything. */
+cm_status cm_trainer_batch_gradient(cm_trainer *trainer, size_t k, double *out_loss, float *grad);
+/* For tests: the raw training weights (param_count floats, owned by the trainer). */
+float *cm_trainer_params(cm_trainer *trainer);
+
+#endif

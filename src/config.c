@@ -1,0 +1,304 @@
+/* config.c: training configuration defaults with their sources, range checks, and JSON. */
+#include "cm/config.h"
+
+#include <cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cm/alloc.h"
+
+static const char *const method_names[CM_METHOD_COUNT] = {"lhw", "ct", "ict"};
+static const char *const teacher_names[CM_TEACHER_COUNT] = {"online", "sequential"};
+static const char *const loss_names[CM_LOSS_COUNT] = {"l2", "pseudo-huber"};
+
+static cm_status parse_name(int *out, const char *text, const char *const *names, int count,
+                            const char *what) {
+    for (int i = 0; i < count; i++)
+        if (text && strcmp(text, names[i]) == 0) {
+            *out = i;
+            return CM_OK;
+        }
+    char valid[128] = "";
+    for (int i = 0; i < count; i++) {
+        strncat(valid, names[i], sizeof valid - strlen(valid) - 1);
+        if (i + 1 < count) strncat(valid, ", ", sizeof valid - strlen(valid) - 1);
+    }
+    return cm_error_set(CM_ERR_INVALID, "unknown %s '%s' (valid: %s)", what, text ? text : "",
+                        valid);
+}
+
+const char *cm_method_name(cm_method m) { return m < CM_METHOD_COUNT ? method_names[m] : "?"; }
+const char *cm_teacher_name(cm_teacher t) { return t < CM_TEACHER_COUNT ? teacher_names[t] : "?"; }
+const char *cm_loss_name(cm_loss l) { return l < CM_LOSS_COUNT ? loss_names[l] : "?"; }
+
+cm_status cm_method_parse(cm_method *out, const char *text) {
+    int value;
+    CM_TRY(parse_name(&value, text, method_names, CM_METHOD_COUNT, "method"));
+    *out = (cm_method)value;
+    return CM_OK;
+}
+cm_status cm_teacher_parse(cm_teacher *out, const char *text) {
+    int value;
+    CM_TRY(parse_name(&value, text, teacher_names, CM_TEACHER_COUNT, "teacher"));
+    *out = (cm_teacher)value;
+    return CM_OK;
+}
+cm_status cm_loss_parse(cm_loss *out, const char *text) {
+    int value;
+    CM_TRY(parse_name(&value, text, loss_names, CM_LOSS_COUNT, "loss"));
+    *out = (cm_loss)value;
+    return CM_OK;
+}
+
+cm_train_config cm_train_config_default(cm_method method, size_t dim) {
+    cm_train_config c = {0};
+    c.method = method;
+    /* Network of the reference runs: width 256, 3 hidden layers, 32 Fourier features. */
+    c.network = (cm_mlp_config){
+        .dim = dim, .width = 256, .depth = 3, .embed = 32, .embed_max_frequency = 100.0};
+    c.adam = cm_adam_config_default();
+    c.adam.learning_rate = 1e-3; /* measured on the 2-D sets, see docs/training.md */
+    c.steps = 8000;
+    c.batch = 512;
+    c.seed = 0;
+    c.ema_decay = 0.999;
+    c.sigma_data = 0.5;                  /* [CM] */
+    c.sigma_min = 0.002;                 /* [CM] Karras grid */
+    c.sigma_max = 80.0;
+    c.rho = 7.0;
+    c.chain_T = 100;                     /* [LHW] chain length (ours) */
+    c.c0 = 2.0;                          /* SPEC section 1 */
+    c.c1 = 4.0;
+    c.teacher = CM_TEACHER_ONLINE;
+    c.ct_s0 = 2;                         /* [CM] appendix: s0 = 2, s1 = 150, mu0 = 0.9 */
+    c.ct_s1 = 150;
+    c.ct_mu0 = 0.9;
+    c.ct_target_ema = 0.0;
+    c.ict_s0 = 10;                       /* [iCT]: s0 = 10, s1 = 1280 */
+    c.ict_s1 = 1280;
+    c.ict_p_mean = -1.1;                 /* [iCT] lognormal level sampling */
+    c.ict_p_std = 2.0;
+    c.huber_c = 0.0;                     /* 0.00054 sqrt(D) [iCT] */
+    c.loss = method == CM_METHOD_ICT ? CM_LOSS_PSEUDO_HUBER : CM_LOSS_L2;
+    return c;
+}
+
+double cm_train_config_huber_c(const cm_train_config *c) {
+    return c->huber_c > 0 ? c->huber_c : 0.00054 * sqrt((double)c->network.dim);
+}
+
+#define CHECK(condition, ...) \
+    if (!(condition)) return cm_error_set(CM_ERR_INVALID, __VA_ARGS__)
+
+cm_status cm_train_config_check(const cm_train_config *c) {
+    CHECK(c->method < CM_METHOD_COUNT, "config: unknown method %d", (int)c->method);
+    cm_mlp_layout layout;
+    CM_TRY(cm_mlp_layout_init(&layout, &c->network));
+    CM_TRY(cm_adam_config_check(&c->adam));
+    CHECK(c->steps >= 1 && c->steps <= 1000000000, "config: steps %zu out of [1, 1e9]", c->steps);
+    CHECK(c->batch >= 1 && c->batch <= 1048576, "config: batch %zu out of [1, 1048576]", c->batch);
+    CHECK(c->ema_decay >= 0 && c->ema_decay < 1, "config: ema %g must be in [0, 1)", c->ema_decay);
+    CHECK(c->sigma_data > 0 && isfinite(c->sigma_data), "config: sigma_data %g must be > 0",
+          c->sigma_data);
+    CHECK(c->sigma_min > 0 && c->sigma_max > c->sigma_min && isfinite(c->sigma_max),
+          "config: need 0 < sigma_min (%g) < sigma_max (%g)", c->sigma_min, c->sigma_max);
+    CHECK(c->rho > 0 && isfinite(c->rho), "config: rho %g must be > 0", c->rho);
+    CHECK(c->chain_T >= 2 && c->chain_T <= 10000000, "config: T %zu out of [2, 1e7]", c->chain_T);
+    CHECK(c->c0 > 0 && c->c1 > 0 && isfinite(c->c0) && isfinite(c->c1),
+          "config: c0 (%g) and c1 (%g) must be > 0", c->c0, c->c1);
+    CHECK(c->teacher < CM_TEACHER_COUNT, "config: unknown teacher %d", (int)c->teacher);
+    CHECK(c->loss < CM_LOSS_COUNT, "config: unknown loss %d", (int)c->loss);
+    CHECK(c->ct_s0 >= 2 && c->ct_s1 >= c->ct_s0 && c->ct_s1 <= 100000,
+          "config: CT curriculum needs 2 <= s0 (%zu) <= s1 (%zu) <= 1e5", c->ct_s0, c->ct_s1);
+    CHECK(c->ct_mu0 > 0 && c->ct_mu0 < 1, "config: CT mu0 %g must be in (0, 1)", c->ct_mu0);
+    CHECK(c->ct_target_ema >= 0 && c->ct_target_ema < 1, "config: target EMA %g must be in [0, 1)",
+          c->ct_target_ema);
+    CHECK(c->ict_s0 >= 1 && c->ict_s1 >= c->ict_s0 && c->ict_s1 <= 100000,
+          "config: iCT curriculum needs 1 <= s0 (%zu) <= s1 (%zu) <= 1e5", c->ict_s0, c->ict_s1);
+    CHECK(isfinite(c->ict_p_mean) && c->ict_p_std > 0 && isfinite(c->ict_p_std),
+          "config: iCT lognormal (%g, %g) needs a finite mean and std > 0", c->ict_p_mean,
+          c->ict_p_std);
+    CHECK(isfinite(c->huber_c) && c->huber_c >= 0, "config: huber_c %g must be >= 0", c->huber_c);
+    return CM_OK;
+}
+
+/* One table drives both directions of the JSON form. */
+typedef enum { FIELD_SIZE, FIELD_DOUBLE, FIELD_U64, FIELD_METHOD, FIELD_TEACHER, FIELD_LOSS } field_kind;
+typedef struct {
+    const char *key;
+    field_kind kind;
+    size_t offset;
+} field;
+
+#define F(key, kind, member) {key, kind, offsetof(cm_train_config, member)}
+static const field fields[] = {
+    F("method", FIELD_METHOD, method),
+    F("dim", FIELD_SIZE, network.dim),
+    F("width", FIELD_SIZE, network.width),
+    F("depth", FIELD_SIZE, network.depth),
+    F("embed", FIELD_SIZE, network.embed),
+    F("embed_max_frequency", FIELD_DOUBLE, network.embed_max_frequency),
+    F("lr", FIELD_DOUBLE, adam.learning_rate),
+    F("beta1", FIELD_DOUBLE, adam.beta1),
+    F("beta2", FIELD_DOUBLE, adam.beta2),
+    F("adam_eps", FIELD_DOUBLE, adam.epsilon),
+    F("weight_decay", FIELD_DOUBLE, adam.weight_decay),
+    F("warmup", FIELD_SIZE, adam.warmup_steps),
+    F("clip", FIELD_DOUBLE, adam.clip_norm),
+    F("steps", FIELD_SIZE, steps),
+    F("batch", FIELD_SIZE, batch),
+    F("seed", FIELD_U64, seed),
+    F("ema", FIELD_DOUBLE, ema_decay),
+    F("sigma_data", FIELD_DOUBLE, sigma_data),
+    F("loss", FIELD_LOSS, loss),
+    F("sigma_min", FIELD_DOUBLE, sigma_min),
+    F("sigma_max", FIELD_DOUBLE, sigma_max),
+    F("rho", FIELD_DOUBLE, rho),
+    F("T", FIELD_SIZE, chain_T),
+    F("c0", FIELD_DOUBLE, c0),
+    F("c1", FIELD_DOUBLE, c1),
+    F("teacher", FIELD_TEACHER, teacher),
+    F("ct_s0", FIELD_SIZE, ct_s0),
+    F("ct_s1", FIELD_SIZE, ct_s1),
+    F("ct_mu0", FIELD_DOUBLE, ct_mu0),
+    F("target_ema", FIELD_DOUBLE, ct_target_ema),
+    F("ict_s0", FIELD_SIZE, ict_s0),
+    F("ict_s1", FIELD_SIZE, ict_s1),
+    F("ict_p_mean", FIELD_DOUBLE, ict_p_mean),
+    F("ict_p_std", FIELD_DOUBLE, ict_p_std),
+    F("huber_c", FIELD_DOUBLE, huber_c),
+};
+#undef F
+#define FIELD_COUNT (sizeof fields / sizeof fields[0])
+
+cm_status cm_train_config_to_json(char **out, const cm_train_config *config) {
+    *out = NULL;
+    char buffer[4096];
+    size_t used = 0;
+    const char *base = (const char *)config;
+    used += (size_t)snprintf(buffer + used, sizeof buffer - used, "{");
+    for (size_t i = 0; i < FIELD_COUNT; i++) {
+        const field *f = &fields[i];
+        const void *p = base + f->offset;
+        const char *sep = i + 1 < FIELD_COUNT ? ", " : "";
+        switch (f->kind) {
+        case FIELD_SIZE:
+            used += (size_t)snprintf(buffer + used, sizeof buffer - used, "\"%s\": %zu%s", f->key,
+                                     *(const size_t *)p, sep);
+            break;
+        case FIELD_U64:
+            used += (size_t)snprintf(buffer + used, sizeof buffer - used, "\"%s\": %llu%s", f->key,
+                                     (unsigned long long)*(const uint64_t *)p, sep);
+            break;
+        case FIELD_DOUBLE:
+            used += (size_t)snprintf(buffer + used, sizeof buffer - used, "\"%s\": %.17g%s", f->key,
+                                     *(const double *)p, sep);
+            break;
+        case FIELD_METHOD:
+            used += (size_t)snprintf(buffer + used, sizeof buffer - used, "\"%s\": \"%s\"%s", f->key,
+                                     cm_method_name(*(const cm_method *)p), sep);
+            break;
+        case FIELD_TEACHER:
+            used += (size_t)snprintf(buffer + used, sizeof buffer - used, "\"%s\": \"%s\"%s", f->key,
+                                     cm_teacher_name(*(const cm_teacher *)p), sep);
+            break;
+        case FIELD_LOSS:
+            used += (size_t)snprintf(buffer + used, sizeof buffer - used, "\"%s\": \"%s\"%s", f->key,
+                                     cm_loss_name(*(const cm_loss *)p), sep);
+            break;
+        }
+    }
+    used += (size_t)snprintf(buffer + used, sizeof buffer - used, "}");
+    char *text = cm_malloc(used + 1, 1);
+    if (!text) return cm_error_set(CM_ERR_NOMEM, "config JSON");
+    memcpy(text, buffer, used + 1);
+    *out = text;
+    return CM_OK;
+}
+
+/* A JSON number that is an integer in [0, max]. */
+static int integer_value(const cJSON *item, double max, uint64_t *out) {
+    if (!cJSON_IsNumber(item)) return 0;
+    double v = item->valuedouble;
+    if (!(v >= 0 && v <= max) || floor(v) != v) return 0;
+    *out = (uint64_t)v;
+    return 1;
+}
+
+static cm_status read_field(cm_train_config *config, const field *f, const cJSON *item,
+                            const char *name) {
+    char *p = (char *)config + f->offset;
+    uint64_t integer;
+    switch (f->kind) {
+    case FIELD_SIZE:
+        if (!integer_value(item, 1e15, &integer))
+            return cm_error_set(CM_ERR_FORMAT, "%s: \"%s\" must be a non-negative integer", name,
+                                f->key);
+        *(size_t *)p = (size_t)integer;
+        return CM_OK;
+    case FIELD_U64:
+        /* Seeds above 2^53 cannot travel through a JSON number exactly; they are refused. */
+        if (!integer_value(item, 9007199254740992.0, &integer))
+            return cm_error_set(CM_ERR_FORMAT, "%s: \"%s\" must be an integer in [0, 2^53]", name,
+                                f->key);
+        *(uint64_t *)p = integer;
+        return CM_OK;
+    case FIELD_DOUBLE:
+        if (!cJSON_IsNumber(item) || !isfinite(item->valuedouble))
+            return cm_error_set(CM_ERR_FORMAT, "%s: \"%s\" must be a finite number", name, f->key);
+        *(double *)p = item->valuedouble;
+        return CM_OK;
+    case FIELD_METHOD:
+    case FIELD_TEACHER:
+    case FIELD_LOSS: {
+        if (!cJSON_IsString(item))
+            return cm_error_set(CM_ERR_FORMAT, "%s: \"%s\" must be a string", name, f->key);
+        cm_status status = f->kind == FIELD_METHOD    ? cm_method_parse((cm_method *)p, item->valuestring)
+                           : f->kind == FIELD_TEACHER ? cm_teacher_parse((cm_teacher *)p, item->valuestring)
+                                                      : cm_loss_parse((cm_loss *)p, item->valuestring);
+        if (status != CM_OK) return cm_error_set(CM_ERR_FORMAT, "%s: %s", name, cm_error_detail());
+        return CM_OK;
+    }
+    }
+    return CM_ERR_INVALID;
+}
+
+cm_status cm_train_config_from_json(cm_train_config *out, const char *json, const char *name) {
+    cJSON *root = cJSON_Parse(json);
+    if (!root || !cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return cm_error_set(CM_ERR_FORMAT, "%s: configuration is not a JSON object", name);
+    }
+    cm_train_config config;
+    cm_status status = CM_OK;
+    const cJSON *method = cJSON_GetObjectItemCaseSensitive(root, "method");
+    const cJSON *dim = cJSON_GetObjectItemCaseSensitive(root, "dim");
+    uint64_t dim_value = 0;
+    if (!cJSON_IsString(method) || !integer_value(dim, 1e9, &dim_value)) {
+        cJSON_Delete(root);
+        return cm_error_set(CM_ERR_FORMAT, "%s: configuration needs \"method\" and \"dim\"", name);
+    }
+    cm_method m;
+    if (cm_method_parse(&m, method->valuestring) != CM_OK) {
+        cJSON_Delete(root);
+        return cm_error_set(CM_ERR_FORMAT, "%s: %s", name, cm_error_detail());
+    }
+    config = cm_train_config_default(m, (size_t)dim_value);
+    for (const cJSON *item = root->child; item && status == CM_OK; item = item->next) {
+        const field *found = NULL;
+        for (size_t i = 0; i < FIELD_COUNT; i++)
+            if (item->string && strcmp(item->string, fields[i].key) == 0) found = &fields[i];
+        if (!found)
+            status = cm_error_set(CM_ERR_FORMAT, "%s: unknown configuration key \"%s\"", name,
+                                  item->string ? item->string : "");
+        else
+            status = read_field(&config, found, item, name);
+    }
+    cJSON_Delete(root);
+    if (status != CM_OK) return status;
+    if (cm_train_config_check(&config) != CM_OK)
+        return cm_error_set(CM_ERR_FORMAT, "%s: %s", name, cm_error_detail());
+    *out = config;
+    return CM_OK;
+}

@@ -1,0 +1,44 @@
+/* consistency.c: [CM] and [LHW] parameterisations (SPEC sections 2 and 5) and the kernels of
+ * consistency_template.h in float and double. See consistency.h. */
+#include "cm/consistency.h"
+
+#include <math.h>
+
+cm_coefficients cm_consistency_ve(double sigma, double sigma_data, double sigma_min) {
+    double sd2 = sigma_data * sigma_data, gap = sigma - sigma_min;
+    cm_coefficients c;
+    c.skip = sd2 / (gap * gap + sd2);
+    c.out = sigma_data * gap / sqrt(sd2 + sigma * sigma);
+    c.in = 1.0 / sqrt(sigma * sigma + sd2);
+    c.c_noise = 0.25 * log(sigma);
+    return c;
+}
+
+cm_coefficients cm_consistency_lhw(const cm_lhw_schedule *schedule, size_t t, double sigma_data) {
+    double sigma = schedule->sigma[t], sigma_min = schedule->sigma[1];
+    cm_coefficients ve = cm_consistency_ve(sigma, sigma_data, sigma_min);
+    double log_abar_1 = schedule->log_abar[1], log_abar_t = schedule->log_abar[t];
+    cm_coefficients c;
+    /* exp(0) = 1 exactly at t = 1, and ve.skip = 1, ve.out = 0 there: f(x, 1) = x. */
+    c.skip = ve.skip * exp(0.5 * (log_abar_1 - log_abar_t));
+    c.out = exp(0.5 * log_abar_1) * ve.out;
+    c.in = ve.in * exp(-0.5 * log_abar_t);
+    c.c_noise = ve.c_noise;
+    return c;
+}
+
+#define REAL float
+#define FN(name) name
+#define WORKSPACE cm_mlp_workspace
+#include "consistency_template.h"
+#undef REAL
+#undef FN
+#undef WORKSPACE
+
+#define REAL double
+#define FN(name) name##_f64
+#define WORKSPACE cm_mlp_workspace_f64
+#include "consistency_template.h"
+#undef REAL
+#undef FN
+#undef WORKSPACE

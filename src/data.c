@@ -1,0 +1,559 @@
+/* data.c: data sources (see data.h): the five 2-D toy sets, exact isotropic Gaussian and
+ * Gaussian-mixture laws in any dimension opened from a spec string, and user files (CSV/NPY
+ * through cm_matrix_read); plus the per-coordinate standardising transform.
+ *
+ * The toy generators follow the sets common in the flow/diffusion literature (FFJORD's
+ * 8gaussians and checkerboard, scikit-learn's make_moons and make_swiss_roll); their exact
+ * formulas, constants and order of draws are in docs/data.md. Hand-written because each is a
+ * few lines and must be driven by our counter-based rng (cm_data_sample's prefix rule). This
+ * file does not know scores or denoisers of the laws: that is the gmm module's job.
+ */
+#include "cm/data.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cm/alloc.h"
+#include "cm/io.h"
+
+#define PI 3.14159265358979323846
+
+/* Spec limits: far above any sensible use, low enough that a typo ("d=10000000") is caught
+ * before allocating instead of failing deep inside a trainer. */
+#define DATA_MAX_DIM ((uint64_t)100000)
+#define DATA_MAX_COMPONENTS ((uint64_t)100000)
+/* k * d means of a gmm: 10^7 doubles = 80 MB, the largest table we build from a spec. */
+#define DATA_MAX_GMM_VALUES ((uint64_t)10000000)
+/* Longest value accepted in a spec field ("mean=..."); 64 characters hold any double. */
+#define SPEC_VALUE_MAX 64
+
+/* Defaults of the spec grammar (our choice, documented in docs/data.md): N(0, I) for gauss:,
+ * and a mixture whose modes sit 4 from the origin with std 0.5, i.e. about 8 standard
+ * deviations from the origin: clearly multimodal, still of order-one scale. */
+#define GAUSS_DEFAULT_MEAN 0.0
+#define GAUSS_DEFAULT_STD 1.0
+#define GMM_DEFAULT_SEP 4.0
+#define GMM_DEFAULT_STD 0.5
+#define GMM_DEFAULT_SEED 1
+
+/* 2-D toy constants (docs/data.md gives the full formulas). */
+#define G8_RADIUS 2.0       /* centres 2 (cos k pi/4, sin k pi/4) */
+#define G8_STD 0.1          /* isotropic noise around each centre */
+#define MOONS_NOISE 0.05    /* make_moons-style noise, added before centring and scaling */
+#define MOONS_SHIFT_X 0.5   /* centre of the two half circles' bounding box ... */
+#define MOONS_SHIFT_Y 0.25
+#define MOONS_SCALE 2.0     /* ... then doubled: x in about [-3, 3], y in about [-1.5, 1.5] */
+#define SWISS_SCALE 0.2     /* make_swiss_roll radius t <= 4.5 pi, divided by 5: radius <= 2.83 */
+#define SWISS_NOISE 0.1     /* isotropic noise added after scaling */
+#define CHECKER_HALF 2.0    /* 4 x 4 board of unit squares on [-2, 2]^2 */
+#define RINGS_COUNT 4
+#define RINGS_STEP 0.5      /* radii 0.5, 1.0, 1.5, 2.0; ring j drawn with probability r_j / 5 */
+#define RINGS_NOISE 0.04    /* isotropic noise added to the point on the circle */
+/* Relative spread below which a column counts as constant in cm_transform_fit: the two-pass
+ * mean of equal values can differ from them by a few ulps, which must not become a scale. */
+#define TRANSFORM_ZERO_SPREAD 1e-12
+
+struct cm_data {
+    cm_data_kind kind;
+    size_t dim;
+    char *description;
+    /* gauss: and gmm: laws */
+    size_t components;
+    double *weights; /* K */
+    double *means;   /* K x D */
+    double *stds;    /* K */
+    /* files */
+    size_t rows;
+    double *values; /* rows x D */
+};
+
+static const char *const kind_names[CM_DATA_KIND_COUNT] = {
+    "8gaussians", "moons", "swissroll", "checkerboard", "rings", "gauss", "gmm", "file",
+};
+
+#define VALID_SOURCES                                                                       \
+    "8gaussians, moons, swissroll, checkerboard, rings, gauss:d=D[,mean=M][,std=S], "        \
+    "gmm:d=D,k=K[,sep=R][,std=S][,seed=N], or a path to a .csv/.npy file"
+
+const char *cm_data_kind_name(cm_data_kind kind) {
+    if ((int)kind < 0 || kind >= CM_DATA_KIND_COUNT) return "unknown";
+    return kind_names[kind];
+}
+
+/* ---------------------------------------------------------------- spec parsing */
+
+typedef enum { FIELD_INTEGER, FIELD_REAL } field_type;
+
+typedef struct {
+    const char *key;
+    field_type type;
+    int seen;
+    uint64_t integer;
+    double real;
+} spec_field;
+
+static int ends_with(const char *text, const char *suffix) {
+    size_t n = strlen(text), m = strlen(suffix);
+    return n >= m && strcmp(text + n - m, suffix) == 0;
+}
+
+/* Parse a decimal integer made of digits only (no sign, no spaces), without overflow. */
+static int parse_integer(uint64_t *out, const char *text) {
+    if (!*text) return 0;
+    uint64_t value = 0;
+    for (const char *c = text; *c; c++) {
+        if (*c < '0' || *c > '9') return 0;
+        uint64_t digit = (uint64_t)(*c - '0');
+        if (value > (UINT64_MAX - digit) / 10) return 0;
+        value = value * 10 + digit;
+    }
+    *out = value;
+    return 1;
+}
+
+static cm_status parse_field_value(spec_field *field, const char *value, const char *source) {
+    if (field->type == FIELD_INTEGER) {
+        if (!parse_integer(&field->integer, value))
+            return cm_error_set(CM_ERR_INVALID,
+                                "data spec '%.100s': %s='%s' is not a non-negative integer",
+                                source, field->key, value);
+        return CM_OK;
+    }
+    char *end = NULL;
+    double real = isspace((unsigned char)value[0]) ? 0.0 : strtod(value, &end);
+    if (!end || end == value || *end != '\0')
+        return cm_error_set(CM_ERR_INVALID, "data spec '%.100s': %s='%s' is not a number",
+                            source, field->key, value);
+    if (!isfinite(real))
+        return cm_error_set(CM_ERR_NONFINITE, "data spec '%.100s': %s='%s' is not finite",
+                            source, field->key, value);
+    field->real = real;
+    return CM_OK;
+}
+
+/* Parse "key=value,key=value" (body of a spec after "gauss:" or "gmm:") into `fields`. */
+static cm_status parse_spec_fields(spec_field *fields, size_t count, const char *body,
+                                   const char *source) {
+    const char *item = body;
+    while (*item) {
+        const char *comma = strchr(item, ',');
+        size_t length = comma ? (size_t)(comma - item) : strlen(item);
+        const char *equals = memchr(item, '=', length);
+        if (length == 0)
+            return cm_error_set(CM_ERR_INVALID, "data spec '%.100s': empty field", source);
+        if (!equals)
+            return cm_error_set(CM_ERR_INVALID, "data spec '%.100s': field '%.*s' is not key=value",
+                                source, (int)length, item);
+        size_t key_length = (size_t)(equals - item), value_length = length - key_length - 1;
+        spec_field *field = NULL;
+        for (size_t f = 0; f < count; f++)
+            if (strlen(fields[f].key) == key_length && !strncmp(fields[f].key, item, key_length))
+                field = &fields[f];
+        if (!field) {
+            char valid[128] = "";
+            for (size_t f = 0; f < count; f++) {
+                strncat(valid, f ? ", " : "", sizeof valid - strlen(valid) - 1);
+                strncat(valid, fields[f].key, sizeof valid - strlen(valid) - 1);
+            }
+            return cm_error_set(CM_ERR_INVALID,
+                                "data spec '%.100s': unknown key '%.*s' (valid: %s)", source,
+                                (int)key_length, item, valid);
+        }
+        if (field->seen)
+            return cm_error_set(CM_ERR_INVALID, "data spec '%.100s': key '%s' given twice", source,
+                                field->key);
+        if (value_length == 0 || value_length >= SPEC_VALUE_MAX)
+            return cm_error_set(CM_ERR_INVALID, "data spec '%.100s': %s has an %s value", source,
+                                field->key, value_length ? "overlong" : "empty");
+        char value[SPEC_VALUE_MAX];
+        memcpy(value, equals + 1, value_length);
+        value[value_length] = '\0';
+        CM_TRY(parse_field_value(field, value, source));
+        field->seen = 1;
+        if (!comma) break;
+        item = comma + 1;
+        if (!*item) return cm_error_set(CM_ERR_INVALID, "data spec '%.100s': empty field", source);
+    }
+    return CM_OK;
+}
+
+static cm_status check_count(const spec_field *field, uint64_t max, const char *what,
+                             const char *source) {
+    if (!field->seen)
+        return cm_error_set(CM_ERR_INVALID, "data spec '%.100s': missing %s= (%s)", source,
+                            field->key, what);
+    if (field->integer == 0 || field->integer > max)
+        return cm_error_set(CM_ERR_INVALID, "data spec '%.100s': %s=%llu is out of range 1..%llu",
+                            source, field->key, (unsigned long long)field->integer,
+                            (unsigned long long)max);
+    return CM_OK;
+}
+
+static cm_status check_std(const spec_field *field, const char *source) {
+    if (!(field->real > 0.0))
+        return cm_error_set(CM_ERR_INVALID, "data spec '%.100s': std=%g must be > 0", source,
+                            field->real);
+    return CM_OK;
+}
+
+/* Shortest "%.*g" that reads back as the same double, so descriptions round-trip. */
+static void format_real(char *buffer, size_t size, double value) {
+    for (int digits = 1; digits <= 17; digits++) {
+        snprintf(buffer, size, "%.*g", digits, value);
+        if (strtod(buffer, NULL) == value) return;
+    }
+}
+
+/* ---------------------------------------------------------------- constructors */
+
+static cm_status set_description(cm_data *data, const char *text) {
+    size_t length = strlen(text);
+    data->description = cm_malloc(length + 1, 1);
+    if (!data->description) return cm_error_set(CM_ERR_NOMEM, "data: no memory for description");
+    memcpy(data->description, text, length + 1);
+    return CM_OK;
+}
+
+/* Allocate the K-component law tables of `data` (dim and components already set). */
+static cm_status alloc_law(cm_data *data) {
+    size_t k = data->components;
+    data->weights = cm_malloc(k, sizeof(double));
+    data->stds = cm_malloc(k, sizeof(double));
+    data->means = cm_malloc(k * data->dim, sizeof(double));
+    if (!data->weights || !data->stds || !data->means)
+        return cm_error_set(CM_ERR_NOMEM, "data: no memory for %zu x %zu mixture means", k,
+                            data->dim);
+    return CM_OK;
+}
+
+static cm_status open_gauss(cm_data *data, const char *body, const char *source) {
+    spec_field fields[] = {{"d", FIELD_INTEGER, 0, 0, 0.0},
+                           {"mean", FIELD_REAL, 0, 0, GAUSS_DEFAULT_MEAN},
+                           {"std", FIELD_REAL, 0, 0, GAUSS_DEFAULT_STD}};
+    CM_TRY(parse_spec_fields(fields, 3, body, source));
+    CM_TRY(check_count(&fields[0], DATA_MAX_DIM, "the dimension", source));
+    CM_TRY(check_std(&fields[2], source));
+    data->kind = CM_DATA_GAUSS;
+    data->dim = (size_t)fields[0].integer;
+    data->components = 1;
+    CM_TRY(alloc_law(data));
+    data->weights[0] = 1.0;
+    data->stds[0] = fields[2].real;
+    for (size_t i = 0; i < data->dim; i++) data->means[i] = fields[1].real;
+    char mean[32], std[32], text[128];
+    format_real(mean, sizeof mean, fields[1].real);
+    format_real(std, sizeof std, fields[2].real);
+    snprintf(text, sizeof text, "gauss:d=%zu,mean=%s,std=%s", data->dim, mean, std);
+    return set_description(data, text);
+}
+
+/* Mixture means m_j = sep * u_j, u_j uniform on the unit sphere: d normals from child j of
+ * cm_rng_init(seed), normalised. In d = 1, m_j = sep (j - (K-1)/2), evenly spaced. */
+static void place_means(double *means, size_t k, size_t d, double sep, uint64_t seed) {
+    cm_rng base, child;
+    cm_rng_init(&base, seed);
+    for (size_t j = 0; j < k; j++) {
+        double *m = means + j * d;
+        if (d == 1) {
+            m[0] = sep * ((double)j - 0.5 * (double)(k - 1));
+            continue;
+        }
+        cm_rng_fork(&child, &base, j);
+        double norm = 0.0;
+        while (norm == 0.0) { /* all-zero normals are practically impossible; redraw anyway */
+            norm = 0.0;
+            for (size_t i = 0; i < d; i++) {
+                m[i] = cm_rng_normal(&child);
+                norm += m[i] * m[i];
+            }
+            norm = sqrt(norm);
+        }
+        for (size_t i = 0; i < d; i++) m[i] *= sep / norm;
+    }
+}
+
+static cm_status open_gmm(cm_data *data, const char *body, const char *source) {
+    spec_field fields[] = {{"d", FIELD_INTEGER, 0, 0, 0.0},
+                           {"k", FIELD_INTEGER, 0, 0, 0.0},
+                           {"sep", FIELD_REAL, 0, 0, GMM_DEFAULT_SEP},
+                           {"std", FIELD_REAL, 0, 0, GMM_DEFAULT_STD},
+                           {"seed", FIELD_INTEGER, 0, GMM_DEFAULT_SEED, 0.0}};
+    CM_TRY(parse_spec_fields(fields, 5, body, source));
+    CM_TRY(check_count(&fields[0], DATA_MAX_DIM, "the dimension", source));
+    CM_TRY(check_count(&fields[1], DATA_MAX_COMPONENTS, "the number of components", source));
+    if (fields[2].real < 0.0)
+        return cm_error_set(CM_ERR_INVALID, "data spec '%.100s': sep=%g must be >= 0", source,
+                            fields[2].real);
+    CM_TRY(check_std(&fields[3], source));
+    uint64_t d = fields[0].integer, k = fields[1].integer;
+    if (d * k > DATA_MAX_GMM_VALUES)
+        return cm_error_set(CM_ERR_INVALID, "data spec '%.100s': k*d = %llu means exceed %llu",
+                            source, (unsigned long long)(d * k),
+                            (unsigned long long)DATA_MAX_GMM_VALUES);
+    data->kind = CM_DATA_GMM;
+    data->dim = (size_t)d;
+    data->components = (size_t)k;
+    CM_TRY(alloc_law(data));
+    for (size_t j = 0; j < data->components; j++) {
+        data->weights[j] = 1.0 / (double)k;
+        data->stds[j] = fields[3].real;
+    }
+    place_means(data->means, data->components, data->dim, fields[2].real, fields[4].integer);
+    char sep[32], std[32], text[192];
+    format_real(sep, sizeof sep, fields[2].real);
+    format_real(std, sizeof std, fields[3].real);
+    snprintf(text, sizeof text, "gmm:d=%zu,k=%zu,sep=%s,std=%s,seed=%llu", data->dim,
+             data->components, sep, std, (unsigned long long)fields[4].integer);
+    return set_description(data, text);
+}
+
+static cm_status open_file(cm_data *data, const char *path) {
+    size_t rows = 0, cols = 0;
+    CM_TRY(cm_matrix_read(&data->values, &rows, &cols, path));
+    data->kind = CM_DATA_FILE;
+    data->rows = rows;
+    data->dim = cols;
+    if (rows == 0 || cols == 0)
+        return cm_error_set(CM_ERR_FORMAT, "data file '%.200s' holds no points (%zu x %zu)", path,
+                            rows, cols);
+    if (cols > DATA_MAX_DIM)
+        return cm_error_set(CM_ERR_FORMAT, "data file '%.200s': %zu columns exceed %llu", path,
+                            cols, (unsigned long long)DATA_MAX_DIM);
+    return set_description(data, path);
+}
+
+static cm_status open_source(cm_data *data, const char *source) {
+    if (strchr(source, '/') || ends_with(source, ".csv") || ends_with(source, ".npy"))
+        return open_file(data, source);
+    if (!strncmp(source, "gauss:", 6)) return open_gauss(data, source + 6, source);
+    if (!strncmp(source, "gmm:", 4)) return open_gmm(data, source + 4, source);
+    for (int kind = 0; kind <= CM_DATA_RINGS; kind++) {
+        if (strcmp(source, kind_names[kind]) == 0) {
+            data->kind = (cm_data_kind)kind;
+            data->dim = 2;
+            return set_description(data, source);
+        }
+    }
+    return cm_error_set(CM_ERR_INVALID, "unknown data source '%.100s' (valid: %s)", source,
+                        VALID_SOURCES);
+}
+
+cm_status cm_data_open(cm_data **out, const char *source) {
+    if (!out) return cm_error_set(CM_ERR_INVALID, "cm_data_open: out is NULL");
+    *out = NULL;
+    if (!source || !*source)
+        return cm_error_set(CM_ERR_INVALID, "empty data source (valid: %s)", VALID_SOURCES);
+    cm_data *data = cm_calloc(1, sizeof *data);
+    if (!data) return cm_error_set(CM_ERR_NOMEM, "data: no memory");
+    cm_status status = open_source(data, source);
+    if (status != CM_OK) {
+        cm_data_free(data);
+        return status;
+    }
+    *out = data;
+    return CM_OK;
+}
+
+void cm_data_free(cm_data *data) {
+    if (!data) return;
+    cm_free(data->description);
+    cm_free(data->weights);
+    cm_free(data->means);
+    cm_free(data->stds);
+    cm_free(data->values);
+    cm_free(data);
+}
+
+cm_data_kind cm_data_kind_of(const cm_data *data) { return data->kind; }
+size_t cm_data_dim(const cm_data *data) { return data->dim; }
+const char *cm_data_describe(const cm_data *data) { return data->description; }
+size_t cm_data_rows(const cm_data *data) { return data->kind == CM_DATA_FILE ? data->rows : 0; }
+const double *cm_data_values(const cm_data *data) {
+    return data->kind == CM_DATA_FILE ? data->values : NULL;
+}
+
+cm_status cm_data_gmm(cm_gmm_view *out, const cm_data *data) {
+    if (!out || !data) return cm_error_set(CM_ERR_INVALID, "cm_data_gmm: NULL argument");
+    if (data->kind != CM_DATA_GAUSS && data->kind != CM_DATA_GMM)
+        return cm_error_set(CM_ERR_INVALID, "data source '%.100s' (%s) has no known mixture law",
+                            data->description, cm_data_kind_name(data->kind));
+    out->dim = data->dim;
+    out->components = data->components;
+    out->weights = data->weights;
+    out->means = data->means;
+    out->stds = data->stds;
+    return CM_OK;
+}
+
+/* ---------------------------------------------------------------- 2-D toy generators
+ * Each writes one point out[0..2) from its own child generator; the order of draws is part of
+ * the definition (docs/data.md). */
+
+static void toy_8gaussians(cm_rng *rng, double *out) {
+    double angle = (double)cm_rng_below(rng, 8) * PI / 4.0;
+    double z0 = cm_rng_normal(rng), z1 = cm_rng_normal(rng);
+    out[0] = G8_RADIUS * cos(angle) + G8_STD * z0;
+    out[1] = G8_RADIUS * sin(angle) + G8_STD * z1;
+}
+
+static void toy_moons(cm_rng *rng, double *out) {
+    int lower = (int)cm_rng_below(rng, 2);
+    double a = PI * cm_rng_uniform(rng);
+    double z0 = cm_rng_normal(rng), z1 = cm_rng_normal(rng);
+    double x = lower ? 1.0 - cos(a) : cos(a);
+    double y = lower ? 0.5 - sin(a) : sin(a);
+    out[0] = MOONS_SCALE * (x + MOONS_NOISE * z0 - MOONS_SHIFT_X);
+    out[1] = MOONS_SCALE * (y + MOONS_NOISE * z1 - MOONS_SHIFT_Y);
+}
+
+static void toy_swissroll(cm_rng *rng, double *out) {
+    double t = 1.5 * PI * (1.0 + 2.0 * cm_rng_uniform(rng));
+    double z0 = cm_rng_normal(rng), z1 = cm_rng_normal(rng);
+    out[0] = SWISS_SCALE * t * cos(t) + SWISS_NOISE * z0;
+    out[1] = SWISS_SCALE * t * sin(t) + SWISS_NOISE * z1;
+}
+
+/* FFJORD's board: x1 uniform on [-2, 2); x2 = v - 2 k + (floor(x1) mod 2), v uniform on [0, 1),
+ * k in {0, 1}: the unit squares with floor(x1) + floor(x2) even. */
+static void toy_checkerboard(cm_rng *rng, double *out) {
+    double x1 = 2.0 * CHECKER_HALF * cm_rng_uniform(rng) - CHECKER_HALF;
+    double v = cm_rng_uniform(rng);
+    double k = (double)cm_rng_below(rng, 2);
+    double parity = (double)((long)floor(x1) & 1L); /* floor(x1) mod 2, also for negatives */
+    out[0] = x1;
+    out[1] = v - 2.0 * k + parity;
+}
+
+static void toy_rings(cm_rng *rng, double *out) {
+    /* ring j (radius (j+1) * step) with probability (j+1) / (1 + 2 + ... + RINGS_COUNT) */
+    uint64_t total = RINGS_COUNT * (RINGS_COUNT + 1) / 2;
+    uint64_t ticket = cm_rng_below(rng, total);
+    int ring = 0;
+    uint64_t upto = 1; /* tickets [0, upto) belong to rings 0..ring */
+    while (ticket >= upto) {
+        ring++;
+        upto += (uint64_t)(ring + 1);
+    }
+    double angle = 2.0 * PI * cm_rng_uniform(rng);
+    double z0 = cm_rng_normal(rng), z1 = cm_rng_normal(rng);
+    double radius = RINGS_STEP * (double)(ring + 1);
+    out[0] = radius * cos(angle) + RINGS_NOISE * z0;
+    out[1] = radius * sin(angle) + RINGS_NOISE * z1;
+}
+
+/* Mixture point: component j uniform (all our mixtures have equal weights, so this is the
+ * exact draw by weight), then mean_j + std_j * z, z ~ N(0, I_D). */
+static void law_point(const cm_data *data, cm_rng *rng, double *out) {
+    size_t j = (size_t)cm_rng_below(rng, data->components); /* K = 1 draws nothing */
+    const double *mean = data->means + j * data->dim;
+    double std = data->stds[j];
+    for (size_t i = 0; i < data->dim; i++) out[i] = mean[i] + std * cm_rng_normal(rng);
+}
+
+static void sample_point(const cm_data *data, cm_rng *rng, double *out) {
+    switch (data->kind) {
+    case CM_DATA_8GAUSSIANS: toy_8gaussians(rng, out); break;
+    case CM_DATA_MOONS: toy_moons(rng, out); break;
+    case CM_DATA_SWISSROLL: toy_swissroll(rng, out); break;
+    case CM_DATA_CHECKERBOARD: toy_checkerboard(rng, out); break;
+    case CM_DATA_RINGS: toy_rings(rng, out); break;
+    case CM_DATA_GAUSS:
+    case CM_DATA_GMM: law_point(data, rng, out); break;
+    case CM_DATA_FILE: {
+        size_t row = (size_t)cm_rng_below(rng, data->rows);
+        memcpy(out, data->values + row * data->dim, data->dim * sizeof(double));
+        break;
+    }
+    case CM_DATA_KIND_COUNT: break;
+    }
+}
+
+void cm_data_sample(const cm_data *data, cm_rng *rng, size_t n, double *out) {
+    uint64_t base = rng->position;
+    for (size_t i = 0; i < n; i++) {
+        cm_rng point;
+        cm_rng_fork(&point, rng, base + i);
+        sample_point(data, &point, out + i * data->dim);
+    }
+    rng->position = base + n;
+}
+
+/* ---------------------------------------------------------------- standardising transform */
+
+cm_status cm_transform_identity(cm_transform *out, size_t dim) {
+    if (!out) return cm_error_set(CM_ERR_INVALID, "cm_transform_identity: out is NULL");
+    out->dim = 0;
+    out->shift = out->scale = NULL;
+    if (dim == 0) return cm_error_set(CM_ERR_INVALID, "transform: dimension 0");
+    double *shift = cm_malloc(dim, sizeof(double)), *scale = cm_malloc(dim, sizeof(double));
+    if (!shift || !scale) {
+        cm_free(shift);
+        cm_free(scale);
+        return cm_error_set(CM_ERR_NOMEM, "transform: no memory for dimension %zu", dim);
+    }
+    for (size_t i = 0; i < dim; i++) {
+        shift[i] = 0.0;
+        scale[i] = 1.0;
+    }
+    out->dim = dim;
+    out->shift = shift;
+    out->scale = scale;
+    return CM_OK;
+}
+
+cm_status cm_transform_fit(cm_transform *out, const double *x, size_t n, size_t dim,
+                           double target_std) {
+    if (!out) return cm_error_set(CM_ERR_INVALID, "cm_transform_fit: out is NULL");
+    out->dim = 0;
+    out->shift = out->scale = NULL;
+    if (!x || n == 0 || dim == 0)
+        return cm_error_set(CM_ERR_INVALID, "transform fit: need points (n=%zu, dim=%zu)", n, dim);
+    if (!(target_std > 0.0) || !isfinite(target_std))
+        return cm_error_set(CM_ERR_INVALID, "transform fit: target std %g must be finite and > 0",
+                            target_std);
+    for (size_t k = 0; k < n * dim; k++)
+        if (!isfinite(x[k]))
+            return cm_error_set(CM_ERR_NONFINITE, "transform fit: point %zu coordinate %zu is %g",
+                                k / dim, k % dim, x[k]);
+    CM_TRY(cm_transform_identity(out, dim));
+    for (size_t i = 0; i < dim; i++) {
+        double mean = 0.0, variance = 0.0; /* two passes: mean, then squared deviations */
+        for (size_t r = 0; r < n; r++) mean += x[r * dim + i];
+        mean /= (double)n;
+        for (size_t r = 0; r < n; r++) {
+            double deviation = x[r * dim + i] - mean;
+            variance += deviation * deviation;
+        }
+        double std = sqrt(variance / (double)n);
+        out->shift[i] = mean;
+        out->scale[i] = std > TRANSFORM_ZERO_SPREAD * fabs(mean) && std > 0.0 ? std / target_std
+                                                                               : 1.0;
+    }
+    return CM_OK;
+}
+
+void cm_transform_free(cm_transform *transform) {
+    if (!transform) return;
+    cm_free(transform->shift);
+    cm_free(transform->scale);
+    transform->shift = transform->scale = NULL;
+    transform->dim = 0;
+}
+
+void cm_transform_apply(const cm_transform *transform, double *x, size_t n) {
+    size_t dim = transform->dim;
+    for (size_t r = 0; r < n; r++)
+        for (size_t i = 0; i < dim; i++)
+            x[r * dim + i] = (x[r * dim + i] - transform->shift[i]) / transform->scale[i];
+}
+
+void cm_transform_invert(const cm_transform *transform, double *x, size_t n) {
+    size_t dim = transform->dim;
+    for (size_t r = 0; r < n; r++)
+        for (size_t i = 0; i < dim; i++)
+            x[r * dim + i] = x[r * dim + i] * transform->scale[i] + transform->shift[i];
+}

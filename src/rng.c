@@ -1,0 +1,109 @@
+/* rng.c: Philox4x32-10 and the draws built on it (see rng.h).
+ *
+ * Written by hand because the algorithm is 20 lines and no Debian C library offers a keyed,
+ * splittable counter-based generator with a stable output across versions. Constants from
+ * Salmon, Moraes, Dror, Shaw, "Parallel random numbers: as easy as 1, 2, 3" (SC 2011), checked
+ * against the Random123 known-answer vectors in tests/test_rng.c.
+ */
+#include "cm/rng.h"
+
+#include <math.h>
+
+#define PHILOX_M0 0xD2511F53u
+#define PHILOX_M1 0xCD9E8D57u
+#define PHILOX_W0 0x9E3779B9u
+#define PHILOX_W1 0xBB67AE85u
+
+void cm_philox4x32(uint32_t out[4], const uint32_t counter[4], const uint32_t key[2]) {
+    uint32_t c0 = counter[0], c1 = counter[1], c2 = counter[2], c3 = counter[3];
+    uint32_t k0 = key[0], k1 = key[1];
+    for (int round = 0; round < 10; round++) {
+        uint64_t p0 = (uint64_t)PHILOX_M0 * c0;
+        uint64_t p1 = (uint64_t)PHILOX_M1 * c2;
+        uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0;
+        uint32_t n1 = (uint32_t)p1;
+        uint32_t n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;
+        uint32_t n3 = (uint32_t)p0;
+        c0 = n0; c1 = n1; c2 = n2; c3 = n3;
+        k0 += PHILOX_W0;
+        k1 += PHILOX_W1;
+    }
+    out[0] = c0; out[1] = c1; out[2] = c2; out[3] = c3;
+}
+
+void cm_rng_init(cm_rng *out, uint64_t seed) {
+    /* Hash the seed so that nearby seeds give unrelated keys. */
+    uint32_t counter[4] = {(uint32_t)seed, (uint32_t)(seed >> 32), 0x63u, 0x6Du};
+    uint32_t key[2] = {0x243F6A88u, 0x85A308D3u};
+    uint32_t block[4];
+    cm_philox4x32(block, counter, key);
+    out->key[0] = block[0];
+    out->key[1] = block[1];
+    out->position = 0;
+    out->has_spare = 0;
+    out->spare_normal = 0.0;
+}
+
+void cm_rng_fork(cm_rng *out, const cm_rng *parent, uint64_t id) {
+    /* Counter word 3 = 0xF0 marks "fork" so fork keys never equal ordinary output blocks. */
+    uint32_t counter[4] = {(uint32_t)id, (uint32_t)(id >> 32), 0u, 0xF0u};
+    uint32_t block[4];
+    cm_philox4x32(block, counter, parent->key);
+    out->key[0] = block[0];
+    out->key[1] = block[1];
+    out->position = 0;
+    out->has_spare = 0;
+    out->spare_normal = 0.0;
+}
+
+uint32_t cm_rng_u32(cm_rng *rng) {
+    uint64_t block_index = rng->position >> 2;
+    uint32_t counter[4] = {(uint32_t)block_index, (uint32_t)(block_index >> 32), 0u, 0u};
+    uint32_t block[4];
+    cm_philox4x32(block, counter, rng->key);
+    uint32_t word = block[rng->position & 3u];
+    rng->position++;
+    return word;
+}
+
+uint64_t cm_rng_u64(cm_rng *rng) {
+    uint64_t high = cm_rng_u32(rng);
+    return (high << 32) | cm_rng_u32(rng);
+}
+
+double cm_rng_uniform(cm_rng *rng) {
+    /* 53 bits, shifted by half a unit so that 0 and 1 are never returned. */
+    uint64_t bits = cm_rng_u64(rng) >> 11;
+    return ((double)bits + 0.5) * 0x1.0p-53;
+}
+
+uint64_t cm_rng_below(cm_rng *rng, uint64_t n) {
+    if (n <= 1) return 0;
+    uint64_t limit = UINT64_MAX - UINT64_MAX % n; /* reject the biased tail */
+    uint64_t value;
+    do {
+        value = cm_rng_u64(rng);
+    } while (value >= limit);
+    return value % n;
+}
+
+double cm_rng_normal(cm_rng *rng) {
+    if (rng->has_spare) {
+        rng->has_spare = 0;
+        return rng->spare_normal;
+    }
+    double u1 = cm_rng_uniform(rng), u2 = cm_rng_uniform(rng);
+    double radius = sqrt(-2.0 * log(u1));
+    double angle = 6.283185307179586476925286766559 * u2;
+    rng->spare_normal = radius * sin(angle);
+    rng->has_spare = 1;
+    return radius * cos(angle);
+}
+
+void cm_rng_normal_fill_f32(cm_rng *rng, float *out, size_t n) {
+    for (size_t i = 0; i < n; i++) out[i] = (float)cm_rng_normal(rng);
+}
+
+void cm_rng_normal_fill_f64(cm_rng *rng, double *out, size_t n) {
+    for (size_t i = 0; i < n; i++) out[i] = cm_rng_normal(rng);
+}

@@ -1,0 +1,149 @@
+/* sampler.c: one-step and multistep consistency sampling, [CM] Algorithm 1 in VE form and its
+ * [LHW] VP form (SPEC section 6). See sampler.h. */
+#include "cm/sampler.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "cm/alloc.h"
+
+static size_t chain_index(const cm_model *model, double sigma) {
+    return cm_lhw_schedule_nearest(&model->schedule, sigma);
+}
+
+cm_status cm_sampler_levels(double *used, size_t *out_count, const cm_model *model,
+                            const double *levels, size_t count) {
+    const cm_train_config *c = &model->config;
+    int is_lhw = c->method == CM_METHOD_LHW;
+    if (count == 0) {
+        used[0] = is_lhw ? model->schedule.sigma[c->chain_T] : c->sigma_max;
+        *out_count = 1;
+        return CM_OK;
+    }
+    if (count > CM_SAMPLER_MAX_LEVELS)
+        return cm_error_set(CM_ERR_INVALID, "%zu noise levels: at most %d", count,
+                            CM_SAMPLER_MAX_LEVELS);
+    double floor_level = is_lhw ? 0.0 : c->sigma_min;
+    size_t previous_t = 0;
+    for (size_t i = 0; i < count; i++) {
+        double level = levels[i];
+        if (!isfinite(level) || !(level > floor_level))
+            return cm_error_set(CM_ERR_INVALID, "noise level %g must be finite and > %g", level,
+                                floor_level);
+        if (i > 0 && !(level < levels[i - 1]))
+            return cm_error_set(CM_ERR_INVALID, "noise levels must decrease (%g then %g)",
+                                levels[i - 1], level);
+        if (is_lhw) {
+            size_t t = chain_index(model, level);
+            if (i > 0 && t >= previous_t)
+                return cm_error_set(CM_ERR_INVALID,
+                                    "noise levels %g and %g map to chain indices %zu and %zu: they "
+                                    "must decrease (T = %zu)",
+                                    levels[i - 1], level, previous_t, t, c->chain_T);
+            if (i > 0 && t < 2)
+                return cm_error_set(CM_ERR_INVALID,
+                                    "noise level %g maps to t = 1, where f is the identity", level);
+            previous_t = t;
+            used[i] = model->schedule.sigma[t];
+        } else {
+            used[i] = level;
+        }
+    }
+    *out_count = count;
+    return CM_OK;
+}
+
+typedef struct {
+    cm_mlp_workspace *workspace;
+    float *block, *x, *noisy, *x_in, *F_out, *coef;
+    double *row;
+} sampler_buffers;
+
+static void buffers_free(sampler_buffers *b) {
+    cm_mlp_workspace_free(b->workspace);
+    cm_free(b->block);
+    cm_free(b->row);
+}
+
+static cm_status buffers_alloc(sampler_buffers *b, const cm_model *model) {
+    *b = (sampler_buffers){0};
+    size_t R = CM_SAMPLER_CHUNK, D = model->config.network.dim;
+    b->block = cm_malloc(4 * R * D + 4 * R, sizeof(float));
+    b->row = cm_malloc(D, sizeof(double));
+    cm_status status = b->block && b->row ? CM_OK : cm_error_set(CM_ERR_NOMEM, "sampler buffers");
+    if (status == CM_OK) status = cm_mlp_workspace_alloc(&b->workspace, &model->layout, R);
+    if (status != CM_OK) {
+        buffers_free(b);
+        return status;
+    }
+    b->x = b->block;
+    b->noisy = b->x + R * D;
+    b->x_in = b->noisy + R * D;
+    b->F_out = b->x_in + R * D;
+    b->coef = b->F_out + R * D;
+    return CM_OK;
+}
+
+/* Fill rows [first, first + rows) of the stage's noise into z (one child stream per point). */
+static void stage_noise(float *z, const cm_rng *stage_rng, size_t first, size_t rows, size_t D) {
+    for (size_t r = 0; r < rows; r++) {
+        cm_rng point;
+        cm_rng_fork(&point, stage_rng, first + r);
+        cm_rng_normal_fill_f32(&point, z + r * D, D);
+    }
+}
+
+cm_status cm_sample(double *out, const cm_model *model, const double *levels, size_t level_count,
+                    size_t n, uint64_t seed) {
+    const cm_train_config *c = &model->config;
+    size_t D = c->network.dim;
+    double used[CM_SAMPLER_MAX_LEVELS];
+    size_t count;
+    if (n == 0) return cm_error_set(CM_ERR_INVALID, "number of samples must be >= 1");
+    CM_TRY(cm_sampler_levels(used, &count, model, levels, level_count));
+    int is_lhw = c->method == CM_METHOD_LHW;
+    size_t t_index[CM_SAMPLER_MAX_LEVELS];
+    for (size_t s = 0; s < count; s++) t_index[s] = is_lhw ? chain_index(model, used[s]) : 0;
+    sampler_buffers b;
+    CM_TRY(buffers_alloc(&b, model));
+    cm_rng root, sample_stream, stage_rng[CM_SAMPLER_MAX_LEVELS];
+    cm_rng_init(&root, seed);
+    cm_rng_fork(&sample_stream, &root, CM_STREAM_SAMPLE);
+    for (size_t s = 0; s < count; s++) cm_rng_fork(&stage_rng[s], &sample_stream, s);
+
+    for (size_t first = 0; first < n; first += CM_SAMPLER_CHUNK) {
+        size_t rows = n - first < CM_SAMPLER_CHUNK ? n - first : CM_SAMPLER_CHUNK;
+        int R = (int)rows;
+        for (size_t s = 0; s < count; s++) {
+            double level = is_lhw ? (double)t_index[s] : used[s];
+            cm_coefficients coefficients = cm_model_coefficients(model, level);
+            /* noise scale for the first stage (pure noise) and the re-noising of later ones */
+            double keep, add;
+            if (s == 0) {
+                keep = 0.0;
+                add = is_lhw ? 1.0 : used[0];
+            } else if (is_lhw) {
+                double log_ratio = model->schedule.log_abar[t_index[s]] - model->schedule.log_abar[1];
+                keep = exp(0.5 * log_ratio);
+                add = sqrt(-expm1(log_ratio));
+            } else {
+                keep = 1.0;
+                add = sqrt(used[s] * used[s] - c->sigma_min * c->sigma_min);
+            }
+            stage_noise(b.noisy, &stage_rng[s], first, rows, D);
+            if (s == 0) /* pure noise: x is not read (it holds the previous chunk) */
+                for (size_t k = 0; k < rows * D; k++) b.noisy[k] = (float)(add * b.noisy[k]);
+            else
+                for (size_t k = 0; k < rows * D; k++)
+                    b.noisy[k] = (float)(keep * b.x[k] + add * b.noisy[k]);
+            for (int r = 0; r < R; r++) cm_coefficients_store(b.coef, R, r, coefficients);
+            cm_consistency_forward(b.x, b.x_in, b.F_out, model->params, &model->layout,
+                                   b.workspace, b.noisy, b.coef, R);
+        }
+        for (size_t r = 0; r < rows; r++)
+            for (size_t i = 0; i < D; i++) out[(first + r) * D + i] = b.x[r * D + i];
+        cm_transform_invert(&model->transform, out + first * D, rows);
+    }
+    buffers_free(&b);
+    return CM_OK;
+}

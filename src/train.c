@@ -1,0 +1,305 @@
+/* train.c: the trainer of train.h: [LHW] iterative consistency learning (online and sequential
+ * teachers), [CM] consistency training and [iCT] (SPEC sections 2 and 5).
+ *
+ * All buffers are allocated by cm_trainer_init; cm_trainer_step only computes. The teacher
+ * forward runs first into its own output buffer, then the student forward and backward reuse
+ * the activation workspace: the teacher's output is a constant of the loss (stop-gradient).
+ */
+#include "cm/train.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cm/alloc.h"
+#include "cm/schedule.h"
+
+#define CM_TRANSFORM_FIT_DRAWS 65536 /* draws of a law used to fit the standardising transform */
+
+struct cm_trainer {
+    cm_train_config config;
+    const cm_data *data; /* borrowed */
+    cm_model model;      /* model.params = evaluation weights (EMA) */
+    float *params, *grad;
+    float *target;       /* ct: target EMA; lhw sequential: frozen snapshot; else NULL */
+    cm_adam adam;
+    cm_mlp_workspace *workspace;
+    /* batch buffers, one block */
+    float *block;
+    double *x0_double;                                   /* [B, D] */
+    float *x0, *z, *x_student, *x_teacher;               /* [B, D] */
+    float *out_student, *out_teacher, *x_in, *F_out, *dout, *dF; /* [B, D] */
+    float *coef_student, *coef_teacher;                  /* [4B] */
+    float *weight;                                       /* [B] */
+    double *grid, *probabilities;                        /* [max levels] */
+    size_t grid_levels;                                  /* N of the current grid, 0: none */
+    size_t stage;                                        /* lhw sequential: current t */
+    cm_rng streams[CM_STREAM_COUNT];
+    size_t step;
+};
+
+static size_t max_grid_levels(const cm_train_config *c) {
+    if (c->method == CM_METHOD_CT) return c->ct_s1 + 2;
+    if (c->method == CM_METHOD_ICT) return c->ict_s1 + 2;
+    return 0;
+}
+
+static cm_status allocate_buffers(cm_trainer *tr) {
+    size_t B = tr->config.batch, D = tr->config.network.dim, P = tr->model.layout.param_count;
+    int needs_target = tr->config.method == CM_METHOD_CT ||
+                       (tr->config.method == CM_METHOD_LHW && tr->config.teacher == CM_TEACHER_SEQUENTIAL);
+    tr->params = cm_malloc(P, sizeof(float));
+    tr->grad = cm_malloc(P, sizeof(float));
+    tr->target = needs_target ? cm_malloc(P, sizeof(float)) : NULL;
+    size_t floats = 10 * B * D + 9 * B;
+    tr->block = cm_malloc(floats, sizeof(float));
+    tr->x0_double = cm_malloc(B * D, sizeof(double));
+    size_t levels = max_grid_levels(&tr->config);
+    tr->grid = levels ? cm_malloc(2 * levels, sizeof(double)) : NULL;
+    if (!tr->params || !tr->grad || (needs_target && !tr->target) || !tr->block ||
+        !tr->x0_double || (levels && !tr->grid))
+        return cm_error_set(CM_ERR_NOMEM, "trainer buffers (batch %zu, %zu parameters)", B, P);
+    tr->probabilities = tr->grid ? tr->grid + levels : NULL;
+    float *p = tr->block;
+    float **arrays[] = {&tr->x0, &tr->z, &tr->x_student, &tr->x_teacher, &tr->out_student,
+                        &tr->out_teacher, &tr->x_in, &tr->F_out, &tr->dout, &tr->dF};
+    for (size_t i = 0; i < sizeof arrays / sizeof arrays[0]; i++) *arrays[i] = p, p += B * D;
+    tr->coef_student = p, p += 4 * B;
+    tr->coef_teacher = p, p += 4 * B;
+    tr->weight = p;
+    return cm_mlp_workspace_alloc(&tr->workspace, &tr->model.layout, B);
+}
+
+static cm_status fit_transform(cm_trainer *tr) {
+    const cm_data *data = tr->data;
+    size_t D = tr->config.network.dim;
+    cm_transform_free(&tr->model.transform);
+    if (cm_data_values(data))
+        return cm_transform_fit(&tr->model.transform, cm_data_values(data), cm_data_rows(data), D,
+                                tr->config.sigma_data);
+    double *draws = cm_malloc((size_t)CM_TRANSFORM_FIT_DRAWS * D, sizeof(double));
+    if (!draws) return cm_error_set(CM_ERR_NOMEM, "transform fit draws");
+    cm_data_sample(data, &tr->streams[CM_STREAM_TRANSFORM], CM_TRANSFORM_FIT_DRAWS, draws);
+    cm_status status = cm_transform_fit(&tr->model.transform, draws, CM_TRANSFORM_FIT_DRAWS, D,
+                                        tr->config.sigma_data);
+    cm_free(draws);
+    return status;
+}
+
+cm_status cm_trainer_init(cm_trainer **out, const cm_train_config *config, const cm_data *data) {
+    *out = NULL;
+    CM_TRY(cm_train_config_check(config));
+    if (cm_data_dim(data) != config->network.dim)
+        return cm_error_set(CM_ERR_DIMENSION, "data dimension %zu but network dimension %zu",
+                            cm_data_dim(data), config->network.dim);
+    if (config->method == CM_METHOD_LHW && config->teacher == CM_TEACHER_SEQUENTIAL &&
+        config->steps < config->chain_T - 1)
+        return cm_error_set(CM_ERR_INVALID,
+                            "the sequential teacher trains T - 1 = %zu stages: steps (%zu) must be at "
+                            "least that",
+                            config->chain_T - 1, config->steps);
+    cm_trainer *tr = cm_calloc(1, sizeof *tr);
+    if (!tr) return cm_error_set(CM_ERR_NOMEM, "trainer");
+    tr->config = *config;
+    tr->data = data;
+    cm_rng root;
+    cm_rng_init(&root, config->seed);
+    for (int s = 1; s < CM_STREAM_COUNT; s++) cm_rng_fork(&tr->streams[s], &root, (uint64_t)s);
+    cm_status status = cm_model_init(&tr->model, config);
+    if (status == CM_OK) status = allocate_buffers(tr);
+    if (status == CM_OK) status = cm_adam_init(&tr->adam, &config->adam, tr->model.layout.param_count);
+    if (status == CM_OK) status = fit_transform(tr);
+    if (status == CM_OK)
+        snprintf(tr->model.data_source, sizeof tr->model.data_source, "%s", cm_data_describe(data));
+    if (status != CM_OK) {
+        cm_trainer_free(tr);
+        return status;
+    }
+    size_t P = tr->model.layout.param_count;
+    cm_mlp_init_params(tr->params, &tr->model.layout, &tr->streams[CM_STREAM_INIT]);
+    memcpy(tr->model.params, tr->params, P * sizeof(float));
+    if (tr->target) memcpy(tr->target, tr->params, P * sizeof(float));
+    *out = tr;
+    return CM_OK;
+}
+
+void cm_trainer_free(cm_trainer *tr) {
+    if (!tr) return;
+    cm_model_free(&tr->model);
+    cm_free(tr->params);
+    cm_free(tr->grad);
+    cm_free(tr->target);
+    cm_free(tr->block);
+    cm_free(tr->x0_double);
+    cm_free(tr->grid);
+    cm_adam_free(&tr->adam);
+    cm_mlp_workspace_free(tr->workspace);
+    cm_free(tr);
+}
+
+size_t cm_trainer_steps_done(const cm_trainer *tr) { return tr->step; }
+float *cm_trainer_params(cm_trainer *tr) { return tr->params; }
+
+const cm_model *cm_trainer_model(cm_trainer *tr) {
+    if (tr->config.ema_decay == 0)
+        memcpy(tr->model.params, tr->params, tr->model.layout.param_count * sizeof(float));
+    return &tr->model;
+}
+
+/* Rebuild the Karras grid (and, for iCT, the level probabilities) when N changes. */
+static void update_grid(cm_trainer *tr, size_t levels) {
+    const cm_train_config *c = &tr->config;
+    if (levels == tr->grid_levels) return;
+    cm_karras_grid(tr->grid, levels, c->sigma_min, c->sigma_max, c->rho);
+    if (c->method == CM_METHOD_ICT)
+        cm_ict_level_probabilities(tr->probabilities, tr->grid, levels, c->ict_p_mean, c->ict_p_std);
+    tr->grid_levels = levels;
+}
+
+/* Inverse-CDF draw of an interval index from the iCT probabilities. */
+static size_t draw_lognormal_index(const double *probabilities, size_t intervals, cm_rng *rng) {
+    double u = cm_rng_uniform(rng), cumulative = 0.0;
+    for (size_t i = 0; i < intervals; i++) {
+        cumulative += probabilities[i];
+        if (u <= cumulative) return i;
+    }
+    return intervals - 1;
+}
+
+/* VE pair at adjacent grid levels: student x0 + s_hi z, teacher x0 + s_lo z. */
+static void build_ve_row(cm_trainer *tr, int b, double s_lo, double s_hi, double weight) {
+    int B = (int)tr->config.batch, D = (int)tr->config.network.dim;
+    const cm_train_config *c = &tr->config;
+    for (int i = 0; i < D; i++) {
+        size_t k = (size_t)b * D + i;
+        tr->x_student[k] = (float)(tr->x0[k] + s_hi * tr->z[k]);
+        tr->x_teacher[k] = (float)(tr->x0[k] + s_lo * tr->z[k]);
+    }
+    cm_coefficients_store(tr->coef_student, B, b, cm_consistency_ve(s_hi, c->sigma_data, c->sigma_min));
+    cm_coefficients_store(tr->coef_teacher, B, b, cm_consistency_ve(s_lo, c->sigma_data, c->sigma_min));
+    tr->weight[b] = (float)weight;
+}
+
+/* [LHW] VP pair with the same noise: U_t and U_{t-1} (SPEC section 2). */
+static void build_lhw_row(cm_trainer *tr, int b, size_t t) {
+    int B = (int)tr->config.batch, D = (int)tr->config.network.dim;
+    const cm_lhw_schedule *s = &tr->model.schedule;
+    double a_t = exp(0.5 * s->log_abar[t]), n_t = sqrt(s->one_minus_abar[t]);
+    double a_prev = exp(0.5 * s->log_abar[t - 1]), n_prev = sqrt(s->one_minus_abar[t - 1]);
+    for (int i = 0; i < D; i++) {
+        size_t k = (size_t)b * D + i;
+        tr->x_student[k] = (float)(a_t * tr->x0[k] + n_t * tr->z[k]);
+        tr->x_teacher[k] = (float)(a_prev * tr->x0[k] + n_prev * tr->z[k]);
+    }
+    cm_coefficients_store(tr->coef_student, B, b, cm_consistency_lhw(s, t, tr->config.sigma_data));
+    cm_coefficients_store(tr->coef_teacher, B, b, cm_consistency_lhw(s, t - 1, tr->config.sigma_data));
+    tr->weight[b] = 1.0f;
+}
+
+/* Draw the batch of step k; returns the teacher weights to use and fills the report's levels. */
+static const float *prepare_batch(cm_trainer *tr, size_t k, cm_train_report *report) {
+    const cm_train_config *c = &tr->config;
+    size_t B = c->batch, D = c->network.dim;
+    cm_rng data_rng, noise_rng, level_rng;
+    cm_rng_fork(&data_rng, &tr->streams[CM_STREAM_DATA], k);
+    cm_rng_fork(&noise_rng, &tr->streams[CM_STREAM_NOISE], k);
+    cm_rng_fork(&level_rng, &tr->streams[CM_STREAM_LEVEL], k);
+    cm_data_sample(tr->data, &data_rng, B, tr->x0_double);
+    cm_transform_apply(&tr->model.transform, tr->x0_double, B);
+    for (size_t i = 0; i < B * D; i++) tr->x0[i] = (float)tr->x0_double[i];
+    cm_rng_normal_fill_f32(&noise_rng, tr->z, B * D);
+    report->target_decay = 0.0;
+    switch (c->method) {
+    case CM_METHOD_ICT: {
+        size_t N = cm_ict_levels(k, c->steps, c->ict_s0, c->ict_s1);
+        update_grid(tr, N);
+        for (size_t b = 0; b < B; b++) {
+            size_t i = draw_lognormal_index(tr->probabilities, N - 1, &level_rng);
+            build_ve_row(tr, (int)b, tr->grid[i], tr->grid[i + 1], 1.0 / (tr->grid[i + 1] - tr->grid[i]));
+        }
+        report->levels = N;
+        return tr->params;
+    }
+    case CM_METHOD_CT: {
+        size_t N = cm_ct_levels(k, c->steps, c->ct_s0, c->ct_s1);
+        update_grid(tr, N);
+        for (size_t b = 0; b < B; b++) {
+            size_t i = (size_t)cm_rng_below(&level_rng, N - 1);
+            build_ve_row(tr, (int)b, tr->grid[i], tr->grid[i + 1], 1.0);
+        }
+        report->levels = N;
+        report->target_decay = c->ct_target_ema > 0 ? c->ct_target_ema
+                                                    : cm_ct_target_decay(N, c->ct_s0, c->ct_mu0);
+        return tr->target;
+    }
+    case CM_METHOD_LHW:
+    default:
+        if (c->teacher == CM_TEACHER_SEQUENTIAL) {
+            /* stage t = 2 + floor(k (T - 1) / K): the T - 1 stages share the steps equally */
+            size_t t = 2 + (size_t)((double)k * (double)(c->chain_T - 1) / (double)c->steps);
+            if (t > c->chain_T) t = c->chain_T;
+            if (t != tr->stage) { /* freeze f_{t-1}: the network as the previous stage left it */
+                memcpy(tr->target, tr->params, tr->model.layout.param_count * sizeof(float));
+                tr->stage = t;
+            }
+            for (size_t b = 0; b < B; b++) build_lhw_row(tr, (int)b, t);
+            report->levels = t;
+            return tr->target;
+        }
+        for (size_t b = 0; b < B; b++)
+            build_lhw_row(tr, (int)b, 2 + (size_t)cm_rng_below(&level_rng, c->chain_T - 1));
+        report->levels = c->chain_T;
+        return tr->params;
+    }
+}
+
+/* Loss and gradient (into tr->grad) of the prepared batch. */
+static double batch_loss_and_gradient(cm_trainer *tr, const float *teacher) {
+    const cm_train_config *c = &tr->config;
+    int B = (int)c->batch, D = (int)c->network.dim;
+    cm_consistency_forward(tr->out_teacher, tr->x_in, tr->F_out, teacher, &tr->model.layout,
+                           tr->workspace, tr->x_teacher, tr->coef_teacher, B);
+    cm_consistency_forward(tr->out_student, tr->x_in, tr->F_out, tr->params, &tr->model.layout,
+                           tr->workspace, tr->x_student, tr->coef_student, B);
+    double loss = c->loss == CM_LOSS_PSEUDO_HUBER
+                      ? cm_loss_pseudo_huber(tr->dout, tr->out_student, tr->out_teacher, tr->weight,
+                                             cm_train_config_huber_c(c), B, D)
+                      : cm_loss_l2(tr->dout, tr->out_student, tr->out_teacher, tr->weight, B, D);
+    memset(tr->grad, 0, tr->model.layout.param_count * sizeof(float));
+    cm_consistency_backward(tr->grad, tr->dF, tr->params, &tr->model.layout, tr->workspace,
+                            tr->dout, tr->coef_student, B);
+    return loss;
+}
+
+cm_status cm_trainer_batch_gradient(cm_trainer *tr, size_t k, double *out_loss, float *grad) {
+    cm_train_report report;
+    size_t saved_stage = tr->stage;
+    const float *teacher = prepare_batch(tr, k, &report);
+    *out_loss = batch_loss_and_gradient(tr, teacher);
+    tr->stage = saved_stage;
+    memcpy(grad, tr->grad, tr->model.layout.param_count * sizeof(float));
+    return CM_OK;
+}
+
+cm_status cm_trainer_step(cm_trainer *tr, cm_train_report *out) {
+    const cm_train_config *c = &tr->config;
+    size_t P = tr->model.layout.param_count, k = tr->step;
+    cm_train_report report = {0};
+    const float *teacher = prepare_batch(tr, k, &report);
+    report.loss = batch_loss_and_gradient(tr, teacher);
+    report.learning_rate = cm_adam_current_rate(&tr->adam);
+    double squared = 0.0;
+    for (size_t i = 0; i < P; i++) squared += (double)tr->grad[i] * tr->grad[i];
+    report.grad_norm = sqrt(squared);
+    report.step = k + 1;
+    if (out) *out = report;
+    if (!isfinite(report.loss) || !isfinite(report.grad_norm))
+        return cm_error_set(CM_ERR_NONFINITE,
+                            "step %zu: loss %g, gradient norm %g (not finite); weights not updated",
+                            k + 1, report.loss, report.grad_norm);
+    cm_adam_step(&tr->adam, tr->params, tr->grad, NULL);
+    if (c->ema_decay > 0) cm_ema_update(tr->model.params, tr->params, P, c->ema_decay);
+    if (c->method == CM_METHOD_CT) cm_ema_update(tr->target, tr->params, P, report.target_decay);
+    tr->step++;
+    return CM_OK;
+}

@@ -1,0 +1,495 @@
+/* test_data.c: data sources and the standardising transform (suite `data`).
+ *
+ * Statistical checks use tolerances of SIGMAS standard errors derived from the sample size
+ * (seed printed, CM_TEST_SEED replays another); structural checks test the geometry that
+ * docs/data.md promises (squares of the board, ring radii, moon circles, spiral arms).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cm/alloc.h"
+#include "cm/data.h"
+#include "test.h"
+
+#define SIGMAS 5.0 /* statistical tolerance: a correct generator fails about once in 10^6 */
+#define PI 3.14159265358979323846
+
+static cm_data *open_or_fail(const char *source) {
+    cm_data *data = NULL;
+    cm_status status = cm_data_open(&data, source);
+    CM_CHECK(status == CM_OK, "cm_data_open(%s): %s: %s", source, cm_status_name(status),
+             cm_error_detail());
+    return data;
+}
+
+static double *draw(const cm_data *data, uint64_t seed, size_t n) {
+    double *x = malloc(n * cm_data_dim(data) * sizeof(double));
+    cm_rng rng;
+    cm_rng_init(&rng, seed);
+    cm_data_sample(data, &rng, n, x);
+    return x;
+}
+
+/* |observed - p n| within SIGMAS binomial standard deviations. */
+static void check_frequency(size_t observed, double p, size_t n, const char *what) {
+    double sd = sqrt((double)n * p * (1.0 - p));
+    CM_CHECK_CLOSE((double)observed, p * (double)n, SIGMAS * sd + 1.0, what);
+}
+
+static void test_gauss_moments(void) {
+    uint64_t seed = cm_test_seed(11);
+    const size_t n = 40000, d = 3;
+    const double mean = 1.5, std = 2.0;
+    cm_data *data = open_or_fail("gauss:d=3,mean=1.5,std=2");
+    if (!data) return;
+    CM_CHECK(cm_data_dim(data) == d && cm_data_kind_of(data) == CM_DATA_GAUSS, "kind/dim");
+    double *x = draw(data, seed, n);
+    for (size_t i = 0; i < d; i++) {
+        double m = 0.0;
+        for (size_t r = 0; r < n; r++) m += x[r * d + i];
+        m /= (double)n;
+        CM_CHECK_CLOSE(m, mean, SIGMAS * std / sqrt((double)n), "coordinate mean");
+        for (size_t j = 0; j <= i; j++) {
+            double c = 0.0, mj = 0.0;
+            for (size_t r = 0; r < n; r++) mj += x[r * d + j];
+            mj /= (double)n;
+            for (size_t r = 0; r < n; r++) c += (x[r * d + i] - m) * (x[r * d + j] - mj);
+            c /= (double)n;
+            /* sd of a Gaussian sample covariance: sqrt((C_ii C_jj + C_ij^2) / n) */
+            double target = i == j ? std * std : 0.0;
+            double sd = sqrt((std * std * std * std + target * target) / (double)n);
+            CM_CHECK_CLOSE(c, target, SIGMAS * sd, i == j ? "variance" : "covariance");
+        }
+    }
+    free(x);
+    cm_data_free(data);
+}
+
+static void test_gmm_law_and_moments(void) {
+    uint64_t seed = cm_test_seed(12);
+    const size_t n = 30000, d = 4, k = 3;
+    const double sep = 3.0, std = 0.5;
+    /* mean seed 2 places the three means >= 4.19 apart (8 component stds) */
+    cm_data *data = open_or_fail("gmm:d=4,k=3,sep=3,std=0.5,seed=2");
+    if (!data) return;
+    cm_gmm_view law;
+    CM_CHECK_OK(cm_data_gmm(&law, data));
+    CM_CHECK(law.dim == d && law.components == k, "view shape %zu x %zu", law.components, law.dim);
+    for (size_t j = 0; j < k; j++) {
+        double norm = 0.0;
+        for (size_t i = 0; i < d; i++) norm += law.means[j * d + i] * law.means[j * d + i];
+        CM_CHECK_CLOSE(sqrt(norm), sep, 1e-12, "|m_j| = sep");
+        CM_CHECK_CLOSE(law.weights[j], 1.0 / 3.0, 1e-15, "equal weights");
+        CM_CHECK_CLOSE(law.stds[j], std, 0.0, "component std");
+    }
+    /* Assign each point to its nearest mean (misassigned: about 1 point in 10^5) and check
+     * frequencies and within-component moments. */
+    double *x = draw(data, seed, n);
+    size_t count[3] = {0, 0, 0};
+    double sum[3][4] = {{0}}, sq[3] = {0};
+    for (size_t r = 0; r < n; r++) {
+        size_t best = 0;
+        double best_d2 = INFINITY;
+        for (size_t j = 0; j < k; j++) {
+            double d2 = 0.0;
+            for (size_t i = 0; i < d; i++) {
+                double t = x[r * d + i] - law.means[j * d + i];
+                d2 += t * t;
+            }
+            if (d2 < best_d2) best_d2 = d2, best = j;
+        }
+        count[best]++;
+        sq[best] += best_d2;
+        for (size_t i = 0; i < d; i++) sum[best][i] += x[r * d + i] - law.means[best * d + i];
+    }
+    double min_gap = INFINITY;
+    for (size_t a = 0; a < k; a++)
+        for (size_t b = a + 1; b < k; b++) {
+            double d2 = 0.0;
+            for (size_t i = 0; i < d; i++) {
+                double t = law.means[a * d + i] - law.means[b * d + i];
+                d2 += t * t;
+            }
+            min_gap = fmin(min_gap, sqrt(d2));
+        }
+    CM_CHECK(min_gap > 8.0 * std, "means too close for the nearest-mean test: %g", min_gap);
+    for (size_t j = 0; j < k; j++) {
+        check_frequency(count[j], 1.0 / 3.0, n, "component frequency");
+        double nj = (double)count[j];
+        for (size_t i = 0; i < d; i++)
+            CM_CHECK_CLOSE(sum[j][i] / nj, 0.0, SIGMAS * std / sqrt(nj), "component mean");
+        /* E||z||^2 = d std^2, sd of the mean of ||z||^2 = sqrt(2 d) std^2 / sqrt(nj) */
+        CM_CHECK_CLOSE(sq[j] / nj, (double)d * std * std,
+                       SIGMAS * sqrt(2.0 * (double)d) * std * std / sqrt(nj), "component spread");
+    }
+    free(x);
+    cm_data_free(data);
+
+    /* d = 1: evenly spaced means sep (j - (K-1)/2) */
+    data = open_or_fail("gmm:d=1,k=4,sep=2");
+    if (!data) return;
+    CM_CHECK_OK(cm_data_gmm(&law, data));
+    const double expected[4] = {-3.0, -1.0, 1.0, 3.0};
+    for (size_t j = 0; j < 4; j++) CM_CHECK_CLOSE(law.means[j], expected[j], 0.0, "1-D means");
+    cm_data_free(data);
+
+    data = open_or_fail("moons");
+    if (!data) return;
+    CM_CHECK(cm_data_gmm(&law, data) == CM_ERR_INVALID, "moons has no mixture view");
+    CM_CHECK(cm_data_values(data) == NULL && cm_data_rows(data) == 0, "laws have no rows");
+    cm_data_free(data);
+}
+
+static void test_8gaussians(void) {
+    uint64_t seed = cm_test_seed(13);
+    const size_t n = 16000;
+    cm_data *data = open_or_fail("8gaussians");
+    if (!data) return;
+    double *x = draw(data, seed, n);
+    size_t count[8] = {0};
+    double sq = 0.0, cross = 0.0, worst = 0.0;
+    for (size_t r = 0; r < n; r++) {
+        double angle = atan2(x[2 * r + 1], x[2 * r]);
+        long k = lround(angle / (PI / 4.0));
+        k = (k % 8 + 8) % 8;
+        double dx = x[2 * r] - 2.0 * cos((double)k * PI / 4.0);
+        double dy = x[2 * r + 1] - 2.0 * sin((double)k * PI / 4.0);
+        count[k]++;
+        sq += dx * dx + dy * dy;
+        cross += dx * dy;
+        worst = fmax(worst, sqrt(dx * dx + dy * dy));
+    }
+    for (int k = 0; k < 8; k++) check_frequency(count[k], 1.0 / 8.0, n, "8gaussians mode");
+    /* ||noise||^2 / 0.01 ~ chi^2_2: mean 2, sd 2 */
+    CM_CHECK_CLOSE(sq / (double)n, 0.02, SIGMAS * 0.02 / sqrt((double)n), "spread");
+    /* independent coordinates: E[dx dy] = 0, sd of dx dy = 0.01 */
+    CM_CHECK_CLOSE(cross / (double)n, 0.0, SIGMAS * 0.01 / sqrt((double)n), "noise covariance");
+    CM_CHECK(worst < 0.7, "a point %g from its centre (7 std)", worst);
+    free(x);
+    cm_data_free(data);
+}
+
+static void test_moons(void) {
+    uint64_t seed = cm_test_seed(14);
+    const size_t n = 8000;
+    const double noise = 0.05;
+    cm_data *data = open_or_fail("moons");
+    if (!data) return;
+    double *x = draw(data, seed, n);
+    size_t upper = 0;
+    double mx = 0.0, my = 0.0;
+    for (size_t r = 0; r < n; r++) {
+        mx += x[2 * r];
+        my += x[2 * r + 1];
+        double px = x[2 * r] / 2.0 + 0.5, py = x[2 * r + 1] / 2.0 + 0.25; /* undo the centring */
+        double d_up = fabs(hypot(px, py) - 1.0), d_low = fabs(hypot(px - 1.0, py - 0.5) - 1.0);
+        double dist = fmin(d_up, d_low);
+        if (d_up < d_low) upper++;
+        CM_CHECK(dist < 6.0 * noise, "point %zu is %g from both half circles", r, dist);
+        if (dist >= 6.0 * noise) break;
+    }
+    check_frequency(upper, 0.5, n, "upper moon share");
+    /* the mean is exactly (0, 0); coordinate sds are 2 sqrt(3/4 + 0.05^2) = 1.74 (x) and
+     * 2 sqrt(1/2 - 4/pi^2 + (2/pi - 1/4)^2 + 0.05^2) = 0.99 (y) */
+    CM_CHECK_CLOSE(mx / (double)n, 0.0, SIGMAS * 1.74 / sqrt((double)n), "mean x");
+    CM_CHECK_CLOSE(my / (double)n, 0.0, SIGMAS * 0.99 / sqrt((double)n), "mean y");
+    free(x);
+    cm_data_free(data);
+}
+
+static void test_swissroll(void) {
+    uint64_t seed = cm_test_seed(15);
+    const size_t n = 2000, grid = 6000;
+    cm_data *data = open_or_fail("swissroll");
+    if (!data) return;
+    double *x = draw(data, seed, n);
+    double sq = 0.0, worst = 0.0;
+    for (size_t r = 0; r < n; r++) {
+        double best = INFINITY;
+        for (size_t g = 0; g <= grid; g++) { /* distance to the curve t (cos t, sin t) / 5 */
+            double t = 1.5 * PI * (1.0 + 2.0 * (double)g / (double)grid);
+            double dx = x[2 * r] - 0.2 * t * cos(t), dy = x[2 * r + 1] - 0.2 * t * sin(t);
+            best = fmin(best, dx * dx + dy * dy);
+        }
+        sq += best;
+        worst = fmax(worst, sqrt(best));
+    }
+    /* noise 0.1 N(0, I): the distance to the curve is about its normal component, whose
+     * square has mean 0.01; the nearest-point distance can only be smaller. */
+    CM_CHECK(sq / (double)n < 0.012, "mean squared distance to the spiral %g", sq / (double)n);
+    CM_CHECK(sq / (double)n > 0.006, "points too close to the spiral: %g", sq / (double)n);
+    CM_CHECK(worst < 0.6, "a point %g from the spiral", worst);
+    free(x);
+    cm_data_free(data);
+}
+
+static void test_checkerboard(void) {
+    uint64_t seed = cm_test_seed(16);
+    const size_t n = 16000;
+    cm_data *data = open_or_fail("checkerboard");
+    if (!data) return;
+    double *x = draw(data, seed, n);
+    size_t count[4][4] = {{0}};
+    size_t bad = 0;
+    for (size_t r = 0; r < n; r++) {
+        double a = x[2 * r], b = x[2 * r + 1];
+        if (!(a >= -2.0 && a < 2.0 && b >= -2.0 && b < 2.0)) {
+            bad++;
+            continue;
+        }
+        long fa = (long)floor(a), fb = (long)floor(b);
+        if ((fa + fb) % 2 != 0) bad++;
+        count[fa + 2][fb + 2]++;
+    }
+    CM_CHECK(bad == 0, "%zu points outside the black squares", bad);
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 4; j++)
+            if ((i + j) % 2 == 0) check_frequency(count[i][j], 1.0 / 8.0, n, "square share");
+    free(x);
+    cm_data_free(data);
+}
+
+static void test_rings(void) {
+    uint64_t seed = cm_test_seed(17);
+    const size_t n = 20000;
+    const double noise = 0.04;
+    cm_data *data = open_or_fail("rings");
+    if (!data) return;
+    double *x = draw(data, seed, n);
+    size_t count[4] = {0};
+    double sq = 0.0;
+    for (size_t r = 0; r < n; r++) {
+        double radius = hypot(x[2 * r], x[2 * r + 1]);
+        long ring = lround(radius / 0.5) - 1;
+        double residual = radius - 0.5 * (double)(ring + 1);
+        CM_CHECK(ring >= 0 && ring < 4 && fabs(residual) < 6.0 * noise,
+                 "radius %g is on no ring", radius);
+        if (ring < 0 || ring >= 4) break;
+        count[ring]++;
+        sq += residual * residual;
+    }
+    for (int j = 0; j < 4; j++) check_frequency(count[j], (j + 1) / 10.0, n, "ring share");
+    /* radial residual ~ N(0, noise^2) up to O(noise^2 / radius) curvature terms */
+    CM_CHECK_CLOSE(sqrt(sq / (double)n), noise, 0.1 * noise, "radial spread");
+    free(x);
+    cm_data_free(data);
+}
+
+/* A draw of n is a prefix of a draw of n' > n; two draws in sequence equal one longer draw;
+ * the position counts points; another seed differs. */
+static void test_sample_prefix_and_determinism(void) {
+    const char *sources[] = {"8gaussians", "moons", "swissroll", "checkerboard", "rings",
+                             "gauss:d=5", "gmm:d=3,k=4"};
+    for (size_t s = 0; s < sizeof sources / sizeof sources[0]; s++) {
+        cm_data *data = open_or_fail(sources[s]);
+        if (!data) continue;
+        size_t d = cm_data_dim(data), n = 10, n_long = 25;
+        double *a = calloc(n_long * d, sizeof(double)), *b = calloc(n_long * d, sizeof(double));
+        double *c = calloc(n_long * d, sizeof(double));
+        cm_rng rng, rng2, rng3;
+        cm_rng_init(&rng, 99);
+        rng.position = 7; /* any start: the rule is relative to the position */
+        rng2 = rng;
+        cm_data_sample(data, &rng, n, a);
+        cm_data_sample(data, &rng2, n_long, b);
+        CM_CHECK(rng.position == 7 + n && rng2.position == 7 + n_long, "%s: position %llu",
+                 sources[s], (unsigned long long)rng.position);
+        CM_CHECK(memcmp(a, b, n * d * sizeof(double)) == 0, "%s: prefix property", sources[s]);
+        cm_data_sample(data, &rng, n_long - n, a + n * d);
+        CM_CHECK(memcmp(a, b, n_long * d * sizeof(double)) == 0, "%s: sequential draws",
+                 sources[s]);
+        cm_rng_init(&rng3, 100);
+        rng3.position = 7;
+        cm_data_sample(data, &rng3, n_long, c);
+        CM_CHECK(memcmp(b, c, n_long * d * sizeof(double)) != 0, "%s: seed ignored", sources[s]);
+        free(a);
+        free(b);
+        free(c);
+        cm_data_free(data);
+    }
+}
+
+static void test_spec_errors(void) {
+    const char *bad[] = {
+        "", "foo", "MOONS", "moons ", "gauss", "gauss:", "gauss:d", "gauss:=2", "gauss:d=0",
+        "gauss:d=-1", "gauss:d=+2", "gauss:d=2x", "gauss:d= 2", "gauss:d=2,", "gauss:d=2,,std=1",
+        "gauss:,d=2", "gauss:d=100001", "gauss:d=99999999999999999999999", "gauss:d=2,std=0",
+        "gauss:d=2,std=-1", "gauss:d=2,std=", "gauss:d=2,mean=nan", "gauss:d=2,mean=inf",
+        "gauss:d=2,mean=1e999", "gauss:d=2,mean= 1", "gauss:d=2,mean=1 ", "gauss:d=2,foo=1",
+        "gauss:d=2,d=3", "gauss:d=2,k=3", "gmm:d=2", "gmm:k=2", "gmm:d=2,k=0",
+        "gmm:d=2,k=100001", "gmm:d=100000,k=1000", "gmm:d=2,k=2,sep=-1", "gmm:d=2,k=2,seed=-1",
+        "gmm:d=2,k=2,seed=99999999999999999999999", "gmm:d=2,k=2,std=1x", "gmm:d=2,k=2,std=0",
+        "gmm:d=2,k=2,mean=1", "gmm:d=2,k=2,sep=1,sep=2",
+        "gauss:d=2,mean=1000000000000000000000000000000000000000000000000000000000000000000000",
+        "/nonexistent-dir/points.csv", "missing-file.npy",
+    };
+    long live = cm_alloc_live_count();
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cm_data *data = (cm_data *)&live; /* must be reset to NULL */
+        cm_error_clear();
+        cm_status status = cm_data_open(&data, bad[i]);
+        CM_CHECK(status != CM_OK, "'%s' was accepted", bad[i]);
+        CM_CHECK(data == NULL, "'%s': out not NULL on failure", bad[i]);
+        CM_CHECK(cm_error_detail()[0] != '\0', "'%s': no detail", bad[i]);
+        CM_CHECK(strchr(cm_error_detail(), '\n') == NULL, "'%s': detail spans lines", bad[i]);
+        if (status == CM_OK) cm_data_free(data);
+    }
+    CM_CHECK(cm_alloc_live_count() == live, "leak: %ld live allocations",
+             cm_alloc_live_count() - live);
+    cm_data *data = NULL;
+    cm_status status = cm_data_open(&data, "nonsense");
+    CM_CHECK(status == CM_ERR_INVALID && strstr(cm_error_detail(), "checkerboard") &&
+                 strstr(cm_error_detail(), "gmm:"),
+             "unknown name should list the valid ones: %s", cm_error_detail());
+    status = cm_data_open(&data, "gauss:d=2,mean=nan");
+    CM_CHECK(status == CM_ERR_NONFINITE, "mean=nan: %s", cm_status_name(status));
+}
+
+static void test_describe_round_trip(void) {
+    const char *cases[][2] = {
+        {"gauss:d=2", "gauss:d=2,mean=0,std=1"},
+        {"gauss:std=0.1,d=7,mean=-2.5", "gauss:d=7,mean=-2.5,std=0.1"},
+        {"gmm:d=3,k=2", "gmm:d=3,k=2,sep=4,std=0.5,seed=1"},
+        {"gmm:d=16,k=8,sep=4,std=0.3,seed=1", "gmm:d=16,k=8,sep=4,std=0.3,seed=1"},
+        {"moons", "moons"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cm_data *data = open_or_fail(cases[i][0]);
+        if (!data) continue;
+        CM_CHECK(strcmp(cm_data_describe(data), cases[i][1]) == 0, "describe(%s) = %s",
+                 cases[i][0], cm_data_describe(data));
+        cm_data *again = open_or_fail(cm_data_describe(data));
+        cm_gmm_view v1, v2;
+        if (again && cm_data_gmm(&v1, data) == CM_OK) {
+            CM_CHECK_OK(cm_data_gmm(&v2, again));
+            CM_CHECK(memcmp(v1.means, v2.means, v1.components * v1.dim * sizeof(double)) == 0,
+                     "%s: means differ after reopening", cases[i][0]);
+        }
+        cm_data_free(again);
+        cm_data_free(data);
+    }
+    CM_CHECK(strcmp(cm_data_kind_name(CM_DATA_CHECKERBOARD), "checkerboard") == 0, "kind name");
+    CM_CHECK(strcmp(cm_data_kind_name(CM_DATA_KIND_COUNT), "unknown") == 0, "kind sentinel");
+    /* different mean seeds give different means; same seed the same */
+    cm_data *a = open_or_fail("gmm:d=3,k=2,seed=1"), *b = open_or_fail("gmm:d=3,k=2,seed=2");
+    cm_gmm_view va, vb;
+    if (a && b && cm_data_gmm(&va, a) == CM_OK && cm_data_gmm(&vb, b) == CM_OK)
+        CM_CHECK(memcmp(va.means, vb.means, 6 * sizeof(double)) != 0, "seed= ignored");
+    cm_data_free(a);
+    cm_data_free(b);
+}
+
+/* Every allocation of cm_data_open failing in turn: NOMEM or success, never a leak. */
+static void test_open_out_of_memory(void) {
+    const char *sources[] = {"gmm:d=3,k=2", "gauss:d=4", "rings"};
+    for (size_t s = 0; s < 3; s++) {
+        for (long k = 0; k < 10; k++) {
+            long live = cm_alloc_live_count();
+            cm_data *data = NULL;
+            cm_alloc_fail_after(k);
+            cm_status status = cm_data_open(&data, sources[s]);
+            cm_alloc_fail_after(-1);
+            CM_CHECK(status == CM_OK || status == CM_ERR_NOMEM, "%s fail after %ld: %s",
+                     sources[s], k, cm_status_name(status));
+            cm_data_free(data);
+            CM_CHECK(cm_alloc_live_count() == live, "%s fail after %ld: leak", sources[s], k);
+        }
+    }
+}
+
+static void test_file_source(void) {
+    char path[128];
+    snprintf(path, sizeof path, "/tmp/cm_test_data_%ld.csv", (long)getpid());
+    FILE *file = fopen(path, "w");
+    CM_CHECK(file != NULL, "cannot write %s", path);
+    if (!file) return;
+    fprintf(file, "x0,x1\n1,2\n3,4\n5,6\n");
+    fclose(file);
+    cm_data *data = open_or_fail(path);
+    remove(path);
+    if (!data) return;
+    CM_CHECK(cm_data_kind_of(data) == CM_DATA_FILE && cm_data_rows(data) == 3 &&
+                 cm_data_dim(data) == 2,
+             "file shape %zu x %zu", cm_data_rows(data), cm_data_dim(data));
+    CM_CHECK(strcmp(cm_data_describe(data), path) == 0, "describe %s", cm_data_describe(data));
+    const double *values = cm_data_values(data);
+    CM_CHECK(values && values[0] == 1.0 && values[5] == 6.0, "stored values");
+    double *x = draw(data, 5, 300);
+    size_t seen[3] = {0};
+    for (size_t r = 0; r < 300; r++) {
+        long row = lround((x[2 * r] - 1.0) / 2.0);
+        CM_CHECK(row >= 0 && row < 3 && x[2 * r + 1] == x[2 * r] + 1.0, "drawn point is no row");
+        if (row >= 0 && row < 3) seen[row]++;
+    }
+    for (int i = 0; i < 3; i++) check_frequency(seen[i], 1.0 / 3.0, 300, "row frequency");
+    free(x);
+    cm_data_free(data);
+}
+
+static void test_transform(void) {
+    uint64_t seed = cm_test_seed(18);
+    const size_t n = 500, d = 3;
+    const double target = 0.5;
+    double *x = malloc(n * d * sizeof(double)), *y = malloc(n * d * sizeof(double));
+    cm_rng rng;
+    cm_rng_init(&rng, seed);
+    for (size_t r = 0; r < n; r++) {
+        x[r * d] = 1000.0 + 3.0 * cm_rng_normal(&rng); /* large offset: tests the two passes */
+        x[r * d + 1] = 1e-3 * cm_rng_uniform(&rng);
+        x[r * d + 2] = 0.1; /* constant column: scale 1 */
+    }
+    memcpy(y, x, n * d * sizeof(double));
+    cm_transform t;
+    CM_CHECK_OK(cm_transform_fit(&t, x, n, d, target));
+    CM_CHECK(t.scale[2] == 1.0, "constant column scale %g", t.scale[2]);
+    cm_transform_apply(&t, y, n);
+    for (size_t i = 0; i < 2; i++) {
+        double m = 0.0, v = 0.0;
+        for (size_t r = 0; r < n; r++) m += y[r * d + i];
+        m /= (double)n;
+        for (size_t r = 0; r < n; r++) v += (y[r * d + i] - m) * (y[r * d + i] - m);
+        CM_CHECK_CLOSE(m, 0.0, 1e-12, "transformed mean");
+        CM_CHECK_CLOSE(sqrt(v / (double)n), target, 1e-12, "transformed std");
+    }
+    cm_transform_invert(&t, y, n);
+    for (size_t k = 0; k < n * d; k++)
+        CM_CHECK_CLOSE(y[k], x[k], 1e-12 * fabs(x[k]) + 1e-15, "round trip");
+    cm_transform_free(&t);
+    CM_CHECK(t.shift == NULL && t.scale == NULL, "free resets");
+    cm_transform_free(&t); /* twice is harmless */
+
+    CM_CHECK_OK(cm_transform_identity(&t, d));
+    memcpy(y, x, n * d * sizeof(double));
+    cm_transform_apply(&t, y, n);
+    CM_CHECK(memcmp(x, y, n * d * sizeof(double)) == 0, "identity changes points");
+    cm_transform_free(&t);
+
+    CM_CHECK(cm_transform_fit(&t, x, 0, d, 1.0) != CM_OK, "n = 0 accepted");
+    CM_CHECK(cm_transform_fit(&t, x, n, d, 0.0) != CM_OK, "target 0 accepted");
+    CM_CHECK(cm_transform_fit(&t, x, n, d, NAN) != CM_OK, "target NaN accepted");
+    x[4] = NAN;
+    CM_CHECK(cm_transform_fit(&t, x, n, d, 1.0) == CM_ERR_NONFINITE, "NaN point accepted");
+    CM_CHECK(t.shift == NULL && t.scale == NULL, "failed fit leaves nothing to free");
+    free(x);
+    free(y);
+}
+
+const cm_test_case cm_tests_data[] = {
+    {"gauss_moments", test_gauss_moments},
+    {"gmm_law_and_moments", test_gmm_law_and_moments},
+    {"8gaussians", test_8gaussians},
+    {"moons", test_moons},
+    {"swissroll", test_swissroll},
+    {"checkerboard", test_checkerboard},
+    {"rings", test_rings},
+    {"sample_prefix_and_determinism", test_sample_prefix_and_determinism},
+    {"spec_errors", test_spec_errors},
+    {"describe_round_trip", test_describe_round_trip},
+    {"open_out_of_memory", test_open_out_of_memory},
+    {"file_source", test_file_source},
+    {"transform", test_transform},
+    {NULL, NULL},
+};

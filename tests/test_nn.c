@@ -1,0 +1,285 @@
+/* test_nn.c: gradient checks in double of every layer, of the whole MLP, of the consistency
+ * function and of both losses, against central finite differences; and agreement of the float
+ * kernels (the training path) with the double ones. */
+#include "cm/nn.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "cm/alloc.h"
+#include "cm/consistency.h"
+#include "test.h"
+
+#define FD_STEP 1e-6
+#define FD_TOLERANCE 1e-6 /* relative to max(1, |analytic|): FD error is O(h^2) ~ 1e-12 here */
+
+static void fill(double *x, size_t n, cm_rng *rng, double scale) {
+    for (size_t i = 0; i < n; i++) x[i] = scale * cm_rng_normal(rng);
+}
+
+static double dot(const double *a, const double *b, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+static int agree(double analytic, double numeric) {
+    return fabs(analytic - numeric) <= FD_TOLERANCE * fmax(1.0, fabs(analytic));
+}
+
+static void test_linear_gradients(void) {
+    enum { B = 3, C = 5, OC = 4 };
+    cm_rng rng;
+    cm_rng_init(&rng, 1);
+    double inp[B * C], weight[OC * C], bias[OC], R[B * OC], out[B * OC];
+    fill(inp, B * C, &rng, 1), fill(weight, OC * C, &rng, 1), fill(bias, OC, &rng, 1), fill(R, B * OC, &rng, 1);
+    double dinp[B * C] = {0}, dweight[OC * C] = {0}, dbias[OC] = {0};
+    cm_linear_backward_f64(dinp, dweight, dbias, R, inp, weight, B, C, OC);
+    double *targets[3] = {inp, weight, bias};
+    double *grads[3] = {dinp, dweight, dbias};
+    size_t sizes[3] = {B * C, OC * C, OC};
+    for (int which = 0; which < 3; which++) {
+        for (size_t i = 0; i < sizes[which]; i++) {
+            double saved = targets[which][i];
+            targets[which][i] = saved + FD_STEP;
+            cm_linear_forward_f64(out, inp, weight, bias, B, C, OC);
+            double plus = dot(out, R, B * OC);
+            targets[which][i] = saved - FD_STEP;
+            cm_linear_forward_f64(out, inp, weight, bias, B, C, OC);
+            double minus = dot(out, R, B * OC);
+            targets[which][i] = saved;
+            double numeric = (plus - minus) / (2 * FD_STEP);
+            CM_CHECK(agree(grads[which][i], numeric), "linear grad %d[%zu]: %.12g vs FD %.12g",
+                     which, i, grads[which][i], numeric);
+        }
+    }
+    /* known answer: out = inp @ weight^T + bias for one entry */
+    cm_linear_forward_f64(out, inp, weight, bias, B, C, OC);
+    double expected = bias[2];
+    for (int c = 0; c < C; c++) expected += inp[1 * C + c] * weight[2 * C + c];
+    CM_CHECK_CLOSE(out[1 * OC + 2], expected, 1e-13, "linear forward entry");
+    /* backward accumulates: a second call doubles the gradient */
+    double dbias_before = dbias[0];
+    cm_linear_backward_f64(dinp, dweight, dbias, R, inp, weight, B, C, OC);
+    CM_CHECK_CLOSE(dbias[0], 2 * dbias_before, 1e-13, "backward adds into gradients");
+}
+
+static void test_silu_gradient(void) {
+    enum { N = 9 };
+    double inp[N] = {-20, -3, -1, -0.1, 0, 0.1, 1, 3, 20}, R[N], out[N], dinp[N] = {0};
+    cm_rng rng;
+    cm_rng_init(&rng, 2);
+    fill(R, N, &rng, 1);
+    cm_silu_backward_f64(dinp, R, inp, N);
+    for (int i = 0; i < N; i++) {
+        double saved = inp[i];
+        inp[i] = saved + FD_STEP;
+        cm_silu_forward_f64(out, inp, N);
+        double plus = dot(out, R, N);
+        inp[i] = saved - FD_STEP;
+        cm_silu_forward_f64(out, inp, N);
+        double minus = dot(out, R, N);
+        inp[i] = saved;
+        double numeric = (plus - minus) / (2 * FD_STEP);
+        CM_CHECK(agree(dinp[i], numeric), "silu grad at %g: %.12g vs FD %.12g", inp[i], dinp[i], numeric);
+    }
+    cm_silu_forward_f64(out, inp, N);
+    CM_CHECK_CLOSE(out[6], 1.0 / (1 + exp(-1.0)), 1e-15, "silu(1)");
+    CM_CHECK(out[4] == 0.0, "silu(0) = %g", out[4]);
+}
+
+static void test_fourier_embedding_known_values(void) {
+    double c_noise[2] = {0.3, -1.2}, out[2 * 8];
+    cm_fourier_embedding_f64(out, c_noise, 2, 8, 1000.0);
+    /* frequencies 1, 10, 100, 1000 (geometric, 4 of them) */
+    CM_CHECK_CLOSE(out[0], sin(0.3), 1e-15, "sin f=1");
+    CM_CHECK_CLOSE(out[2], sin(30.0), 1e-12, "sin f=100");
+    CM_CHECK_CLOSE(out[8 + 4 + 3], cos(-1200.0), 1e-12, "cos f=1000 row 2");
+}
+
+typedef struct {
+    cm_mlp_layout layout;
+    cm_mlp_workspace_f64 *workspace;
+    double *params, *dparams;
+} mlp_fixture;
+
+static void fixture_init(mlp_fixture *f, size_t D, size_t W, size_t L, size_t E, int B, cm_rng *rng) {
+    cm_mlp_config config = {.dim = D, .width = W, .depth = L, .embed = E, .embed_max_frequency = 50};
+    CM_CHECK_OK(cm_mlp_layout_init(&f->layout, &config));
+    CM_CHECK_OK(cm_mlp_workspace_alloc_f64(&f->workspace, &f->layout, (size_t)B));
+    f->params = cm_malloc(f->layout.param_count, sizeof(double));
+    f->dparams = cm_calloc(f->layout.param_count, sizeof(double));
+    fill(f->params, f->layout.param_count, rng, 0.5);
+}
+
+static void fixture_free(mlp_fixture *f) {
+    cm_mlp_workspace_free_f64(f->workspace);
+    cm_free(f->params);
+    cm_free(f->dparams);
+}
+
+static void test_mlp_gradients(void) {
+    enum { B = 4, D = 3 };
+    cm_rng rng;
+    cm_rng_init(&rng, 3);
+    mlp_fixture f;
+    fixture_init(&f, D, 6, 3, 4, B, &rng);
+    double x[B * D], c_noise[B], R[B * D], out[B * D], dx[B * D];
+    fill(x, B * D, &rng, 1), fill(c_noise, B, &rng, 1), fill(R, B * D, &rng, 1);
+    cm_mlp_forward_f64(out, f.params, &f.layout, f.workspace, x, c_noise, B);
+    cm_mlp_backward_f64(f.dparams, dx, f.params, &f.layout, f.workspace, R, B);
+    size_t P = f.layout.param_count;
+    for (size_t i = 0; i < P; i++) { /* every parameter: the net is small */
+        double saved = f.params[i];
+        f.params[i] = saved + FD_STEP;
+        cm_mlp_forward_f64(out, f.params, &f.layout, f.workspace, x, c_noise, B);
+        double plus = dot(out, R, B * D);
+        f.params[i] = saved - FD_STEP;
+        cm_mlp_forward_f64(out, f.params, &f.layout, f.workspace, x, c_noise, B);
+        double minus = dot(out, R, B * D);
+        f.params[i] = saved;
+        double numeric = (plus - minus) / (2 * FD_STEP);
+        CM_CHECK(agree(f.dparams[i], numeric), "mlp dparam[%zu] %.12g vs FD %.12g", i, f.dparams[i], numeric);
+    }
+    for (size_t i = 0; i < B * D; i++) {
+        double saved = x[i];
+        x[i] = saved + FD_STEP;
+        cm_mlp_forward_f64(out, f.params, &f.layout, f.workspace, x, c_noise, B);
+        double plus = dot(out, R, B * D);
+        x[i] = saved - FD_STEP;
+        cm_mlp_forward_f64(out, f.params, &f.layout, f.workspace, x, c_noise, B);
+        double minus = dot(out, R, B * D);
+        x[i] = saved;
+        double numeric = (plus - minus) / (2 * FD_STEP);
+        CM_CHECK(agree(dx[i], numeric), "mlp dx[%zu] %.12g vs FD %.12g", i, dx[i], numeric);
+    }
+    fixture_free(&f);
+}
+
+/* Loss of the whole model, L(params) = loss(f(x; params), target), for either loss. */
+static double model_loss(mlp_fixture *f, double *dout, const double *x, const double *coef,
+                         const double *target, const double *weight, int huber, int B) {
+    size_t D = f->layout.config.dim;
+    double out[64], x_in[64], F_out[64];
+    cm_consistency_forward_f64(out, x_in, F_out, f->params, &f->layout, f->workspace, x, coef, B);
+    return huber ? cm_loss_pseudo_huber_f64(dout, out, target, weight, 0.03, B, (int)D)
+                 : cm_loss_l2_f64(dout, out, target, weight, B, (int)D);
+}
+
+static void test_model_and_loss_gradients(void) {
+    enum { B = 5, D = 2 };
+    cm_rng rng;
+    cm_rng_init(&rng, 4);
+    for (int huber = 0; huber < 2; huber++) {
+        mlp_fixture f;
+        fixture_init(&f, D, 5, 2, 4, B, &rng);
+        double x[B * D], target[B * D], weight[B], coef[4 * B], dout[B * D], dF[B * D];
+        fill(x, B * D, &rng, 1), fill(target, B * D, &rng, 1);
+        for (int b = 0; b < B; b++) {
+            weight[b] = 0.5 + b;
+            double sigma = 0.01 * pow(10.0, b);
+            cm_coefficients_store_f64(coef, B, b, cm_consistency_ve(sigma, 0.5, 0.002));
+        }
+        model_loss(&f, dout, x, coef, target, weight, huber, B);
+        /* the loss's own gradient with respect to out, against FD on out */
+        double out[B * D], x_in[B * D], F_out[B * D];
+        cm_consistency_forward_f64(out, x_in, F_out, f.params, &f.layout, f.workspace, x, coef, B);
+        for (int i = 0; i < B * D; i++) {
+            double saved = out[i];
+            out[i] = saved + FD_STEP;
+            double plus = huber ? cm_loss_pseudo_huber_f64(NULL, out, target, weight, 0.03, B, D)
+                                : cm_loss_l2_f64(NULL, out, target, weight, B, D);
+            out[i] = saved - FD_STEP;
+            double minus = huber ? cm_loss_pseudo_huber_f64(NULL, out, target, weight, 0.03, B, D)
+                                 : cm_loss_l2_f64(NULL, out, target, weight, B, D);
+            out[i] = saved;
+            double numeric = (plus - minus) / (2 * FD_STEP);
+            CM_CHECK(agree(dout[i], numeric), "%s dout[%d] %.12g vs FD %.12g", huber ? "huber" : "l2",
+                     i, dout[i], numeric);
+        }
+        /* the whole chain: parameters -> consistency function -> loss */
+        model_loss(&f, dout, x, coef, target, weight, huber, B);
+        cm_consistency_backward_f64(f.dparams, dF, f.params, &f.layout, f.workspace, dout, coef, B);
+        for (size_t i = 0; i < f.layout.param_count; i++) {
+            double saved = f.params[i];
+            f.params[i] = saved + FD_STEP;
+            double plus = model_loss(&f, NULL, x, coef, target, weight, huber, B);
+            f.params[i] = saved - FD_STEP;
+            double minus = model_loss(&f, NULL, x, coef, target, weight, huber, B);
+            f.params[i] = saved;
+            double numeric = (plus - minus) / (2 * FD_STEP);
+            CM_CHECK(agree(f.dparams[i], numeric), "%s model dparam[%zu] %.12g vs FD %.12g",
+                     huber ? "huber" : "l2", i, f.dparams[i], numeric);
+        }
+        fixture_free(&f);
+    }
+}
+
+static void test_loss_known_values(void) {
+    double out[4] = {1, 2, 3, 4}, target[4] = {1, 0, 0, 0}, weight[2] = {1, 2};
+    /* rows: (0, 2) and (3, 4): squared norms 4 and 25 */
+    CM_CHECK_CLOSE(cm_loss_l2_f64(NULL, out, target, weight, 2, 2), (4 + 2 * 25) / 2.0, 1e-15, "l2");
+    double c = 1.0;
+    double expected = ((sqrt(4 + c) - c) + 2 * (sqrt(25 + c) - c)) / 2;
+    CM_CHECK_CLOSE(cm_loss_pseudo_huber_f64(NULL, out, target, weight, c, 2, 2), expected, 1e-15, "huber");
+}
+
+static void test_float_path_matches_double(void) {
+    enum { B = 7, D = 2 };
+    cm_rng rng;
+    cm_rng_init(&rng, 6);
+    cm_mlp_config config = {.dim = D, .width = 32, .depth = 3, .embed = 16, .embed_max_frequency = 100};
+    cm_mlp_layout layout;
+    CM_CHECK_OK(cm_mlp_layout_init(&layout, &config));
+    float *params = cm_malloc(layout.param_count, sizeof(float));
+    double *params64 = cm_malloc(layout.param_count, sizeof(double));
+    cm_mlp_init_params(params, &layout, &rng);
+    for (size_t i = 0; i < layout.param_count; i++) params64[i] = params[i];
+    cm_mlp_workspace *ws;
+    cm_mlp_workspace_f64 *ws64;
+    CM_CHECK_OK(cm_mlp_workspace_alloc(&ws, &layout, B));
+    CM_CHECK_OK(cm_mlp_workspace_alloc_f64(&ws64, &layout, B));
+    float x[B * D], c_noise[B], out[B * D];
+    double x64[B * D], c64[B], out64[B * D];
+    for (int i = 0; i < B * D; i++) x64[i] = x[i] = (float)cm_rng_normal(&rng);
+    for (int b = 0; b < B; b++) c64[b] = c_noise[b] = (float)(0.25 * log(0.002 * pow(2.0, 3 * b)));
+    cm_mlp_forward(out, params, &layout, ws, x, c_noise, B);
+    cm_mlp_forward_f64(out64, params64, &layout, ws64, x64, c64, B);
+    for (int i = 0; i < B * D; i++)
+        CM_CHECK(fabs(out[i] - out64[i]) < 1e-5 * fmax(1, fabs(out64[i])), "float %g vs double %g", out[i], out64[i]);
+    cm_mlp_workspace_free(ws);
+    cm_mlp_workspace_free_f64(ws64);
+    cm_free(params);
+    cm_free(params64);
+}
+
+static void test_layout_rejects_bad_configs(void) {
+    cm_mlp_layout layout;
+    cm_mlp_config bad[] = {
+        {.dim = 0, .width = 8, .depth = 1, .embed = 4, .embed_max_frequency = 10},
+        {.dim = 2, .width = 0, .depth = 1, .embed = 4, .embed_max_frequency = 10},
+        {.dim = 2, .width = 8, .depth = 0, .embed = 4, .embed_max_frequency = 10},
+        {.dim = 2, .width = 8, .depth = 17, .embed = 4, .embed_max_frequency = 10},
+        {.dim = 2, .width = 8, .depth = 1, .embed = 3, .embed_max_frequency = 10},
+        {.dim = 2, .width = 8, .depth = 1, .embed = 4, .embed_max_frequency = NAN},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        CM_CHECK(cm_mlp_layout_init(&layout, &bad[i]) == CM_ERR_INVALID, "bad config %zu accepted", i);
+    cm_mlp_config good = {.dim = 2, .width = 256, .depth = 3, .embed = 32, .embed_max_frequency = 100};
+    CM_CHECK_OK(cm_mlp_layout_init(&layout, &good));
+    /* (34*256 + 256) + 2 (256*256 + 256) + (256*2 + 2) */
+    CM_CHECK(layout.param_count == 34 * 256 + 256 + 2 * (256 * 256 + 256) + 256 * 2 + 2,
+             "param count %zu", layout.param_count);
+}
+
+const cm_test_case cm_tests_nn[] = {
+    {"linear_gradients", test_linear_gradients},
+    {"silu_gradient", test_silu_gradient},
+    {"fourier_embedding_known_values", test_fourier_embedding_known_values},
+    {"mlp_gradients", test_mlp_gradients},
+    {"model_and_loss_gradients", test_model_and_loss_gradients},
+    {"loss_known_values", test_loss_known_values},
+    {"float_path_matches_double", test_float_path_matches_double},
+    {"layout_rejects_bad_configs", test_layout_rejects_bad_configs},
+    {NULL, NULL},
+};

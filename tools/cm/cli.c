@@ -1,0 +1,209 @@
+/* cli.c: option parsing, error reporting and small system helpers of the cm tool (cli.h). */
+#include "cli.h"
+
+#include <cblas.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+int cli_fail(const char *command, cm_status status) {
+    const char *detail = cm_error_detail();
+    fprintf(stderr, "cm %s: error: %s%s%s\n", command, cm_status_name(status), detail[0] ? ": " : "",
+            detail);
+    return status == CM_ERR_INVALID ? CLI_USAGE_ERROR : CLI_RUNTIME_ERROR;
+}
+
+int cli_usage_error(const char *command, const char *format, ...) {
+    va_list args;
+    va_start(args, format);
+    fprintf(stderr, "cm %s: error: ", command);
+    vfprintf(stderr, format, args);
+    fprintf(stderr, " (see cm %s --help)\n", command);
+    va_end(args);
+    return CLI_USAGE_ERROR;
+}
+
+static int parse_double(double *out, const char *text) {
+    char *end;
+    errno = 0;
+    double value = strtod(text, &end);
+    if (end == text || *end != '\0' || errno == ERANGE || !isfinite(value)) return 0;
+    *out = value;
+    return 1;
+}
+
+static int parse_u64(uint64_t *out, const char *text) {
+    if (text[0] == '-' || text[0] == '+' || text[0] == '\0' || text[0] == ' ') return 0;
+    char *end;
+    errno = 0;
+    unsigned long long value = strtoull(text, &end, 10);
+    if (*end != '\0' || errno == ERANGE) return 0;
+    *out = (uint64_t)value;
+    return 1;
+}
+
+static int parse_list(cli_list *out, const char *text) {
+    out->count = 0;
+    const char *p = text;
+    while (1) {
+        char item[64];
+        size_t length = strcspn(p, ",");
+        if (length == 0 || length >= sizeof item || out->count == CLI_LIST_MAX) return 0;
+        memcpy(item, p, length);
+        item[length] = '\0';
+        double value;
+        if (!parse_double(&value, item) || !(value > 0)) return 0;
+        out->values[out->count++] = value;
+        if (p[length] == '\0') return 1;
+        p += length + 1;
+    }
+}
+
+static void print_default(const cli_option *o) {
+    switch (o->kind) {
+    case OPT_STRING: {
+        const char *value = *(const char **)o->target;
+        if (value) printf(" (default: %s)", value);
+        break;
+    }
+    case OPT_SIZE: printf(" (default: %zu)", *(size_t *)o->target); break;
+    case OPT_U64: printf(" (default: %llu)", (unsigned long long)*(uint64_t *)o->target); break;
+    case OPT_DOUBLE: printf(" (default: %g)", *(double *)o->target); break;
+    case OPT_FLAG: break;
+    case OPT_LIST: {
+        const cli_list *list = o->target;
+        if (list->count) {
+            printf(" (default: ");
+            for (size_t i = 0; i < list->count; i++) printf("%s%g", i ? "," : "", list->values[i]);
+            printf(")");
+        }
+        break;
+    }
+    }
+}
+
+static void print_help(const cli_option *options, size_t count, const char *command,
+                       const char *summary) {
+    printf("usage: cm %s [options]\n\n%s\n\noptions:\n", command, summary);
+    for (size_t i = 0; i < count; i++) {
+        const cli_option *o = &options[i];
+        const char *value = o->kind == OPT_FLAG ? "" : o->kind == OPT_STRING ? " TEXT"
+                            : o->kind == OPT_LIST ? " A,B,..." : " N";
+        char left[64];
+        snprintf(left, sizeof left, "--%s%s", o->name, value);
+        printf("  %-22s %s%s", left, o->help, o->required ? " [required]" : "");
+        print_default(o);
+        printf("\n");
+    }
+    printf("  %-22s %s\n", "--help", "show this help");
+}
+
+static int set_value(cli_option *o, const char *value, const char *command) {
+    switch (o->kind) {
+    case OPT_STRING:
+        if (value[0] == '\0') return cli_usage_error(command, "--%s needs a non-empty value", o->name);
+        *(const char **)o->target = value;
+        return CLI_OK;
+    case OPT_SIZE: {
+        uint64_t parsed;
+        if (!parse_u64(&parsed, value) || parsed > (uint64_t)1 << 40 || (double)parsed < o->minimum)
+            return cli_usage_error(command, "--%s: '%s' is not an integer in [%g, 2^40]", o->name,
+                                   value, o->minimum);
+        *(size_t *)o->target = (size_t)parsed;
+        return CLI_OK;
+    }
+    case OPT_U64:
+        if (!parse_u64((uint64_t *)o->target, value))
+            return cli_usage_error(command, "--%s: '%s' is not a non-negative 64-bit integer",
+                                   o->name, value);
+        return CLI_OK;
+    case OPT_DOUBLE: {
+        double parsed;
+        if (!parse_double(&parsed, value) || parsed < o->minimum)
+            return cli_usage_error(command, "--%s: '%s' is not a finite number >= %g", o->name,
+                                   value, o->minimum);
+        *(double *)o->target = parsed;
+        return CLI_OK;
+    }
+    case OPT_LIST:
+        if (!parse_list(o->target, value))
+            return cli_usage_error(command,
+                                   "--%s: '%s' is not a comma-separated list of at most %d "
+                                   "positive finite numbers",
+                                   o->name, value, CLI_LIST_MAX);
+        return CLI_OK;
+    case OPT_FLAG: break;
+    }
+    return CLI_OK;
+}
+
+int cli_parse(int argc, char **argv, int first, cli_option *options, size_t count,
+              const char *command, const char *summary) {
+    for (int i = first; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            print_help(options, count, command, summary);
+            return CLI_HELP_SHOWN;
+        }
+        if (strncmp(arg, "--", 2) != 0)
+            return cli_usage_error(command, "unexpected argument '%s'", arg);
+        const char *name = arg + 2, *equals = strchr(name, '=');
+        size_t name_length = equals ? (size_t)(equals - name) : strlen(name);
+        cli_option *o = NULL;
+        for (size_t k = 0; k < count; k++)
+            if (strlen(options[k].name) == name_length && strncmp(options[k].name, name, name_length) == 0)
+                o = &options[k];
+        if (!o) return cli_usage_error(command, "unknown option '%.*s'", (int)(name_length + 2), arg);
+        if (o->seen) return cli_usage_error(command, "--%s given twice", o->name);
+        o->seen = 1;
+        if (o->kind == OPT_FLAG) {
+            if (equals) return cli_usage_error(command, "--%s takes no value", o->name);
+            *(int *)o->target = 1;
+            continue;
+        }
+        const char *value = equals ? equals + 1 : (i + 1 < argc ? argv[++i] : NULL);
+        if (!value) return cli_usage_error(command, "--%s needs a value", o->name);
+        int status = set_value(o, value, command);
+        if (status != CLI_OK) return status;
+    }
+    for (size_t k = 0; k < count; k++)
+        if (options[k].required && !options[k].seen)
+            return cli_usage_error(command, "--%s is required", options[k].name);
+    return CLI_OK;
+}
+
+cm_status cli_make_directory(const char *path) {
+    char buffer[4096];
+    if (strlen(path) >= sizeof buffer) return cm_error_set(CM_ERR_INVALID, "path too long: %s", path);
+    strcpy(buffer, path);
+    for (char *p = buffer + 1; ; p++) {
+        if (*p == '/' || *p == '\0') {
+            char saved = *p;
+            *p = '\0';
+            struct stat info;
+            if (stat(buffer, &info) == 0) {
+                if (!S_ISDIR(info.st_mode))
+                    return cm_error_set(CM_ERR_IO, "%s exists and is not a directory", buffer);
+            } else if (mkdir(buffer, 0777) != 0 && errno != EEXIST) {
+                return cm_error_set(CM_ERR_IO, "cannot create directory %s: %s", buffer,
+                                    strerror(errno));
+            }
+            *p = saved;
+            if (saved == '\0') break;
+        }
+    }
+    return CM_OK;
+}
+
+double cli_seconds(void) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)now.tv_sec + 1e-9 * (double)now.tv_nsec;
+}
+
+void cli_set_threads(size_t threads) { openblas_set_num_threads((int)threads); }

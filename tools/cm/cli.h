@@ -1,0 +1,67 @@
+/* cli.h: what every subcommand of the cm tool shares: a table-driven option parser with
+ * --help generated from the table, number parsing that refuses garbage, NaN and out-of-range
+ * values, and the mapping of library statuses to messages and exit codes
+ * (0 ok, 1 runtime error, 2 usage error).
+ */
+#ifndef CM_CLI_H
+#define CM_CLI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cm/status.h"
+
+enum { CLI_OK = 0, CLI_RUNTIME_ERROR = 1, CLI_USAGE_ERROR = 2, CLI_HELP_SHOWN = 3 };
+
+typedef enum {
+    OPT_STRING,   /* const char ** */
+    OPT_SIZE,     /* size_t *, >= minimum (integer) */
+    OPT_U64,      /* uint64_t * */
+    OPT_DOUBLE,   /* double *, finite, >= minimum */
+    OPT_FLAG,     /* int *, set to 1, takes no value */
+    OPT_LIST,     /* double list: cli_list * (comma-separated, finite, > 0) */
+} cli_option_kind;
+
+#define CLI_LIST_MAX 64
+typedef struct {
+    double values[CLI_LIST_MAX];
+    size_t count;
+} cli_list;
+
+typedef struct {
+    const char *name;  /* without the leading "--" */
+    cli_option_kind kind;
+    void *target;
+    const char *help;  /* one line; the default is printed from the target's initial value */
+    double minimum;    /* OPT_SIZE / OPT_DOUBLE lower bound (inclusive) */
+    int required;
+    int seen;          /* set by the parser */
+} cli_option;
+
+/* Parse argv[first..argc) against options[count]. Prints the error (or the help) itself and
+ * returns CLI_OK, CLI_USAGE_ERROR or CLI_HELP_SHOWN. */
+int cli_parse(int argc, char **argv, int first, cli_option *options, size_t count,
+              const char *command, const char *summary);
+
+/* Print "cm <command>: error: <status name>: <detail>" to stderr and return the exit code. */
+int cli_fail(const char *command, cm_status status);
+/* Print "cm <command>: error: <formatted message>" and return CLI_USAGE_ERROR. */
+int cli_usage_error(const char *command, const char *format, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* Create a directory (and its parents) if missing; error if a non-directory is in the way. */
+cm_status cli_make_directory(const char *path);
+/* Seconds on a monotonic clock. */
+double cli_seconds(void);
+/* Set the number of BLAS threads (1..64). */
+void cli_set_threads(size_t threads);
+
+int cmd_train(int argc, char **argv);
+int cmd_sample(int argc, char **argv);
+int cmd_data(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+
+#endif

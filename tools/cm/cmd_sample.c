@@ -1,0 +1,120 @@
+/* cmd_sample.c: `cm sample`: one-step or multistep samples from a trained model ([CM]
+ * Algorithm 1; SPEC section 6), written as NPY or CSV, optionally drawn over the training data
+ * in a PNG. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "cm/alloc.h"
+#include "cm/data.h"
+#include "cm/io.h"
+#include "cm/model.h"
+#include "cm/plot.h"
+#include "cm/sampler.h"
+
+#define PNG_REFERENCE_POINTS 5000
+
+/* Scatter of the samples over fresh draws of the model's training data, when it can be opened. */
+static cm_status write_png(const char *path, const cm_model *model, const double *samples,
+                           size_t n, const char *title) {
+    size_t dim = model->config.network.dim;
+    cm_data *data = NULL;
+    double *reference = NULL;
+    size_t reference_count = 0;
+    if (model->data_source[0] && cm_data_open(&data, model->data_source) == CM_OK &&
+        cm_data_dim(data) == dim) {
+        reference_count = cm_data_values(data) && cm_data_rows(data) < PNG_REFERENCE_POINTS
+                              ? cm_data_rows(data) : PNG_REFERENCE_POINTS;
+        reference = cm_malloc(reference_count * dim, sizeof(double));
+        if (reference) {
+            cm_rng rng;
+            cm_rng_init(&rng, 12345);
+            cm_data_sample(data, &rng, reference_count, reference);
+        } else {
+            reference_count = 0;
+        }
+    } else {
+        fprintf(stderr, "cm sample: note: training data '%s' unavailable; the PNG shows samples only\n",
+                model->data_source);
+    }
+    cm_error_clear();
+    cm_status status = cm_plot_scatter_png(path, reference, reference_count, samples, n, dim, title);
+    cm_free(reference);
+    cm_data_free(data);
+    return status;
+}
+
+int cmd_sample(int argc, char **argv) {
+    const char *command = "sample";
+    const char *model_path = NULL, *out = NULL, *png = NULL;
+    size_t n = 10000, threads = 1;
+    uint64_t seed = 0;
+    cli_list sigmas = {.count = 0}, times = {.count = 0};
+    int quiet = 0;
+    cli_option options[] = {
+        {"model", OPT_STRING, &model_path, "model file (DIR/model.safetensors)", 0, 1, 0},
+        {"n", OPT_SIZE, &n, "number of samples", 1, 0, 0},
+        {"seed", OPT_U64, &seed, "seed of the sampling noise", 0, 0, 0},
+        {"out", OPT_STRING, &out, "output file, .npy (float32) or .csv", 0, 0, 0},
+        {"sigmas", OPT_LIST, &sigmas, "decreasing noise levels, e.g. 80,0.8 (default: one step)", 0, 0, 0},
+        {"times", OPT_LIST, &times, "lhw: decreasing chain indices t, e.g. 100,40", 0, 0, 0},
+        {"png", OPT_STRING, &png, "scatter of the samples over the data (first 2 coordinates)", 0, 0, 0},
+        {"threads", OPT_SIZE, &threads, "BLAS threads", 1, 0, 0},
+        {"quiet", OPT_FLAG, &quiet, "print nothing on success", 0, 0, 0},
+    };
+    int parsed = cli_parse(argc, argv, 2, options, sizeof options / sizeof options[0], command,
+                           "Draw samples from a consistency model in one step, or in several with\n"
+                           "--sigmas (VE noise levels as values; [CM] Algorithm 1). For lhw models the\n"
+                           "levels are mapped to the nearest chain index, or given as --times.");
+    if (parsed != CLI_OK) return parsed;
+    if (!out && !png) return cli_usage_error(command, "give --out and/or --png");
+    if (sigmas.count && times.count) return cli_usage_error(command, "give --sigmas or --times, not both");
+    if (n > ((size_t)1 << 28)) return cli_usage_error(command, "--n %zu: at most 2^28", n);
+    if (threads > 64) return cli_usage_error(command, "--threads %zu: at most 64", threads);
+    cli_set_threads(threads);
+    cm_model model;
+    cm_status status = cm_model_load(&model, model_path);
+    if (status != CM_OK) return cli_fail(command, status);
+    size_t dim = model.config.network.dim;
+    if (times.count) {
+        if (model.config.method != CM_METHOD_LHW) {
+            cm_model_free(&model);
+            return cli_usage_error(command, "--times applies to lhw models; this one is %s",
+                                   cm_method_name(model.config.method));
+        }
+        for (size_t i = 0; i < times.count; i++) {
+            double t = times.values[i];
+            if (t != (double)(size_t)t || t < 1 || t > (double)model.config.chain_T) {
+                cm_model_free(&model);
+                return cli_usage_error(command, "--times: %g is not an integer in [1, T = %zu]", t,
+                                       model.config.chain_T);
+            }
+            sigmas.values[i] = model.schedule.sigma[(size_t)t];
+        }
+        sigmas.count = times.count;
+    }
+    double used[CM_SAMPLER_MAX_LEVELS];
+    size_t used_count = 0;
+    double *samples = cm_malloc(n * dim, sizeof(double));
+    status = samples ? CM_OK : cm_error_set(CM_ERR_NOMEM, "%zu samples of dimension %zu", n, dim);
+    if (status == CM_OK) status = cm_sampler_levels(used, &used_count, &model, sigmas.values, sigmas.count);
+    double start = cli_seconds();
+    if (status == CM_OK) status = cm_sample(samples, &model, sigmas.values, sigmas.count, n, seed);
+    double elapsed = cli_seconds() - start;
+    if (status == CM_OK && out) status = cm_matrix_write(out, samples, n, dim);
+    char title[256];
+    int length = snprintf(title, sizeof title, "%s, %zu step%s:", cm_method_name(model.config.method),
+                          used_count, used_count > 1 ? "s" : "");
+    for (size_t i = 0; i < used_count && length > 0 && (size_t)length < sizeof title - 16; i++)
+        length += snprintf(title + length, sizeof title - (size_t)length, " %.3g", used[i]);
+    if (status == CM_OK && png) status = write_png(png, &model, samples, n, title);
+    if (status == CM_OK && !quiet) {
+        fprintf(stderr, "cm sample: %zu samples (%s) in %.3f s", n, title, elapsed);
+        if (out) fprintf(stderr, " -> %s", out);
+        if (png) fprintf(stderr, " -> %s", png);
+        fprintf(stderr, "\n");
+    }
+    cm_free(samples);
+    cm_model_free(&model);
+    return status == CM_OK ? CLI_OK : cli_fail(command, status);
+}

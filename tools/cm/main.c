@@ -1,0 +1,45 @@
+/* main.c: the cm command line: dispatch to one cmd_<name>.c per subcommand. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+#define CM_VERSION "0.1.0"
+
+static void usage(FILE *stream) {
+    fprintf(stream,
+            "cm %s: consistency models, trained and measured on a CPU\n\n"
+            "usage: cm <command> [options]    (cm <command> --help for each)\n\n"
+            "commands:\n"
+            "  train    train a consistency model (lhw, ct, ict) on built-in or file data\n"
+            "  sample   one-step or multistep samples from a trained model (NPY/CSV, PNG)\n"
+            "  data     export samples of a built-in data source (NPY/CSV)\n"
+            "  eval     distance of samples to a reference, with the noise floor\n",
+            CM_VERSION);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return CLI_USAGE_ERROR;
+    }
+    const char *command = argv[1];
+    if (strcmp(command, "--help") == 0 || strcmp(command, "-h") == 0 || strcmp(command, "help") == 0) {
+        usage(stdout);
+        return CLI_OK;
+    }
+    if (strcmp(command, "--version") == 0) {
+        printf("cm %s\n", CM_VERSION);
+        return CLI_OK;
+    }
+    int status;
+    if (strcmp(command, "train") == 0) status = cmd_train(argc, argv);
+    else if (strcmp(command, "sample") == 0) status = cmd_sample(argc, argv);
+    else if (strcmp(command, "data") == 0) status = cmd_data(argc, argv);
+    else if (strcmp(command, "eval") == 0) status = cmd_eval(argc, argv);
+    else {
+        fprintf(stderr, "cm: error: unknown command '%s' (see cm --help)\n", command);
+        return CLI_USAGE_ERROR;
+    }
+    return status == CLI_HELP_SHOWN ? CLI_OK : status;
+}
