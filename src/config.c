@@ -11,6 +11,7 @@
 static const char *const method_names[CM_METHOD_COUNT] = {"lhw", "ct", "ict"};
 static const char *const teacher_names[CM_TEACHER_COUNT] = {"online", "sequential"};
 static const char *const loss_names[CM_LOSS_COUNT] = {"l2", "pseudo-huber"};
+static const char *const weighting_names[CM_WEIGHTING_COUNT] = {"none", "inverse-gap"};
 
 static cm_status parse_name(int *out, const char *text, const char *const *names, int count,
                             const char *what) {
@@ -31,6 +32,9 @@ static cm_status parse_name(int *out, const char *text, const char *const *names
 const char *cm_method_name(cm_method m) { return m < CM_METHOD_COUNT ? method_names[m] : "?"; }
 const char *cm_teacher_name(cm_teacher t) { return t < CM_TEACHER_COUNT ? teacher_names[t] : "?"; }
 const char *cm_loss_name(cm_loss l) { return l < CM_LOSS_COUNT ? loss_names[l] : "?"; }
+const char *cm_weighting_name(cm_weighting w) {
+    return w < CM_WEIGHTING_COUNT ? weighting_names[w] : "?";
+}
 
 cm_status cm_method_parse(cm_method *out, const char *text) {
     int value;
@@ -48,6 +52,13 @@ cm_status cm_loss_parse(cm_loss *out, const char *text) {
     int value;
     CM_TRY(parse_name(&value, text, loss_names, CM_LOSS_COUNT, "loss"));
     *out = (cm_loss)value;
+    return CM_OK;
+}
+
+cm_status cm_weighting_parse(cm_weighting *out, const char *text) {
+    int value;
+    CM_TRY(parse_name(&value, text, weighting_names, CM_WEIGHTING_COUNT, "weighting"));
+    *out = (cm_weighting)value;
     return CM_OK;
 }
 
@@ -81,6 +92,7 @@ cm_train_config cm_train_config_default(cm_method method, size_t dim) {
     c.ict_p_std = 2.0;
     c.huber_c = 0.0;                     /* 0.00054 sqrt(D) [iCT] */
     c.loss = method == CM_METHOD_ICT ? CM_LOSS_PSEUDO_HUBER : CM_LOSS_L2;
+    c.weighting = method == CM_METHOD_ICT ? CM_WEIGHTING_INVERSE_GAP : CM_WEIGHTING_NONE;
     return c;
 }
 
@@ -109,6 +121,7 @@ cm_status cm_train_config_check(const cm_train_config *c) {
           "config: c0 (%g) and c1 (%g) must be > 0", c->c0, c->c1);
     CHECK(c->teacher < CM_TEACHER_COUNT, "config: unknown teacher %d", (int)c->teacher);
     CHECK(c->loss < CM_LOSS_COUNT, "config: unknown loss %d", (int)c->loss);
+    CHECK(c->weighting < CM_WEIGHTING_COUNT, "config: unknown weighting %d", (int)c->weighting);
     CHECK(c->ct_s0 >= 2 && c->ct_s1 >= c->ct_s0 && c->ct_s1 <= 100000,
           "config: CT curriculum needs 2 <= s0 (%zu) <= s1 (%zu) <= 1e5", c->ct_s0, c->ct_s1);
     CHECK(c->ct_mu0 > 0 && c->ct_mu0 < 1, "config: CT mu0 %g must be in (0, 1)", c->ct_mu0);
@@ -124,7 +137,15 @@ cm_status cm_train_config_check(const cm_train_config *c) {
 }
 
 /* One table drives both directions of the JSON form. */
-typedef enum { FIELD_SIZE, FIELD_DOUBLE, FIELD_U64, FIELD_METHOD, FIELD_TEACHER, FIELD_LOSS } field_kind;
+typedef enum {
+    FIELD_SIZE,
+    FIELD_DOUBLE,
+    FIELD_U64,
+    FIELD_METHOD,
+    FIELD_TEACHER,
+    FIELD_LOSS,
+    FIELD_WEIGHTING
+} field_kind;
 typedef struct {
     const char *key;
     field_kind kind;
@@ -146,12 +167,15 @@ static const field fields[] = {
     F("weight_decay", FIELD_DOUBLE, adam.weight_decay),
     F("warmup", FIELD_SIZE, adam.warmup_steps),
     F("clip", FIELD_DOUBLE, adam.clip_norm),
+    F("decay_steps", FIELD_SIZE, adam.decay_steps),
+    F("final_lr_fraction", FIELD_DOUBLE, adam.final_fraction),
     F("steps", FIELD_SIZE, steps),
     F("batch", FIELD_SIZE, batch),
     F("seed", FIELD_U64, seed),
     F("ema", FIELD_DOUBLE, ema_decay),
     F("sigma_data", FIELD_DOUBLE, sigma_data),
     F("loss", FIELD_LOSS, loss),
+    F("weighting", FIELD_WEIGHTING, weighting),
     F("sigma_min", FIELD_DOUBLE, sigma_min),
     F("sigma_max", FIELD_DOUBLE, sigma_max),
     F("rho", FIELD_DOUBLE, rho),
@@ -207,6 +231,10 @@ cm_status cm_train_config_to_json(char **out, const cm_train_config *config) {
             used += (size_t)snprintf(buffer + used, sizeof buffer - used, "\"%s\": \"%s\"%s", f->key,
                                      cm_loss_name(*(const cm_loss *)p), sep);
             break;
+        case FIELD_WEIGHTING:
+            used += (size_t)snprintf(buffer + used, sizeof buffer - used, "\"%s\": \"%s\"%s", f->key,
+                                     cm_weighting_name(*(const cm_weighting *)p), sep);
+            break;
         }
     }
     used += (size_t)snprintf(buffer + used, sizeof buffer - used, "}");
@@ -251,12 +279,15 @@ static cm_status read_field(cm_train_config *config, const field *f, const cJSON
         return CM_OK;
     case FIELD_METHOD:
     case FIELD_TEACHER:
-    case FIELD_LOSS: {
+    case FIELD_LOSS:
+    case FIELD_WEIGHTING: {
         if (!cJSON_IsString(item))
             return cm_error_set(CM_ERR_FORMAT, "%s: \"%s\" must be a string", name, f->key);
-        cm_status status = f->kind == FIELD_METHOD    ? cm_method_parse((cm_method *)p, item->valuestring)
-                           : f->kind == FIELD_TEACHER ? cm_teacher_parse((cm_teacher *)p, item->valuestring)
-                                                      : cm_loss_parse((cm_loss *)p, item->valuestring);
+        const char *text = item->valuestring;
+        cm_status status = f->kind == FIELD_METHOD    ? cm_method_parse((cm_method *)p, text)
+                           : f->kind == FIELD_TEACHER ? cm_teacher_parse((cm_teacher *)p, text)
+                           : f->kind == FIELD_LOSS    ? cm_loss_parse((cm_loss *)p, text)
+                                                      : cm_weighting_parse((cm_weighting *)p, text);
         if (status != CM_OK) return cm_error_set(CM_ERR_FORMAT, "%s: %s", name, cm_error_detail());
         return CM_OK;
     }

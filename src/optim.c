@@ -13,7 +13,9 @@ cm_adam_config cm_adam_config_default(void) {
                             .epsilon = 1e-8,
                             .weight_decay = 0.0,
                             .warmup_steps = 0,
-                            .clip_norm = 0.0};
+                            .clip_norm = 0.0,
+                            .decay_steps = 0,
+                            .final_fraction = 0.0};
 }
 
 cm_status cm_adam_config_check(const cm_adam_config *c) {
@@ -26,6 +28,9 @@ cm_status cm_adam_config_check(const cm_adam_config *c) {
         return cm_error_set(CM_ERR_INVALID, "Adam: epsilon %g must be > 0", c->epsilon);
     if (!(c->weight_decay >= 0) || !isfinite(c->weight_decay))
         return cm_error_set(CM_ERR_INVALID, "Adam: weight decay %g must be >= 0", c->weight_decay);
+    if (!(c->final_fraction >= 0 && c->final_fraction <= 1))
+        return cm_error_set(CM_ERR_INVALID, "Adam: final rate fraction %g must be in [0, 1]",
+                            c->final_fraction);
     if (!(c->clip_norm >= 0) || !isfinite(c->clip_norm))
         return cm_error_set(CM_ERR_INVALID, "Adam: clip norm %g must be >= 0", c->clip_norm);
     return CM_OK;
@@ -53,7 +58,10 @@ double cm_adam_current_rate(const cm_adam *adam) {
     const cm_adam_config *c = &adam->config;
     if (c->warmup_steps && adam->step < c->warmup_steps)
         return c->learning_rate * (double)(adam->step + 1) / (double)c->warmup_steps;
-    return c->learning_rate;
+    if (c->decay_steps == 0) return c->learning_rate;
+    double progress = adam->step >= c->decay_steps ? 1.0 : (double)adam->step / (double)c->decay_steps;
+    double cosine = 0.5 * (1.0 + cos(3.14159265358979323846 * progress));
+    return c->learning_rate * (c->final_fraction + (1.0 - c->final_fraction) * cosine);
 }
 
 void cm_adam_step(cm_adam *adam, float *params, float *grad, double *out_grad_norm) {

@@ -113,7 +113,12 @@ cm_status cm_sample(double *out, const cm_model *model, const double *levels, si
 
     for (size_t first = 0; first < n; first += CM_SAMPLER_CHUNK) {
         size_t rows = n - first < CM_SAMPLER_CHUNK ? n - first : CM_SAMPLER_CHUNK;
-        int R = (int)rows;
+        /* Every network call has the full chunk shape (a short last chunk is padded with zero
+         * rows): BLAS kernels may round a row differently for different matrix shapes, and a
+         * sample must not depend on how many others are drawn with it. */
+        int R = CM_SAMPLER_CHUNK;
+        memset(b.noisy + rows * D, 0, (CM_SAMPLER_CHUNK - rows) * D * sizeof(float));
+        memset(b.x + rows * D, 0, (CM_SAMPLER_CHUNK - rows) * D * sizeof(float));
         for (size_t s = 0; s < count; s++) {
             double level = is_lhw ? (double)t_index[s] : used[s];
             cm_coefficients coefficients = cm_model_coefficients(model, level);

@@ -166,8 +166,13 @@ static size_t draw_lognormal_index(const double *probabilities, size_t intervals
     return intervals - 1;
 }
 
+/* Loss weight of a pair of VE levels s_lo < s_hi. */
+static float pair_weight(const cm_train_config *c, double s_lo, double s_hi) {
+    return c->weighting == CM_WEIGHTING_INVERSE_GAP ? (float)(1.0 / (s_hi - s_lo)) : 1.0f;
+}
+
 /* VE pair at adjacent grid levels: student x0 + s_hi z, teacher x0 + s_lo z. */
-static void build_ve_row(cm_trainer *tr, int b, double s_lo, double s_hi, double weight) {
+static void build_ve_row(cm_trainer *tr, int b, double s_lo, double s_hi) {
     int B = (int)tr->config.batch, D = (int)tr->config.network.dim;
     const cm_train_config *c = &tr->config;
     for (int i = 0; i < D; i++) {
@@ -177,7 +182,7 @@ static void build_ve_row(cm_trainer *tr, int b, double s_lo, double s_hi, double
     }
     cm_coefficients_store(tr->coef_student, B, b, cm_consistency_ve(s_hi, c->sigma_data, c->sigma_min));
     cm_coefficients_store(tr->coef_teacher, B, b, cm_consistency_ve(s_lo, c->sigma_data, c->sigma_min));
-    tr->weight[b] = (float)weight;
+    tr->weight[b] = pair_weight(c, s_lo, s_hi);
 }
 
 /* [LHW] VP pair with the same noise: U_t and U_{t-1} (SPEC section 2). */
@@ -193,7 +198,7 @@ static void build_lhw_row(cm_trainer *tr, int b, size_t t) {
     }
     cm_coefficients_store(tr->coef_student, B, b, cm_consistency_lhw(s, t, tr->config.sigma_data));
     cm_coefficients_store(tr->coef_teacher, B, b, cm_consistency_lhw(s, t - 1, tr->config.sigma_data));
-    tr->weight[b] = 1.0f;
+    tr->weight[b] = pair_weight(&tr->config, s->sigma[t - 1], s->sigma[t]);
 }
 
 /* Draw the batch of step k; returns the teacher weights to use and fills the report's levels. */
@@ -215,7 +220,7 @@ static const float *prepare_batch(cm_trainer *tr, size_t k, cm_train_report *rep
         update_grid(tr, N);
         for (size_t b = 0; b < B; b++) {
             size_t i = draw_lognormal_index(tr->probabilities, N - 1, &level_rng);
-            build_ve_row(tr, (int)b, tr->grid[i], tr->grid[i + 1], 1.0 / (tr->grid[i + 1] - tr->grid[i]));
+            build_ve_row(tr, (int)b, tr->grid[i], tr->grid[i + 1]);
         }
         report->levels = N;
         return tr->params;
@@ -225,7 +230,7 @@ static const float *prepare_batch(cm_trainer *tr, size_t k, cm_train_report *rep
         update_grid(tr, N);
         for (size_t b = 0; b < B; b++) {
             size_t i = (size_t)cm_rng_below(&level_rng, N - 1);
-            build_ve_row(tr, (int)b, tr->grid[i], tr->grid[i + 1], 1.0);
+            build_ve_row(tr, (int)b, tr->grid[i], tr->grid[i + 1]);
         }
         report->levels = N;
         report->target_decay = c->ct_target_ema > 0 ? c->ct_target_ema
@@ -278,6 +283,25 @@ cm_status cm_trainer_batch_gradient(cm_trainer *tr, size_t k, double *out_loss, 
     *out_loss = batch_loss_and_gradient(tr, teacher);
     tr->stage = saved_stage;
     memcpy(grad, tr->grad, tr->model.layout.param_count * sizeof(float));
+    return CM_OK;
+}
+
+cm_status cm_trainer_batch_loss(cm_trainer *tr, size_t k, const float *student,
+                                const float *teacher, double *out_loss) {
+    const cm_train_config *c = &tr->config;
+    int B = (int)c->batch, D = (int)c->network.dim;
+    cm_train_report report;
+    size_t saved_stage = tr->stage;
+    prepare_batch(tr, k, &report);
+    tr->stage = saved_stage;
+    cm_consistency_forward(tr->out_teacher, tr->x_in, tr->F_out, teacher, &tr->model.layout,
+                           tr->workspace, tr->x_teacher, tr->coef_teacher, B);
+    cm_consistency_forward(tr->out_student, tr->x_in, tr->F_out, student, &tr->model.layout,
+                           tr->workspace, tr->x_student, tr->coef_student, B);
+    *out_loss = c->loss == CM_LOSS_PSEUDO_HUBER
+                    ? cm_loss_pseudo_huber(NULL, tr->out_student, tr->out_teacher, tr->weight,
+                                           cm_train_config_huber_c(c), B, D)
+                    : cm_loss_l2(NULL, tr->out_student, tr->out_teacher, tr->weight, B, D);
     return CM_OK;
 }
 

@@ -98,6 +98,16 @@ expect 0 "" -- "$CM" sample --model "$work/ict/model.safetensors" --n 64 --sigma
 expect 0 "" -- "$CM" sample --model "$work/lhw/model.safetensors" --n 64 --times 100,40 --out "$work/lhw/s2.npy" --quiet
 expect 0 "" -- "$CM" sample --model "$work/lhw/model.safetensors" --n 64 --sigmas 100,1 --out "$work/lhw/s3.npy" --quiet
 
+# --- reproducibility: two runs with the same seed give bit-identical models and samples
+for run in a b; do
+  "$CM" train --data 8gaussians --method ict --steps 30 --width 32 --depth 2 --batch 64 --seed 7 --out "$work/repro-$run" --quiet
+  "$CM" sample --model "$work/repro-$run/model.safetensors" --n 3000 --sigmas 80,0.8 --seed 9 --out "$work/repro-$run/s.npy" --quiet
+done
+expect 0 "" -- cmp "$work/repro-a/model.safetensors" "$work/repro-b/model.safetensors"
+expect 0 "" -- cmp "$work/repro-a/s.npy" "$work/repro-b/s.npy"
+"$CM" train --data 8gaussians --method ict --steps 30 --width 32 --depth 2 --batch 64 --seed 8 --out "$work/repro-c" --quiet
+expect 1 "differ" -- cmp "$work/repro-a/model.safetensors" "$work/repro-c/model.safetensors"
+
 # --- cm sample: bad input
 expect 2 "--model is required" -- "$CM" sample --n 10 --out "$work/s.npy"
 expect 2 "give --out and/or --png" -- "$CM" sample --model "$work/ict/model.safetensors"

@@ -18,6 +18,8 @@
 typedef enum { CM_METHOD_LHW, CM_METHOD_CT, CM_METHOD_ICT, CM_METHOD_COUNT } cm_method;
 typedef enum { CM_TEACHER_ONLINE, CM_TEACHER_SEQUENTIAL, CM_TEACHER_COUNT } cm_teacher;
 typedef enum { CM_LOSS_L2, CM_LOSS_PSEUDO_HUBER, CM_LOSS_COUNT } cm_loss;
+/* Per-pair loss weight: none, or [iCT]'s 1 / (sigma_{i+1} - sigma_i) (VE levels of the pair). */
+typedef enum { CM_WEIGHTING_NONE, CM_WEIGHTING_INVERSE_GAP, CM_WEIGHTING_COUNT } cm_weighting;
 
 const char *cm_method_name(cm_method method);
 cm_status cm_method_parse(cm_method *out, const char *text);
@@ -25,6 +27,8 @@ const char *cm_teacher_name(cm_teacher teacher);
 cm_status cm_teacher_parse(cm_teacher *out, const char *text);
 const char *cm_loss_name(cm_loss loss);
 cm_status cm_loss_parse(cm_loss *out, const char *text);
+const char *cm_weighting_name(cm_weighting weighting);
+cm_status cm_weighting_parse(cm_weighting *out, const char *text);
 
 typedef struct {
     cm_method method;
@@ -36,6 +40,7 @@ typedef struct {
     double ema_decay;  /* evaluation EMA of the weights; 0 disables */
     double sigma_data; /* standard deviation of the standardised data [CM] */
     cm_loss loss;
+    cm_weighting weighting;
     /* VE grid ([CM], [iCT]) */
     double sigma_min, sigma_max, rho;
     /* [LHW] chain */

@@ -18,6 +18,9 @@ typedef struct {
     double weight_decay;  /* decoupled: p -= lr * wd * p */
     size_t warmup_steps;  /* rate ramps linearly from lr / warmup to lr; 0: none */
     double clip_norm;     /* global gradient-norm clip; 0: none */
+    size_t decay_steps;   /* cosine decay of the rate from lr (after warm-up) to
+                             lr * final_fraction at this step; 0: constant rate */
+    double final_fraction;
 } cm_adam_config;
 
 /* lr 1e-4, betas (0.9, 0.999), eps 1e-8, no weight decay, no warm-up, no clipping: the Adam
@@ -34,7 +37,7 @@ typedef struct {
 
 cm_status cm_adam_init(cm_adam *out, const cm_adam_config *config, size_t count);
 void cm_adam_free(cm_adam *adam);
-/* Learning rate at the next step (warm-up applied). */
+/* Learning rate at the next step (warm-up and cosine decay applied). */
 double cm_adam_current_rate(const cm_adam *adam);
 /* One step: clips grad in place when clip_norm > 0, updates params. *out_grad_norm receives the
  * gradient norm before clipping (may be NULL). */

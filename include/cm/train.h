@@ -60,6 +60,12 @@ const cm_model *cm_trainer_model(cm_trainer *trainer);
 /* For tests: the loss and its gradient (overwriting grad[param_count]) on the batch that step
  * k would draw, at the current weights, without updating anything. */
 cm_status cm_trainer_batch_gradient(cm_trainer *trainer, size_t k, double *out_loss, float *grad);
+/* For tests: the loss on the batch of step k with explicit student and teacher weights (each
+ * param_count floats), nothing updated. With teacher = student this is the training loss
+ * whose gradient cm_trainer_batch_gradient returns, except that there the teacher is a
+ * constant. */
+cm_status cm_trainer_batch_loss(cm_trainer *trainer, size_t k, const float *student,
+                                const float *teacher, double *out_loss);
 /* For tests: the raw training weights (param_count floats, owned by the trainer). */
 float *cm_trainer_params(cm_trainer *trainer);
 

@@ -16,10 +16,13 @@
 #include "cm/train.h"
 
 typedef struct {
-    const char *data, *out, *method, *teacher, *loss;
+    const char *data, *out, *method, *teacher, *loss, *weighting;
     size_t steps, batch, width, depth, embed, threads, T, warmup;
     uint64_t seed;
-    double lr, ema, c0, c1, clip, weight_decay, target_ema, sigma_max, embed_frequency;
+    double lr, ema, c0, c1, clip, weight_decay, target_ema, sigma_max, sigma_min, embed_frequency;
+    double p_mean, p_std;
+    const char *lr_schedule;
+    double final_lr;
     int quiet;
 } train_options;
 
@@ -80,14 +83,27 @@ static cm_status build_config(cm_train_config *out, const train_options *o, size
     c.adam.warmup_steps = o->warmup;
     c.adam.clip_norm = o->clip;
     c.adam.weight_decay = o->weight_decay;
+    if (strcmp(o->lr_schedule, "cosine") == 0) {
+        c.adam.decay_steps = o->steps;
+        c.adam.final_fraction = o->final_lr;
+    } else if (strcmp(o->lr_schedule, "constant") == 0) {
+        c.adam.decay_steps = 0;
+    } else {
+        return cm_error_set(CM_ERR_INVALID, "unknown --lr-schedule '%s' (valid: constant, cosine)",
+                            o->lr_schedule);
+    }
     c.ema_decay = o->ema;
     c.chain_T = o->T;
     c.c0 = o->c0;
     c.c1 = o->c1;
     c.sigma_max = o->sigma_max;
+    c.sigma_min = o->sigma_min;
+    c.ict_p_mean = o->p_mean;
+    c.ict_p_std = o->p_std;
     c.ct_target_ema = o->target_ema;
     CM_TRY(cm_teacher_parse(&c.teacher, o->teacher));
     if (o->loss) CM_TRY(cm_loss_parse(&c.loss, o->loss));
+    if (o->weighting) CM_TRY(cm_weighting_parse(&c.weighting, o->weighting));
     (void)command;
     CM_TRY(cm_train_config_check(&c));
     *out = c;
@@ -187,7 +203,12 @@ int cmd_train(int argc, char **argv) {
                        .clip = defaults.adam.clip_norm,
                        .weight_decay = defaults.adam.weight_decay,
                        .target_ema = defaults.ct_target_ema,
-                       .sigma_max = defaults.sigma_max};
+                       .sigma_max = defaults.sigma_max,
+                       .sigma_min = defaults.sigma_min,
+                       .p_mean = defaults.ict_p_mean,
+                       .p_std = defaults.ict_p_std,
+                       .lr_schedule = defaults.adam.decay_steps ? "cosine" : "constant",
+                       .final_lr = defaults.adam.final_fraction};
     cli_option options[] = {
         {"data", OPT_STRING, &o.data, "data source: 8gaussians|moons|swissroll|checkerboard|rings, gauss:..., gmm:..., FILE.csv|npy", 0, 1, 0},
         {"method", OPT_STRING, &o.method, "lhw | ct | ict", 0, 0, 0},
@@ -200,6 +221,8 @@ int cmd_train(int argc, char **argv) {
         {"embed-frequency", OPT_DOUBLE, &o.embed_frequency, "largest Fourier frequency", 1, 0, 0},
         {"batch", OPT_SIZE, &o.batch, "batch size", 1, 0, 0},
         {"lr", OPT_DOUBLE, &o.lr, "Adam learning rate", 0, 0, 0},
+        {"lr-schedule", OPT_STRING, &o.lr_schedule, "constant | cosine (decay to final-lr x lr at the last step)", 0, 0, 0},
+        {"final-lr", OPT_DOUBLE, &o.final_lr, "cosine: final rate as a fraction of --lr", 0, 0, 0},
         {"warmup", OPT_SIZE, &o.warmup, "linear warm-up steps", 0, 0, 0},
         {"clip", OPT_DOUBLE, &o.clip, "gradient-norm clip (0: off)", 0, 0, 0},
         {"weight-decay", OPT_DOUBLE, &o.weight_decay, "decoupled weight decay", 0, 0, 0},
@@ -210,8 +233,12 @@ int cmd_train(int argc, char **argv) {
         {"c1", OPT_DOUBLE, &o.c1, "lhw: schedule constant c1", 0, 0, 0},
         {"teacher", OPT_STRING, &o.teacher, "lhw: online | sequential", 0, 0, 0},
         {"loss", OPT_STRING, &o.loss, "l2 | pseudo-huber (default: pseudo-huber for ict, else l2)", 0, 0, 0},
+        {"weighting", OPT_STRING, &o.weighting, "none | inverse-gap (default: inverse-gap for ict, else none)", 0, 0, 0},
         {"target-ema", OPT_DOUBLE, &o.target_ema, "ct: fixed target EMA (0: [CM] adaptive mu(k))", 0, 0, 0},
         {"sigma-max", OPT_DOUBLE, &o.sigma_max, "ct/ict: largest noise level", 0, 0, 0},
+        {"sigma-min", OPT_DOUBLE, &o.sigma_min, "ct/ict: smallest noise level (f is the identity there)", 0, 0, 0},
+        {"p-mean", OPT_DOUBLE, &o.p_mean, "ict: mean of log sigma of the level distribution", -1e3, 0, 0},
+        {"p-std", OPT_DOUBLE, &o.p_std, "ict: std of log sigma of the level distribution", 0, 0, 0},
         {"quiet", OPT_FLAG, &o.quiet, "no progress output", 0, 0, 0},
     };
     int parsed = cli_parse(argc, argv, 2, options, sizeof options / sizeof options[0], command,
