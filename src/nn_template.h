@@ -44,11 +44,13 @@ void FN(cm_silu_backward)(REAL *dinp, const REAL *dout, const REAL *inp, int N) 
 
 void FN(cm_fourier_embedding)(REAL *out, const REAL *c_noise, int B, int E,
                               double max_frequency) {
-    int half = E / 2;
+    int half = E / 2; /* <= 2048 (cm_mlp_layout_init) */
     double log_step = half > 1 ? log(max_frequency) / (double)(half - 1) : 0.0;
+    double frequency[2048];
+    for (int k = 0; k < half; k++) frequency[k] = exp(log_step * k);
     for (int b = 0; b < B; b++) {
         for (int k = 0; k < half; k++) {
-            double phase = exp(log_step * k) * (double)c_noise[b];
+            double phase = frequency[k] * (double)c_noise[b];
             out[(size_t)b * E + k] = (REAL)sin(phase);
             out[(size_t)b * E + half + k] = (REAL)cos(phase);
         }

@@ -107,7 +107,9 @@ cm_status cm_trainer_init(cm_trainer **out, const cm_train_config *config, const
     for (int s = 1; s < CM_STREAM_COUNT; s++) cm_rng_fork(&tr->streams[s], &root, (uint64_t)s);
     cm_status status = cm_model_init(&tr->model, config);
     if (status == CM_OK) status = allocate_buffers(tr);
-    if (status == CM_OK) status = cm_adam_init(&tr->adam, &config->adam, tr->model.layout.param_count);
+    cm_adam_config adam = config->adam;
+    adam.decay_steps = config->lr_schedule == CM_LR_COSINE ? config->steps : 0;
+    if (status == CM_OK) status = cm_adam_init(&tr->adam, &adam, tr->model.layout.param_count);
     if (status == CM_OK) status = fit_transform(tr);
     if (status == CM_OK)
         snprintf(tr->model.data_source, sizeof tr->model.data_source, "%s", cm_data_describe(data));
@@ -233,8 +235,8 @@ static const float *prepare_batch(cm_trainer *tr, size_t k, cm_train_report *rep
             build_ve_row(tr, (int)b, tr->grid[i], tr->grid[i + 1]);
         }
         report->levels = N;
-        report->target_decay = c->ct_target_ema > 0 ? c->ct_target_ema
-                                                    : cm_ct_target_decay(N, c->ct_s0, c->ct_mu0);
+        report->target_decay = c->ct_target_ema >= 0 ? c->ct_target_ema
+                                                     : cm_ct_target_decay(N, c->ct_s0, c->ct_mu0);
         return tr->target;
     }
     case CM_METHOD_LHW:

@@ -111,7 +111,7 @@ static void test_level_validation(void) {
     CM_CHECK(cm_sampler_levels(used, &count, &ve, too_small, 2) == CM_ERR_INVALID, "below sigma_min");
     CM_CHECK(cm_sampler_levels(used, &count, &ve, nan_level, 1) == CM_ERR_INVALID, "NaN");
     CM_CHECK_OK(cm_sampler_levels(used, &count, &ve, NULL, 0));
-    CM_CHECK(count == 1 && used[0] == 80.0, "default one step at sigma_max: %g", used[0]);
+    CM_CHECK(count == 1 && used[0] == ve.config.sigma_max, "default one step at sigma_max: %g", used[0]);
     /* lhw: two levels so close they map to the same chain index */
     double same[2] = {10.0, 9.999};
     CM_CHECK(cm_sampler_levels(used, &count, &lhw, same, 2) == CM_ERR_INVALID, "same chain index");

@@ -20,6 +20,9 @@ typedef enum { CM_TEACHER_ONLINE, CM_TEACHER_SEQUENTIAL, CM_TEACHER_COUNT } cm_t
 typedef enum { CM_LOSS_L2, CM_LOSS_PSEUDO_HUBER, CM_LOSS_COUNT } cm_loss;
 /* Per-pair loss weight: none, or [iCT]'s 1 / (sigma_{i+1} - sigma_i) (VE levels of the pair). */
 typedef enum { CM_WEIGHTING_NONE, CM_WEIGHTING_INVERSE_GAP, CM_WEIGHTING_COUNT } cm_weighting;
+/* Learning rate over the run: constant, or cosine decay from lr to lr * final_fraction at the
+ * last step (the trainer sets the optimiser's decay length to `steps`). */
+typedef enum { CM_LR_CONSTANT, CM_LR_COSINE, CM_LR_SCHEDULE_COUNT } cm_lr_schedule;
 
 const char *cm_method_name(cm_method method);
 cm_status cm_method_parse(cm_method *out, const char *text);
@@ -29,11 +32,14 @@ const char *cm_loss_name(cm_loss loss);
 cm_status cm_loss_parse(cm_loss *out, const char *text);
 const char *cm_weighting_name(cm_weighting weighting);
 cm_status cm_weighting_parse(cm_weighting *out, const char *text);
+const char *cm_lr_schedule_name(cm_lr_schedule schedule);
+cm_status cm_lr_schedule_parse(cm_lr_schedule *out, const char *text);
 
 typedef struct {
     cm_method method;
     cm_mlp_config network;
-    cm_adam_config adam;
+    cm_adam_config adam;  /* adam.decay_steps is ignored: lr_schedule decides */
+    cm_lr_schedule lr_schedule;
     size_t steps;      /* K, total optimiser steps (curricula are defined against it) */
     size_t batch;      /* B */
     uint64_t seed;
@@ -50,7 +56,8 @@ typedef struct {
     /* [CM] CT curriculum N(k) and adaptive target EMA mu(k) */
     size_t ct_s0, ct_s1;
     double ct_mu0;
-    double ct_target_ema; /* > 0: fixed target EMA instead of mu(k); 0: adaptive (paper) */
+    double ct_target_ema; /* < 0: [CM]'s adaptive mu(k); in [0, 1): fixed decay (0: no EMA,
+                             the target is the current weights as in [iCT]) */
     /* [iCT] curriculum, lognormal level sampling, pseudo-Huber constant */
     size_t ict_s0, ict_s1;
     double ict_p_mean, ict_p_std;

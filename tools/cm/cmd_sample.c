@@ -98,6 +98,9 @@ int cmd_sample(int argc, char **argv) {
     double *samples = cm_malloc(n * dim, sizeof(double));
     status = samples ? CM_OK : cm_error_set(CM_ERR_NOMEM, "%zu samples of dimension %zu", n, dim);
     if (status == CM_OK) status = cm_sampler_levels(used, &used_count, &model, sigmas.values, sigmas.count);
+    if (status == CM_OK && model.config.method != CM_METHOD_LHW && used[0] > model.config.sigma_max && !quiet)
+        fprintf(stderr, "cm sample: note: first level %g is above the model's sigma_max %g (trained up to "
+                        "there only; the map is extrapolated)\n", used[0], model.config.sigma_max);
     double start = cli_seconds();
     if (status == CM_OK) status = cm_sample(samples, &model, sigmas.values, sigmas.count, n, seed);
     double elapsed = cli_seconds() - start;

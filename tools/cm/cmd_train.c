@@ -83,15 +83,8 @@ static cm_status build_config(cm_train_config *out, const train_options *o, size
     c.adam.warmup_steps = o->warmup;
     c.adam.clip_norm = o->clip;
     c.adam.weight_decay = o->weight_decay;
-    if (strcmp(o->lr_schedule, "cosine") == 0) {
-        c.adam.decay_steps = o->steps;
-        c.adam.final_fraction = o->final_lr;
-    } else if (strcmp(o->lr_schedule, "constant") == 0) {
-        c.adam.decay_steps = 0;
-    } else {
-        return cm_error_set(CM_ERR_INVALID, "unknown --lr-schedule '%s' (valid: constant, cosine)",
-                            o->lr_schedule);
-    }
+    c.adam.final_fraction = o->final_lr;
+    CM_TRY(cm_lr_schedule_parse(&c.lr_schedule, o->lr_schedule));
     c.ema_decay = o->ema;
     c.chain_T = o->T;
     c.c0 = o->c0;
@@ -207,7 +200,7 @@ int cmd_train(int argc, char **argv) {
                        .sigma_min = defaults.sigma_min,
                        .p_mean = defaults.ict_p_mean,
                        .p_std = defaults.ict_p_std,
-                       .lr_schedule = defaults.adam.decay_steps ? "cosine" : "constant",
+                       .lr_schedule = cm_lr_schedule_name(defaults.lr_schedule),
                        .final_lr = defaults.adam.final_fraction};
     cli_option options[] = {
         {"data", OPT_STRING, &o.data, "data source: 8gaussians|moons|swissroll|checkerboard|rings, gauss:..., gmm:..., FILE.csv|npy", 0, 1, 0},
@@ -232,9 +225,9 @@ int cmd_train(int argc, char **argv) {
         {"c0", OPT_DOUBLE, &o.c0, "lhw: schedule constant c0", 0, 0, 0},
         {"c1", OPT_DOUBLE, &o.c1, "lhw: schedule constant c1", 0, 0, 0},
         {"teacher", OPT_STRING, &o.teacher, "lhw: online | sequential", 0, 0, 0},
-        {"loss", OPT_STRING, &o.loss, "l2 | pseudo-huber (default: pseudo-huber for ict, else l2)", 0, 0, 0},
-        {"weighting", OPT_STRING, &o.weighting, "none | inverse-gap (default: inverse-gap for ict, else none)", 0, 0, 0},
-        {"target-ema", OPT_DOUBLE, &o.target_ema, "ct: fixed target EMA (0: [CM] adaptive mu(k))", 0, 0, 0},
+        {"loss", OPT_STRING, &o.loss, "l2 | pseudo-huber (default: l2 for ct, pseudo-huber otherwise)", 0, 0, 0},
+        {"weighting", OPT_STRING, &o.weighting, "none | inverse-gap: 1/(sigma_{i+1} - sigma_i) (default: none for ct, inverse-gap otherwise)", 0, 0, 0},
+        {"target-ema", OPT_DOUBLE, &o.target_ema, "ct: target EMA decay in [0, 1) (0: no EMA target); negative: [CM]'s adaptive mu(k)", -1, 0, 0},
         {"sigma-max", OPT_DOUBLE, &o.sigma_max, "ct/ict: largest noise level", 0, 0, 0},
         {"sigma-min", OPT_DOUBLE, &o.sigma_min, "ct/ict: smallest noise level (f is the identity there)", 0, 0, 0},
         {"p-mean", OPT_DOUBLE, &o.p_mean, "ict: mean of log sigma of the level distribution", -1e3, 0, 0},
