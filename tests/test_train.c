@@ -198,6 +198,27 @@ static void test_sequential_stages_in_order(void) {
     cm_data_free(data);
 }
 
+/* A training step allocates nothing through the library's wrapper: with every allocation made
+ * to fail, steps still succeed. */
+static void test_step_allocates_nothing(void) {
+    const cm_method methods[] = {CM_METHOD_ICT, CM_METHOD_CT, CM_METHOD_LHW};
+    for (int m = 0; m < 3; m++) {
+        cm_data *data;
+        CM_CHECK_OK(cm_data_open(&data, "moons"));
+        cm_train_config config = small_config(methods[m]);
+        cm_trainer *trainer;
+        CM_CHECK_OK(cm_trainer_init(&trainer, &config, data));
+        long live = cm_alloc_live_count();
+        cm_alloc_fail_after(0);
+        for (int k = 0; k < 5; k++) CM_CHECK_OK(cm_trainer_step(trainer, NULL));
+        cm_alloc_fail_after(-1);
+        CM_CHECK(cm_alloc_live_count() == live, "%s: steps changed the live allocation count",
+                 cm_method_name(methods[m]));
+        cm_trainer_free(trainer);
+        cm_data_free(data);
+    }
+}
+
 static void test_dimension_mismatch_rejected(void) {
     cm_data *data;
     CM_CHECK_OK(cm_data_open(&data, "gauss:d=3"));
@@ -249,6 +270,7 @@ const cm_test_case cm_tests_train[] = {
     {"same_seed_bit_identical", test_same_seed_bit_identical},
     {"nonfinite_loss_stops_without_update", test_nonfinite_loss_stops_without_update},
     {"sequential_stages_in_order", test_sequential_stages_in_order},
+    {"step_allocates_nothing", test_step_allocates_nothing},
     {"dimension_mismatch_rejected", test_dimension_mismatch_rejected},
     {"end_to_end_quality", test_end_to_end_quality},
     {NULL, NULL},
