@@ -1,13 +1,19 @@
 # Makefile for cm: library (build/libcm.a), CLI (build/cm), tests (build/cm_tests).
-#   make            build the library and the CLI
-#   make test       build and run every test (unit, CLI, end-to-end); see scripts/test
-#   make sanitize   the unit tests under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make              build the library and the CLI
+#   make test         build and run every test (unit, CLI, resume, fuzz replay, sanitizers);
+#                     see scripts/test
+#   make sanitize     the unit tests under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make fuzz-replay  plain drivers that replay each fuzz target's corpus (BUILD/fuzz/replay_*)
+#   make fuzz         libFuzzer targets with ASan + UBSan (clang): build-fuzz/fuzz/fuzz_*;
+#                     run one with e.g. build-fuzz/fuzz/fuzz_npy -max_total_time=300
+#                     -dict=tests/fuzz/cm.dict /tmp/npy-work tests/fuzz/corpus/npy
+#                     (docs/checkpoints.md)
 # Dependencies are Debian packages; scripts/deps installs the missing ones.
 
 CC      ?= cc
 BUILD   ?= build
 OPT     ?= -O2
-PKGS    := openblas libcjson plplot libpng zlib
+PKGS    := openblas libcjson plplot libpng zlib lapacke
 CFLAGS  ?= $(OPT) -g
 CFLAGS  += -std=c11 -Wall -Wextra -Wshadow -Wno-unused-parameter -D_POSIX_C_SOURCE=200809L \
            -Iinclude $(shell pkg-config --cflags $(PKGS))
@@ -20,8 +26,9 @@ LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TOOL_OBJ  := $(TOOL_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ  := $(TEST_SRC:%.c=$(BUILD)/%.o)
 SUITES    := $(patsubst tests/test_%.c,%,$(wildcard tests/test_*.c))
+FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 
-.PHONY: all test unit sanitize sanitize-build clean demo
+.PHONY: all test unit sanitize sanitize-build clean demo fuzz fuzz-targets fuzz-replay
 all: $(BUILD)/cm
 
 $(BUILD)/%.o: %.c $(wildcard include/cm/*.h src/*.h tests/*.h tools/cm/*.h)
@@ -48,15 +55,44 @@ $(BUILD)/cm_tests: $(TEST_OBJ) $(BUILD)/libcm.a
 unit: $(BUILD)/cm_tests
 	$(BUILD)/cm_tests
 
+# Plain replay drivers: each fuzz target linked with tests/fuzz/replay.c, built with BUILD's flags.
+$(BUILD)/fuzz/replay_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c tests/fuzz/fuzz.h $(BUILD)/libcm.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ tests/fuzz/fuzz_$*.c tests/fuzz/replay.c $(BUILD)/libcm.a $(LDLIBS)
+
+fuzz-replay: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/replay_%)
+
+# libFuzzer targets: the library with fuzzer coverage + ASan + UBSan, linked with libFuzzer.
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(BUILD)/libcm.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer -o $@ $< $(BUILD)/libcm.a $(LDLIBS)
+
+fuzz-targets: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz_%)
+
+FUZZ_BUILD ?= build-fuzz
+fuzz:
+	$(MAKE) BUILD=$(FUZZ_BUILD) CC=clang OPT="-O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all" fuzz-targets
+
 test:
 	scripts/test
 
-SAN_FLAGS := BUILD=build-san CC=clang OPT="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all"
+# The sanitizer tier: unit tests, CLI and fuzz replay drivers with ASan + UBSan (+ LSan).
+SAN_BUILD ?= build-san
+SAN_FLAGS := BUILD=$(SAN_BUILD) CC=clang OPT="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all"
 sanitize-build:
-	$(MAKE) $(SAN_FLAGS) build-san/cm_tests
+	$(MAKE) $(SAN_FLAGS) $(SAN_BUILD)/cm_tests $(SAN_BUILD)/cm fuzz-replay
 
 sanitize: sanitize-build
-	CM_FAST=1 LSAN_OPTIONS=suppressions=tests/lsan.supp build-san/cm_tests
+	CM_FAST=1 LSAN_OPTIONS=suppressions=tests/lsan.supp $(SAN_BUILD)/cm_tests
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz
+
+# Benchmark of exact optimal transport (bench/ot.c; not a test): validates, then times exact W1
+# at n = m = 1000, 2000, 5000 in 2-D and 16-D on one BLAS thread.
+.PHONY: bench-ot
+$(BUILD)/bench_ot: bench/ot.c $(BUILD)/libcm.a
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libcm.a $(LDLIBS)
+
+bench-ot: $(BUILD)/bench_ot
+	OPENBLAS_NUM_THREADS=1 $(BUILD)/bench_ot

@@ -100,6 +100,12 @@ double cm_train_config_huber_c(const cm_train_config *c) {
 #define CHECK(condition, ...) \
     if (!(condition)) return cm_error_set(CM_ERR_INVALID, __VA_ARGS__)
 
+/* Size limits, checked before anything is allocated from a config (which may come from a file):
+ * 2^28 parameters (1 GiB of float32 per copy; the trainer keeps about seven copies), and 2^28
+ * activations per layer of a batch (B times the widest layer). Far beyond a CPU MLP. */
+#define CONFIG_MAX_PARAMS ((size_t)1 << 28)
+#define CONFIG_MAX_BATCH_VALUES ((size_t)1 << 28)
+
 cm_status cm_train_config_check(const cm_train_config *c) {
     CHECK(c->method < CM_METHOD_COUNT, "config: unknown method %d", (int)c->method);
     cm_mlp_layout layout;
@@ -107,6 +113,11 @@ cm_status cm_train_config_check(const cm_train_config *c) {
     CM_TRY(cm_adam_config_check(&c->adam));
     CHECK(c->steps >= 1 && c->steps <= 1000000000, "config: steps %zu out of [1, 1e9]", c->steps);
     CHECK(c->batch >= 1 && c->batch <= 1048576, "config: batch %zu out of [1, 1048576]", c->batch);
+    CHECK(layout.param_count <= CONFIG_MAX_PARAMS, "config: the network has %zu parameters, more "
+          "than %zu", layout.param_count, CONFIG_MAX_PARAMS);
+    size_t widest = layout.in[0] > c->network.width ? layout.in[0] : c->network.width;
+    CHECK(c->batch <= CONFIG_MAX_BATCH_VALUES / widest, "config: batch %zu times the widest layer "
+          "(%zu) exceeds %zu values", c->batch, widest, CONFIG_MAX_BATCH_VALUES);
     CHECK(c->ema_decay >= 0 && c->ema_decay < 1, "config: ema %g must be in [0, 1)", c->ema_decay);
     CHECK(c->sigma_data > 0 && isfinite(c->sigma_data), "config: sigma_data %g must be > 0",
           c->sigma_data);
@@ -192,40 +203,54 @@ static const field fields[] = {
 #undef E
 #define FIELD_COUNT (sizeof fields / sizeof fields[0])
 
+/* The JSON value of field f of c ("0.001", "\"ict\"", ...) into buffer[capacity]; returns the
+ * length snprintf reports. */
+static int format_field(char *buffer, size_t capacity, const field *f, const cm_train_config *c) {
+    const void *p = (const char *)c + f->offset;
+    switch (f->kind) {
+    case FIELD_SIZE: return snprintf(buffer, capacity, "%zu", *(const size_t *)p);
+    case FIELD_U64:
+        return snprintf(buffer, capacity, "%llu", (unsigned long long)*(const uint64_t *)p);
+    case FIELD_DOUBLE: return snprintf(buffer, capacity, "%.17g", *(const double *)p);
+    case FIELD_ENUM: { /* every enum member is stored as an int-sized enum */
+        int value = *(const int *)p;
+        return snprintf(buffer, capacity, "\"%s\"",
+                        value >= 0 && value < f->name_count ? f->names[value] : "?");
+    }
+    }
+    return snprintf(buffer, capacity, "null");
+}
+
 cm_status cm_train_config_to_json(char **out, const cm_train_config *config) {
     *out = NULL;
     char buffer[4096];
     size_t used = 0;
-    const char *base = (const char *)config;
     used += (size_t)snprintf(buffer + used, sizeof buffer - used, "{");
-    for (size_t i = 0; i < FIELD_COUNT; i++) {
-        const field *f = &fields[i];
-        const void *p = base + f->offset;
-        const char *sep = i + 1 < FIELD_COUNT ? ", " : "";
-        switch (f->kind) {
-        case FIELD_SIZE:
-            used += (size_t)snprintf(buffer + used, sizeof buffer - used, "\"%s\": %zu%s", f->key,
-                                     *(const size_t *)p, sep);
-            break;
-        case FIELD_U64:
-            used += (size_t)snprintf(buffer + used, sizeof buffer - used, "\"%s\": %llu%s", f->key,
-                                     (unsigned long long)*(const uint64_t *)p, sep);
-            break;
-        case FIELD_DOUBLE:
-            used += (size_t)snprintf(buffer + used, sizeof buffer - used, "\"%s\": %.17g%s", f->key,
-                                     *(const double *)p, sep);
-            break;
-        case FIELD_ENUM: /* every enum member is stored as an int-sized enum */
-            used += (size_t)snprintf(buffer + used, sizeof buffer - used, "\"%s\": \"%s\"%s", f->key,
-                                     f->names[*(const int *)p], sep);
-            break;
-        }
+    for (size_t i = 0; i < FIELD_COUNT && used < sizeof buffer; i++) {
+        used += (size_t)snprintf(buffer + used, sizeof buffer - used, "\"%s\": ", fields[i].key);
+        if (used < sizeof buffer)
+            used += (size_t)format_field(buffer + used, sizeof buffer - used, &fields[i], config);
+        if (i + 1 < FIELD_COUNT && used < sizeof buffer)
+            used += (size_t)snprintf(buffer + used, sizeof buffer - used, ", ");
     }
-    used += (size_t)snprintf(buffer + used, sizeof buffer - used, "}");
+    if (used < sizeof buffer) used += (size_t)snprintf(buffer + used, sizeof buffer - used, "}");
+    if (used >= sizeof buffer) return cm_error_set(CM_ERR_INVALID, "config JSON is too long");
     char *text = cm_malloc(used + 1, 1);
     if (!text) return cm_error_set(CM_ERR_NOMEM, "config JSON");
     memcpy(text, buffer, used + 1);
     *out = text;
+    return CM_OK;
+}
+
+cm_status cm_train_config_diff(const cm_train_config *given, const cm_train_config *stored) {
+    for (size_t i = 0; i < FIELD_COUNT; i++) {
+        char a[64], b[64];
+        format_field(a, sizeof a, &fields[i], given);
+        format_field(b, sizeof b, &fields[i], stored);
+        if (strcmp(a, b) != 0)
+            return cm_error_set(CM_ERR_INVALID, "\"%s\" is %s, the stored run has %s",
+                                fields[i].key, a, b);
+    }
     return CM_OK;
 }
 
@@ -295,15 +320,19 @@ cm_status cm_train_config_from_json(cm_train_config *out, const char *json, cons
         return cm_error_set(CM_ERR_FORMAT, "%s: %s", name, cm_error_detail());
     }
     config = cm_train_config_default(m, (size_t)dim_value);
+    int seen[FIELD_COUNT] = {0};
     for (const cJSON *item = root->child; item && status == CM_OK; item = item->next) {
-        const field *found = NULL;
+        size_t found = FIELD_COUNT;
         for (size_t i = 0; i < FIELD_COUNT; i++)
-            if (item->string && strcmp(item->string, fields[i].key) == 0) found = &fields[i];
-        if (!found)
-            status = cm_error_set(CM_ERR_FORMAT, "%s: unknown configuration key \"%s\"", name,
+            if (item->string && strcmp(item->string, fields[i].key) == 0) found = i;
+        if (found == FIELD_COUNT)
+            status = cm_error_set(CM_ERR_FORMAT, "%s: unknown configuration key \"%.64s\"", name,
                                   item->string ? item->string : "");
+        else if (seen[found]++)
+            status = cm_error_set(CM_ERR_FORMAT, "%s: configuration key \"%s\" given twice", name,
+                                  fields[found].key);
         else
-            status = read_field(&config, found, item, name);
+            status = read_field(&config, &fields[found], item, name);
     }
     cJSON_Delete(root);
     if (status != CM_OK) return status;

@@ -121,8 +121,10 @@ static cm_status load_transform(cm_transform *t, const char *json, const char *p
     return status;
 }
 
-static cm_status load_tensors(cm_model *model, const cm_safetensors *file, const char *path) {
-    const cm_mlp_layout *layout = &model->layout;
+/* Check that the file holds every tensor of `layout` with the right shape: done before the
+ * model is allocated, so a small file cannot ask for a huge allocation it does not back. */
+static cm_status check_tensor_shapes(const cm_safetensors *file, const cm_mlp_layout *layout,
+                                     const char *path) {
     for (size_t l = 0; l < layout->layer_count; l++) {
         for (int is_bias = 0; is_bias < 2; is_bias++) {
             char name[32];
@@ -136,6 +138,20 @@ static cm_status load_tensors(cm_model *model, const cm_safetensors *file, const
                 return cm_error_set(CM_ERR_FORMAT,
                                     "%s: tensor %s has the wrong shape for the stored config", path,
                                     name);
+        }
+    }
+    return CM_OK;
+}
+
+/* Copy the (shape-checked) tensors into the model's weights, refusing non-finite values. */
+static cm_status load_tensors(cm_model *model, const cm_safetensors *file, const char *path) {
+    const cm_mlp_layout *layout = &model->layout;
+    for (size_t l = 0; l < layout->layer_count; l++) {
+        for (int is_bias = 0; is_bias < 2; is_bias++) {
+            char name[32];
+            snprintf(name, sizeof name, is_bias ? "mlp.%zu.bias" : "mlp.%zu.weight", l);
+            cm_tensor_view view;
+            CM_TRY(cm_safetensors_get(&view, file, name));
             size_t count = is_bias ? layout->out[l] : layout->out[l] * layout->in[l];
             size_t offset = is_bias ? layout->bias_offset[l] : layout->weight_offset[l];
             for (size_t i = 0; i < count; i++)
@@ -163,6 +179,9 @@ cm_status cm_model_load(cm_model *out, const char *path) {
                               path, version);
     cm_train_config config;
     if (status == CM_OK) status = cm_train_config_from_json(&config, config_json, path);
+    cm_mlp_layout layout;
+    if (status == CM_OK) status = cm_mlp_layout_init(&layout, &config.network);
+    if (status == CM_OK) status = check_tensor_shapes(file, &layout, path);
     if (status == CM_OK) status = cm_model_init(out, &config);
     if (status == CM_OK) status = load_transform(&out->transform, transform_json, path);
     if (status == CM_OK) status = load_tensors(out, file, path);

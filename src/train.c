@@ -4,6 +4,8 @@
  * All buffers are allocated by cm_trainer_init; cm_trainer_step only computes. The teacher
  * forward runs first into its own output buffer, then the student forward and backward reuse
  * the activation workspace: the teacher's output is a constant of the loss (stop-gradient).
+ * cm_trainer_get_state / cm_trainer_set_state expose the state a checkpoint must hold; the file
+ * format itself lives in checkpoint.c.
  */
 #include "cm/train.h"
 
@@ -140,6 +142,7 @@ void cm_trainer_free(cm_trainer *tr) {
 }
 
 size_t cm_trainer_steps_done(const cm_trainer *tr) { return tr->step; }
+const cm_data *cm_trainer_data(const cm_trainer *tr) { return tr->data; }
 float *cm_trainer_params(cm_trainer *tr) { return tr->params; }
 
 const cm_model *cm_trainer_model(cm_trainer *tr) {
@@ -203,6 +206,15 @@ static void build_lhw_row(cm_trainer *tr, int b, size_t t) {
     tr->weight[b] = pair_weight(&tr->config, s->sigma[t - 1], s->sigma[t]);
 }
 
+size_t cm_lhw_stage(size_t k, size_t K, size_t T) {
+    size_t t = 2 + (size_t)((double)k * (double)(T - 1) / (double)K);
+    return t > T ? T : t;
+}
+
+static size_t sequential_stage(const cm_train_config *c, size_t k) {
+    return cm_lhw_stage(k, c->steps, c->chain_T);
+}
+
 /* Draw the batch of step k; returns the teacher weights to use and fills the report's levels. */
 static const float *prepare_batch(cm_trainer *tr, size_t k, cm_train_report *report) {
     const cm_train_config *c = &tr->config;
@@ -242,16 +254,13 @@ static const float *prepare_batch(cm_trainer *tr, size_t k, cm_train_report *rep
     case CM_METHOD_LHW:
     default:
         if (c->teacher == CM_TEACHER_SEQUENTIAL) {
-            /* stage t = 2 + floor(k (T - 1) / K): the T - 1 stages share the steps equally */
-            size_t t = 2 + (size_t)((double)k * (double)(c->chain_T - 1) / (double)c->steps);
-            if (t > c->chain_T) t = c->chain_T;
-            if (t != tr->stage) { /* freeze f_{t-1}: the network as the previous stage left it */
-                memcpy(tr->target, tr->params, tr->model.layout.param_count * sizeof(float));
-                tr->stage = t;
-            }
+            size_t t = sequential_stage(c, k);
             for (size_t b = 0; b < B; b++) build_lhw_row(tr, (int)b, t);
             report->levels = t;
-            return tr->target;
+            /* The first step of stage t learns from f_{t-1} = the network as the previous stage
+             * left it: the current weights, which cm_trainer_step freezes into the target once
+             * the step succeeds (so a failed step, or a test helper, changes nothing). */
+            return t != tr->stage ? tr->params : tr->target;
         }
         for (size_t b = 0; b < B; b++)
             build_lhw_row(tr, (int)b, 2 + (size_t)cm_rng_below(&level_rng, c->chain_T - 1));
@@ -280,10 +289,8 @@ static double batch_loss_and_gradient(cm_trainer *tr, const float *teacher) {
 
 cm_status cm_trainer_batch_gradient(cm_trainer *tr, size_t k, double *out_loss, float *grad) {
     cm_train_report report;
-    size_t saved_stage = tr->stage;
     const float *teacher = prepare_batch(tr, k, &report);
     *out_loss = batch_loss_and_gradient(tr, teacher);
-    tr->stage = saved_stage;
     memcpy(grad, tr->grad, tr->model.layout.param_count * sizeof(float));
     return CM_OK;
 }
@@ -293,9 +300,7 @@ cm_status cm_trainer_batch_loss(cm_trainer *tr, size_t k, const float *student,
     const cm_train_config *c = &tr->config;
     int B = (int)c->batch, D = (int)c->network.dim;
     cm_train_report report;
-    size_t saved_stage = tr->stage;
     prepare_batch(tr, k, &report);
-    tr->stage = saved_stage;
     cm_consistency_forward(tr->out_teacher, tr->x_in, tr->F_out, teacher, &tr->model.layout,
                            tr->workspace, tr->x_teacher, tr->coef_teacher, B);
     cm_consistency_forward(tr->out_student, tr->x_in, tr->F_out, student, &tr->model.layout,
@@ -323,9 +328,107 @@ cm_status cm_trainer_step(cm_trainer *tr, cm_train_report *out) {
         return cm_error_set(CM_ERR_NONFINITE,
                             "step %zu: loss %g, gradient norm %g (not finite); weights not updated",
                             k + 1, report.loss, report.grad_norm);
+    int sequential = c->method == CM_METHOD_LHW && c->teacher == CM_TEACHER_SEQUENTIAL;
+    if (sequential && report.levels != tr->stage) { /* freeze f_{t-1} before it moves */
+        memcpy(tr->target, tr->params, P * sizeof(float));
+        tr->stage = report.levels;
+    }
     cm_adam_step(&tr->adam, tr->params, tr->grad, NULL);
     if (c->ema_decay > 0) cm_ema_update(tr->model.params, tr->params, P, c->ema_decay);
     if (c->method == CM_METHOD_CT) cm_ema_update(tr->target, tr->params, P, report.target_decay);
     tr->step++;
+    return CM_OK;
+}
+
+void cm_trainer_get_state(cm_trainer_state *out, cm_trainer *tr) {
+    *out = (cm_trainer_state){0};
+    out->step = tr->step;
+    out->stage = tr->stage;
+    out->adam_step = tr->adam.step;
+    out->param_count = tr->model.layout.param_count;
+    out->params = tr->params;
+    out->ema = cm_trainer_model(tr)->params;
+    out->target = tr->target;
+    out->adam_m = tr->adam.m;
+    out->adam_v = tr->adam.v;
+    memcpy(out->streams, tr->streams, sizeof tr->streams);
+    out->transform = &tr->model.transform;
+}
+
+/* Index of the first non-finite (or, with nonnegative, negative) value of x[n], or n. */
+static size_t first_bad_value(const float *x, size_t n, int nonnegative) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i]) || (nonnegative && x[i] < 0)) return i;
+    return n;
+}
+
+/* The checks of cm_trainer_set_state on the scalars, the streams and the transform. */
+static cm_status check_state_scalars(const cm_trainer *tr, const cm_trainer_state *s) {
+    const cm_train_config *c = &tr->config;
+    int sequential = c->method == CM_METHOD_LHW && c->teacher == CM_TEACHER_SEQUENTIAL;
+    size_t stage = sequential && s->step > 0 ? sequential_stage(c, s->step - 1) : 0;
+    if (s->step > c->steps)
+        return cm_error_set(CM_ERR_FORMAT, "state: step %zu is past the run's %zu steps", s->step,
+                            c->steps);
+    if (s->adam_step != s->step)
+        return cm_error_set(CM_ERR_FORMAT, "state: Adam step %zu differs from the step %zu",
+                            s->adam_step, s->step);
+    if (s->stage != stage)
+        return cm_error_set(CM_ERR_FORMAT, "state: stage %zu, but step %zu is in stage %zu",
+                            s->stage, s->step, stage);
+    if (s->param_count != tr->model.layout.param_count)
+        return cm_error_set(CM_ERR_FORMAT, "state: %zu parameters, the network has %zu",
+                            s->param_count, tr->model.layout.param_count);
+    if ((s->target != NULL) != (tr->target != NULL))
+        return cm_error_set(CM_ERR_FORMAT, "state: a target copy is %s for method %s",
+                            tr->target ? "required" : "not expected", cm_method_name(c->method));
+    for (int i = 1; i < CM_STREAM_COUNT; i++)
+        if (memcmp(s->streams[i].key, tr->streams[i].key, sizeof tr->streams[i].key) != 0)
+            return cm_error_set(CM_ERR_FORMAT, "state: random stream %d does not derive from seed "
+                                "%llu", i, (unsigned long long)c->seed);
+    const cm_transform *t = s->transform;
+    if (!t || t->dim != c->network.dim)
+        return cm_error_set(CM_ERR_FORMAT, "state: transform of dimension %zu, the data has %zu",
+                            t ? t->dim : 0, c->network.dim);
+    for (size_t i = 0; i < t->dim; i++)
+        if (!isfinite(t->shift[i]) || !(t->scale[i] > 0) || !isfinite(t->scale[i]))
+            return cm_error_set(CM_ERR_FORMAT, "state: transform coordinate %zu (shift %g, scale "
+                                "%g) is not finite with scale > 0", i, t->shift[i], t->scale[i]);
+    return CM_OK;
+}
+
+cm_status cm_trainer_set_state(cm_trainer *tr, const cm_trainer_state *s) {
+    CM_TRY(check_state_scalars(tr, s));
+    size_t P = tr->model.layout.param_count;
+    const struct {
+        const char *name;
+        const float *values;
+        int nonnegative;
+    } blocks[] = {{"weights", s->params, 0}, {"EMA weights", s->ema, 0}, {"target", s->target, 0},
+                  {"Adam first moment", s->adam_m, 0}, {"Adam second moment", s->adam_v, 1}};
+    for (size_t b = 0; b < sizeof blocks / sizeof blocks[0]; b++) {
+        if (!blocks[b].values) {
+            if (b == 2) continue; /* no target: checked above */
+            return cm_error_set(CM_ERR_FORMAT, "state: %s missing", blocks[b].name);
+        }
+        size_t bad = first_bad_value(blocks[b].values, P, blocks[b].nonnegative);
+        if (bad < P)
+            return cm_error_set(CM_ERR_FORMAT, "state: %s[%zu] = %g is not %s", blocks[b].name,
+                                bad, blocks[b].values[bad],
+                                blocks[b].nonnegative ? "finite and >= 0" : "finite");
+    }
+    memcpy(tr->params, s->params, P * sizeof(float));
+    memcpy(tr->model.params, s->ema, P * sizeof(float));
+    if (tr->target) memcpy(tr->target, s->target, P * sizeof(float));
+    memcpy(tr->adam.m, s->adam_m, P * sizeof(float));
+    memcpy(tr->adam.v, s->adam_v, P * sizeof(float));
+    tr->adam.step = s->adam_step;
+    tr->step = s->step;
+    tr->stage = s->stage;
+    memcpy(tr->streams, s->streams, sizeof tr->streams);
+    if (s->transform != &tr->model.transform) {
+        memcpy(tr->model.transform.shift, s->transform->shift, tr->model.transform.dim * sizeof(double));
+        memcpy(tr->model.transform.scale, s->transform->scale, tr->model.transform.dim * sizeof(double));
+    }
     return CM_OK;
 }

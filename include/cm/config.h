@@ -73,8 +73,12 @@ double cm_train_config_huber_c(const cm_train_config *config);
 
 /* JSON text of the config (cm_malloc'ed, caller frees with cm_free). */
 cm_status cm_train_config_to_json(char **out, const cm_train_config *config);
-/* Parse JSON written by cm_train_config_to_json; unknown keys are an error, missing keys keep
- * the method's defaults. */
+/* Parse JSON written by cm_train_config_to_json; unknown or repeated keys are an error, missing
+ * keys keep the method's defaults. */
 cm_status cm_train_config_from_json(cm_train_config *out, const char *json, const char *name);
+/* CM_OK when the two configs agree in every field of the JSON form; otherwise CM_ERR_INVALID with
+ * a detail naming the first field that differs and both values
+ * ("\"lr\" is 0.01, the stored run has 0.001"). */
+cm_status cm_train_config_diff(const cm_train_config *given, const cm_train_config *stored);
 
 #endif

@@ -28,6 +28,9 @@ size_t cm_ct_levels(size_t k, size_t K, size_t s0, size_t s1);
 double cm_ct_target_decay(size_t levels, size_t s0, double mu0);
 /* [iCT] curriculum: N(k) = min(s0 2^floor(k / K'), s1) + 1, K' = floor(K / (log2 floor(s1/s0) + 1)). */
 size_t cm_ict_levels(size_t k, size_t K, size_t s0, size_t s1);
+/* [LHW] sequential teacher: stage t = min(2 + floor(k (T - 1) / K), T) of step k, so that the
+ * T - 1 stages share the K steps equally. */
+size_t cm_lhw_stage(size_t k, size_t K, size_t T);
 /* [iCT] discretised lognormal over the N - 1 intervals of an increasing grid sigma[0..N):
  * out[i] = P(sigma_i < exp(P_mean + P_std Z) <= sigma_{i+1}) renormalised, i = 0..N-2. */
 void cm_ict_level_probabilities(double *out, const double *sigma, size_t N, double p_mean,
@@ -49,8 +52,8 @@ typedef struct cm_trainer cm_trainer; /* opaque */
  * from the INIT stream. `data` is borrowed and must outlive the trainer. */
 cm_status cm_trainer_init(cm_trainer **out, const cm_train_config *config, const cm_data *data);
 void cm_trainer_free(cm_trainer *trainer);
-/* One optimiser step. CM_ERR_NONFINITE (weights untouched) if the loss or gradient is not
- * finite; the detail names the step. */
+/* One optimiser step. CM_ERR_NONFINITE if the loss or gradient is not finite: the detail names
+ * the step and the trainer's whole state is untouched (it can still be checkpointed). */
 cm_status cm_trainer_step(cm_trainer *trainer, cm_train_report *out);
 size_t cm_trainer_steps_done(const cm_trainer *trainer);
 /* The model with the evaluation weights (EMA, or the raw weights when the EMA is off). Owned by
@@ -66,7 +69,39 @@ cm_status cm_trainer_batch_gradient(cm_trainer *trainer, size_t k, double *out_l
  * constant. */
 cm_status cm_trainer_batch_loss(cm_trainer *trainer, size_t k, const float *student,
                                 const float *teacher, double *out_loss);
+/* The data source the trainer was made with (borrowed). */
+const cm_data *cm_trainer_data(const cm_trainer *trainer);
+
 /* For tests: the raw training weights (param_count floats, owned by the trainer). */
 float *cm_trainer_params(cm_trainer *trainer);
+
+/* ---- The complete state of a run between two steps (what a checkpoint holds, checkpoint.h).
+ * Everything else a step uses is a function of the config and the step index: the batch of step
+ * k comes from children k of the fixed DATA, LEVEL and NOISE streams, the curricula N(k), mu(k)
+ * and the learning rate are formulas in k, and the Karras grid is rebuilt from N(k). */
+typedef struct {
+    size_t step;                     /* steps completed; the next step draws batch `step` */
+    size_t stage;                    /* lhw sequential: stage t of the last step (0 before the
+                                        first); 0 for the other methods */
+    size_t adam_step;                /* equals step (one Adam update per successful step) */
+    size_t param_count;
+    const float *params;             /* raw training weights */
+    const float *ema;                /* evaluation weights (a copy of params when the EMA is off) */
+    const float *target;             /* ct target EMA, lhw sequential snapshot; NULL otherwise */
+    const float *adam_m, *adam_v;    /* Adam moments */
+    cm_rng streams[CM_STREAM_COUNT]; /* the run's fixed streams (index 0 unused) */
+    const cm_transform *transform;   /* the standardising transform */
+} cm_trainer_state;
+
+/* The state of `trainer` between steps. Pointers are borrowed from the trainer and valid until
+ * its next step or free. */
+void cm_trainer_get_state(cm_trainer_state *out, cm_trainer *trainer);
+/* Overwrite the state of `trainer` (freshly made by cm_trainer_init with the same config and
+ * data) with a copy of `state`, after checking that this config and seed can have produced it:
+ * step <= steps, adam_step == step, the stage of step - 1, a target exactly when the method has
+ * one, stream keys derived from the seed, finite weights and moments, v >= 0, a transform of the
+ * right dimension with finite shift and scale > 0. CM_ERR_FORMAT with a detail naming the first
+ * problem; the trainer is unchanged on failure. */
+cm_status cm_trainer_set_state(cm_trainer *trainer, const cm_trainer_state *state);
 
 #endif
