@@ -14,7 +14,7 @@ cm=build/cm
 make -s build/cm
 mkdir -p "$out"
 one() { # data method steps
-  local data=$1 method=$2 n=$3 dir="$out/$1-$2-$3" first=20
+  local data=$1 method=$2 n=$3 dir="$out/$1-$2-$3" first=10
   [ "$method" = lhw ] && first=1e6   # mapped to sigma_T, the chain's last level
   local start=$(date +%s.%N)
   $cm train --data "$data" --method "$method" --steps "$n" --seed 1 --out "$dir" --quiet

@@ -70,7 +70,7 @@ cm_train_config cm_train_config_default(cm_method method, size_t dim) {
     c.ema_decay = 0.999;               /* evaluation EMA (ours; [iCT] uses 0.99993 for 400k steps) */
     c.sigma_data = 0.5;                /* [CM] */
     c.sigma_min = 0.002;               /* [CM] */
-    c.sigma_max = 20.0;                /* measured; [CM], [iCT]: 80 (images of std 0.5 in 3072 dims) */
+    c.sigma_max = 10.0;                /* measured; [CM], [iCT]: 80 (images of std 0.5 in 3072 dims) */
     c.rho = 7.0;                       /* [CM] */
     c.chain_T = 100;                   /* [LHW] chain length: measured (T = 1000 did worse) */
     c.c0 = 2.0;                        /* SPEC section 1 */

@@ -56,8 +56,9 @@ static void test_ve_one_and_two_steps_exact_variance(void) {
     /* two steps 80, 0.8: x2 = skip(0.8) (x1 + sqrt(0.8^2 - smin^2) z) */
     double levels[2] = {80, 0.8};
     CM_CHECK_OK(cm_sample(x, &model, levels, 2, N, seed));
+    double k80 = cm_consistency_ve(80, 0.5, c->sigma_min).skip;
     double k1 = cm_consistency_ve(0.8, 0.5, c->sigma_min).skip;
-    double var1 = k0 * k0 * 6400;
+    double var1 = k80 * k80 * 6400;
     check_gaussian(x, k1 * k1 * (var1 + 0.64 - c->sigma_min * c->sigma_min), "two steps");
     cm_free(x);
     cm_model_free(&model);
