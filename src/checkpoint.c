@@ -153,24 +153,6 @@ static void rng_json(text_buffer *b, const cm_rng *streams) {
     append(b, "}");
 }
 
-/* The evaluation weights under the model's names "mlp.<l>.weight" / "mlp.<l>.bias". */
-static size_t model_tensors(cm_tensor_view *tensors, char (*names)[32], const cm_model *model) {
-    const cm_mlp_layout *layout = &model->layout;
-    for (size_t l = 0; l < layout->layer_count; l++) {
-        snprintf(names[2 * l], sizeof names[0], "mlp.%zu.weight", l);
-        snprintf(names[2 * l + 1], sizeof names[0], "mlp.%zu.bias", l);
-        tensors[2 * l] = (cm_tensor_view){.name = names[2 * l],
-                                          .ndim = 2,
-                                          .shape = {layout->out[l], layout->in[l]},
-                                          .data = model->params + layout->weight_offset[l]};
-        tensors[2 * l + 1] = (cm_tensor_view){.name = names[2 * l + 1],
-                                              .ndim = 1,
-                                              .shape = {layout->out[l]},
-                                              .data = model->params + layout->bias_offset[l]};
-    }
-    return 2 * layout->layer_count;
-}
-
 static cm_status check_extras(const char *path, const char *const *keys,
                               const char *const *values, size_t count) {
     if (count > CK_EXTRA_MAX)
@@ -192,7 +174,7 @@ cm_status cm_checkpoint_save(const char *path, cm_trainer *trainer, const char *
     const cm_train_config *c = &model->config;
     cm_tensor_view tensors[CK_TENSORS_MAX];
     char names[2 * (CM_MLP_MAX_DEPTH + 1)][32];
-    size_t count = model_tensors(tensors, names, model);
+    size_t count = cm_model_tensors(tensors, names, model);
     const float *blocks[TENSOR_COUNT] = {s.params, s.adam_m, s.adam_v, s.target};
     for (int t = 0; t < TENSOR_COUNT; t++)
         if (blocks[t])
@@ -434,7 +416,7 @@ static cm_status check_same_model(const cm_checkpoint *ck, const cm_train_config
         return cm_error_set(CM_ERR_FORMAT, "%s: changed while being read", path);
     cm_tensor_view tensors[CK_TENSORS_MAX];
     char names[2 * (CM_MLP_MAX_DEPTH + 1)][32];
-    size_t count = model_tensors(tensors, names, &ck->model);
+    size_t count = cm_model_tensors(tensors, names, &ck->model);
     for (size_t i = 0; i < count; i++) {
         cm_tensor_view stored;
         CM_TRY(cm_safetensors_get(&stored, ck->file, tensors[i].name));

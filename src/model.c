@@ -55,14 +55,11 @@ static cm_status transform_to_json(char **out, const cm_transform *t) {
     return CM_OK;
 }
 
-cm_status cm_model_save(const cm_model *model, const char *path) {
+size_t cm_model_tensors(cm_tensor_view *tensors, char (*names)[32], const cm_model *model) {
     const cm_mlp_layout *layout = &model->layout;
-    size_t count = 2 * layout->layer_count;
-    cm_tensor_view tensors[2 * (CM_MLP_MAX_DEPTH + 1)];
-    char names[2 * (CM_MLP_MAX_DEPTH + 1)][32];
     for (size_t l = 0; l < layout->layer_count; l++) {
-        snprintf(names[2 * l], sizeof names[0], "mlp.%zu.weight", l);
-        snprintf(names[2 * l + 1], sizeof names[0], "mlp.%zu.bias", l);
+        snprintf(names[2 * l], 32, "mlp.%zu.weight", l);
+        snprintf(names[2 * l + 1], 32, "mlp.%zu.bias", l);
         tensors[2 * l] = (cm_tensor_view){.name = names[2 * l],
                                           .ndim = 2,
                                           .shape = {layout->out[l], layout->in[l]},
@@ -72,6 +69,13 @@ cm_status cm_model_save(const cm_model *model, const char *path) {
                                               .shape = {layout->out[l]},
                                               .data = model->params + layout->bias_offset[l]};
     }
+    return 2 * layout->layer_count;
+}
+
+cm_status cm_model_save(const cm_model *model, const char *path) {
+    cm_tensor_view tensors[CM_MODEL_MAX_TENSORS];
+    char names[CM_MODEL_MAX_TENSORS][32];
+    size_t count = cm_model_tensors(tensors, names, model);
     char *config_json = NULL, *transform_json = NULL;
     cm_status status = cm_train_config_to_json(&config_json, &model->config);
     if (status == CM_OK) status = transform_to_json(&transform_json, &model->transform);

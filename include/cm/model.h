@@ -15,6 +15,7 @@
 #include "cm/config.h"
 #include "cm/consistency.h"
 #include "cm/data.h"
+#include "cm/io.h"
 #include "cm/nn.h"
 #include "cm/schedule.h"
 
@@ -37,6 +38,12 @@ void cm_model_free(cm_model *model);
 /* Consistency-function coefficients at VE noise level sigma (VE models) or chain index t
  * ([LHW] models: `level` is t, cast to size_t; 1 <= t <= T). */
 cm_coefficients cm_model_coefficients(const cm_model *model, double level);
+
+/* Views of the model's weights under the file names "mlp.<l>.weight" / "mlp.<l>.bias" into
+ * tensors[2 (depth + 1)], with the names written to names[][32]; returns the count. The views
+ * borrow model->params and names. */
+#define CM_MODEL_MAX_TENSORS (2 * (CM_MLP_MAX_DEPTH + 1))
+size_t cm_model_tensors(cm_tensor_view *tensors, char (*names)[32], const cm_model *model);
 
 cm_status cm_model_save(const cm_model *model, const char *path);
 /* Loads and validates a file written by cm_model_save (shapes must match the config). */
