@@ -22,7 +22,6 @@
 #define UNSEEN (-1)
 #define FINAL (-2)
 /* Violated arcs of every row that a full scan adds (plus the most violated of every column). */
-#define ROW_ARCS 2
 /* Same tolerance as the network simplex: a full scan counts an arc as violated when
  * C_ij - u_i - v_j < -TOLERANCE max C (far above the rounding of double duals, far below
  * anything that moves the optimal value; see ot_simplex.c). */
@@ -217,14 +216,14 @@ static int augment(cm_ot_workspace *w, int32_t r0, column_heap *heap) {
     return sink != NIL;
 }
 
-/* Full scan: for every row its ROW_ARCS most violated arcs, for every column its most violated
+/* Full scan: for every row its CM_OT_ROW_ARCS most violated arcs, for every column its most violated
  * arc, join the candidates; the rows of all of them are freed (listed in free_rows). Returns
  * the number of rows freed; 0 proves optimality over all n^2 arcs. */
 static int32_t scan_all_arcs(cm_ot_workspace *w, double tolerance, double largest,
                              int32_t *free_rows) {
     int32_t n = (int32_t)w->n, *col_of = w->thread, *row_of = w->thread + n;
     int32_t *flagged = w->stem_succ, count = 0;
-    if (w->arc_count + (ROW_ARCS + 1) * (size_t)(2 * n) > w->arc_capacity) {
+    if (w->arc_count + (CM_OT_ROW_ARCS + 1) * (size_t)(2 * n) > w->arc_capacity) {
         for (int32_t i = 0; i < n; i++) w->pot[i] = -w->u[i]; /* compaction's convention */
         for (int32_t j = 0; j < n; j++) w->pot[n + j] = w->v[j];
         cm_ot_compact_candidates(w, largest);
@@ -235,28 +234,19 @@ static int32_t scan_all_arcs(cm_ot_workspace *w, double tolerance, double larges
     }
     for (int32_t i = 0; i < n; i++) {
         const float *row = w->cost + (size_t)i * (size_t)n;
-        double ui = w->u[i], best[ROW_ARCS];
-        int32_t arg[ROW_ARCS];
-        for (int k = 0; k < ROW_ARCS; k++) best[k] = -tolerance, arg[k] = NIL;
+        double ui = w->u[i], best[CM_OT_ROW_ARCS];
+        int32_t arg[CM_OT_ROW_ARCS];
+        for (int k = 0; k < CM_OT_ROW_ARCS; k++) best[k] = -tolerance, arg[k] = NIL;
         for (int32_t j = 0; j < n; j++) {
             double reduced = (double)row[j] - ui - w->v[j];
-            if (reduced < best[ROW_ARCS - 1]) {
-                int k = ROW_ARCS - 1;
-                while (k > 0 && best[k - 1] > reduced) {
-                    best[k] = best[k - 1];
-                    arg[k] = arg[k - 1];
-                    k--;
-                }
-                best[k] = reduced;
-                arg[k] = j;
-            }
+            cm_ot_keep_most_violated(best, arg, reduced, j);
             if (reduced < w->column_best[j]) {
                 w->column_best[j] = reduced;
                 w->column_arg[j] = i;
             }
         }
         flagged[i] = arg[0] != NIL;
-        for (int k = 0; k < ROW_ARCS && arg[k] != NIL; k++) cm_ot_add_arc(w, i, arg[k]);
+        for (int k = 0; k < CM_OT_ROW_ARCS && arg[k] != NIL; k++) cm_ot_add_arc(w, i, arg[k]);
     }
     for (int32_t j = 0; j < n; j++) {
         int32_t i = w->column_arg[j];

@@ -80,6 +80,23 @@ void cm_ot_add_order_arcs(cm_ot_workspace *w);
  * is free. */
 void cm_ot_compact_candidates(cm_ot_workspace *w, double largest);
 
+/* Full scans keep, per row, the CM_OT_ROW_ARCS arcs of most negative reduced cost. */
+#define CM_OT_ROW_ARCS 2
+
+/* Insert (reduced, j) into the ascending list best[CM_OT_ROW_ARCS] / arg[] if it is smaller
+ * than the last entry (the caller initialises best[] to -tolerance, arg[] to -1). */
+static inline void cm_ot_keep_most_violated(double *best, int32_t *arg, double reduced, int32_t j) {
+    if (!(reduced < best[CM_OT_ROW_ARCS - 1])) return;
+    int k = CM_OT_ROW_ARCS - 1;
+    while (k > 0 && best[k - 1] > reduced) {
+        best[k] = best[k - 1];
+        arg[k] = arg[k - 1];
+        k--;
+    }
+    best[k] = reduced;
+    arg[k] = j;
+}
+
 /* Solve the assignment problem set in w (n = m, uniform weights, cost) by shortest augmenting
  * paths from the orders of w->key (ot_assignment.c); plan masses are 1 (the caller rescales). */
 cm_status cm_ot_assignment_run(cm_ot_result *out, cm_ot_workspace *w);

@@ -19,7 +19,6 @@
 
 #define NIL (-1)
 /* Violated arcs of every row that a full scan adds (plus the most violated of every column). */
-#define ROW_ARCS 2
 /* Entering-arc tolerance, relative to the largest cost: an arc enters only if its reduced cost
  * is below -PIVOT_TOLERANCE * max C. Costs are floats (relative precision 6e-8) and potentials
  * doubles recomputed from the tree every round (error ~1e-16 |pot|), so 1e-12 is far above the
@@ -220,13 +219,13 @@ void cm_ot_compact_candidates(cm_ot_workspace *w, double largest) {
     w->arc_next = 0;
 }
 
-/* Full scan: the ROW_ARCS most violated arcs of every row (reduced cost below -tolerance) and
+/* Full scan: the CM_OT_ROW_ARCS most violated arcs of every row (reduced cost below -tolerance) and
  * the most violated arc of every column join the candidates. Returns how many joined; 0 proves
  * optimality over all n m arcs. */
 static size_t scan_all_arcs(cm_ot_workspace *w, double tolerance, double largest) {
     size_t n = w->n, m = w->m;
     const double *sink_pot = w->pot + n;
-    if (w->arc_count + (ROW_ARCS + 1) * (n + m) > w->arc_capacity) cm_ot_compact_candidates(w, largest);
+    if (w->arc_count + (CM_OT_ROW_ARCS + 1) * (n + m) > w->arc_capacity) cm_ot_compact_candidates(w, largest);
     for (size_t j = 0; j < m; j++) {
         w->column_best[j] = -tolerance;
         w->column_arg[j] = NIL;
@@ -236,28 +235,19 @@ static size_t scan_all_arcs(cm_ot_workspace *w, double tolerance, double largest
     for (size_t i = 0; i < n; i++) {
         const float *row = w->cost + i * m;
         double source_pot = w->pot[i];
-        double best[ROW_ARCS];
-        int32_t arg[ROW_ARCS];
-        for (int k = 0; k < ROW_ARCS; k++) best[k] = -tolerance, arg[k] = NIL;
+        double best[CM_OT_ROW_ARCS];
+        int32_t arg[CM_OT_ROW_ARCS];
+        for (int k = 0; k < CM_OT_ROW_ARCS; k++) best[k] = -tolerance, arg[k] = NIL;
         for (size_t j = 0; j < m; j++) {
             double reduced = (double)row[j] + source_pot - sink_pot[j];
-            if (reduced < best[ROW_ARCS - 1]) {
-                int k = ROW_ARCS - 1;
-                while (k > 0 && best[k - 1] > reduced) {
-                    best[k] = best[k - 1];
-                    arg[k] = arg[k - 1];
-                    k--;
-                }
-                best[k] = reduced;
-                arg[k] = (int32_t)j;
-            }
+            cm_ot_keep_most_violated(best, arg, reduced, (int32_t)j);
             if (reduced < w->column_best[j]) {
                 w->column_best[j] = reduced;
                 w->column_arg[j] = (int32_t)i;
             }
         }
         row_arg[i] = arg[0];
-        for (int k = 0; k < ROW_ARCS && arg[k] != NIL; k++) {
+        for (int k = 0; k < CM_OT_ROW_ARCS && arg[k] != NIL; k++) {
             if (is_tree_arc(w, (int32_t)i, (int32_t)n + arg[k])) continue;
             cm_ot_add_arc(w, (int32_t)i, arg[k]);
             added++;
