@@ -132,14 +132,21 @@ cm_status cm_gaussian_sqrtm(double *out, const double *matrix, size_t d) {
     return status;
 }
 
-cm_status cm_gaussian_w2(double *out, const double *mean1, const double *cov1,
-                         const double *mean2, const double *cov2, size_t d) {
+/* The inputs of a distance between N(mean1, cov1) and N(mean2, cov2). */
+static cm_status check_pair(const double *out, const double *mean1, const double *cov1,
+                            const double *mean2, const double *cov2, size_t d) {
     if (!out) return cm_error_set(CM_ERR_INVALID, "Gaussian: out is NULL");
     CM_TRY(check_dimension(d));
     CM_TRY(check_vector(mean1, d, "mean1"));
     CM_TRY(check_vector(mean2, d, "mean2"));
     CM_TRY(check_covariance(cov1, d, "cov1"));
     CM_TRY(check_covariance(cov2, d, "cov2"));
+    return CM_OK;
+}
+
+cm_status cm_gaussian_w2(double *out, const double *mean1, const double *cov1,
+                         const double *mean2, const double *cov2, size_t d) {
+    CM_TRY(check_pair(out, mean1, cov1, mean2, cov2, d));
     eigen_space e;
     CM_TRY(eigen_alloc(&e, d));
     /* R = S1^{1/2} into b; M = R S2 R into a; then the eigenvalues of M */
@@ -183,12 +190,7 @@ static cm_status cholesky(double *matrix, size_t d, const char *what) {
 
 cm_status cm_gaussian_kl(double *out, const double *mean1, const double *cov1,
                          const double *mean2, const double *cov2, size_t d) {
-    if (!out) return cm_error_set(CM_ERR_INVALID, "Gaussian: out is NULL");
-    CM_TRY(check_dimension(d));
-    CM_TRY(check_vector(mean1, d, "mean1"));
-    CM_TRY(check_vector(mean2, d, "mean2"));
-    CM_TRY(check_covariance(cov1, d, "cov1"));
-    CM_TRY(check_covariance(cov2, d, "cov2"));
+    CM_TRY(check_pair(out, mean1, cov1, mean2, cov2, d));
     double *l1 = cm_malloc(2 * d * d + d, sizeof(double));
     if (!l1) return cm_error_set(CM_ERR_NOMEM, "Gaussian: KL workspace for d = %zu", d);
     double *l2 = l1 + d * d, *z = l2 + d * d;

@@ -64,14 +64,16 @@ double cm_adam_current_rate(const cm_adam *adam) {
     return c->learning_rate * (c->final_fraction + (1.0 - c->final_fraction) * cosine);
 }
 
-void cm_adam_step(cm_adam *adam, float *params, float *grad, double *out_grad_norm) {
-    const cm_adam_config *c = &adam->config;
+double cm_gradient_norm(const float *grad, size_t count) {
     double squared = 0.0;
-    for (size_t i = 0; i < adam->count; i++) squared += (double)grad[i] * grad[i];
-    double norm = sqrt(squared);
-    if (out_grad_norm) *out_grad_norm = norm;
-    if (c->clip_norm > 0 && norm > c->clip_norm) {
-        float factor = (float)(c->clip_norm / norm);
+    for (size_t i = 0; i < count; i++) squared += (double)grad[i] * grad[i];
+    return sqrt(squared);
+}
+
+void cm_adam_step(cm_adam *adam, float *params, float *grad, double grad_norm) {
+    const cm_adam_config *c = &adam->config;
+    if (c->clip_norm > 0 && grad_norm > c->clip_norm) {
+        float factor = (float)(c->clip_norm / grad_norm);
         for (size_t i = 0; i < adam->count; i++) grad[i] *= factor;
     }
     double rate = cm_adam_current_rate(adam);

@@ -331,14 +331,6 @@ cm_status cm_ot_assignment_run(cm_ot_result *out, cm_ot_workspace *w) {
         w->u[i] -= centre;
         w->v[i] += centre;
     }
-    out->n = out->m = (size_t)n;
-    out->cost = total;
-    out->plan = w->plan;
-    out->plan_count = (size_t)n;
-    out->u = w->u;
-    out->v = w->v;
-    out->pivots = w->pivots;
-    out->rounds = w->rounds;
-    out->arcs = w->arc_count;
+    cm_ot_fill_result(out, w, (size_t)n, (size_t)n, total, (size_t)n);
     return CM_OK;
 }

@@ -80,6 +80,21 @@ void cm_ot_add_order_arcs(cm_ot_workspace *w);
  * is free. */
 void cm_ot_compact_candidates(cm_ot_workspace *w, double largest);
 
+/* Point *out at the workspace's plan and potentials, with the solve's statistics. */
+static inline void cm_ot_fill_result(cm_ot_result *out, const cm_ot_workspace *w, size_t n,
+                                     size_t m, double cost, size_t plan_count) {
+    out->n = n;
+    out->m = m;
+    out->cost = cost;
+    out->plan = w->plan;
+    out->plan_count = plan_count;
+    out->u = w->u;
+    out->v = w->v;
+    out->pivots = w->pivots;
+    out->rounds = w->rounds;
+    out->arcs = w->arc_count;
+}
+
 /* Full scans keep, per row, the CM_OT_ROW_ARCS arcs of most negative reduced cost. */
 #define CM_OT_ROW_ARCS 2
 

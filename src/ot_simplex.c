@@ -424,15 +424,6 @@ cm_status cm_ot_simplex_run(cm_ot_result *out, cm_ot_workspace *w) {
     double centre = 0.5 * (u_mean - v_mean);
     for (size_t i = 0; i < n; i++) w->u[i] = -w->pot[i] - centre;
     for (size_t j = 0; j < m; j++) w->v[j] = w->pot[n + j] + centre;
-    out->n = n;
-    out->m = m;
-    out->cost = total;
-    out->plan = w->plan;
-    out->plan_count = count;
-    out->u = w->u;
-    out->v = w->v;
-    out->pivots = w->pivots;
-    out->rounds = w->rounds;
-    out->arcs = w->arc_count;
+    cm_ot_fill_result(out, w, n, m, total, count);
     return CM_OK;
 }

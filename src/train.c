@@ -319,9 +319,7 @@ cm_status cm_trainer_step(cm_trainer *tr, cm_train_report *out) {
     const float *teacher = prepare_batch(tr, k, &report);
     report.loss = batch_loss_and_gradient(tr, teacher);
     report.learning_rate = cm_adam_current_rate(&tr->adam);
-    double squared = 0.0;
-    for (size_t i = 0; i < P; i++) squared += (double)tr->grad[i] * tr->grad[i];
-    report.grad_norm = sqrt(squared);
+    report.grad_norm = cm_gradient_norm(tr->grad, P);
     report.step = k + 1;
     if (out) *out = report;
     if (!isfinite(report.loss) || !isfinite(report.grad_norm))
@@ -333,7 +331,7 @@ cm_status cm_trainer_step(cm_trainer *tr, cm_train_report *out) {
         memcpy(tr->target, tr->params, P * sizeof(float));
         tr->stage = report.levels;
     }
-    cm_adam_step(&tr->adam, tr->params, tr->grad, NULL);
+    cm_adam_step(&tr->adam, tr->params, tr->grad, report.grad_norm);
     if (c->ema_decay > 0) cm_ema_update(tr->model.params, tr->params, P, c->ema_decay);
     if (c->method == CM_METHOD_CT) cm_ema_update(tr->target, tr->params, P, report.target_decay);
     tr->step++;

@@ -39,9 +39,11 @@ cm_status cm_adam_init(cm_adam *out, const cm_adam_config *config, size_t count)
 void cm_adam_free(cm_adam *adam);
 /* Learning rate at the next step (warm-up and cosine decay applied). */
 double cm_adam_current_rate(const cm_adam *adam);
-/* One step: clips grad in place when clip_norm > 0, updates params. *out_grad_norm receives the
- * gradient norm before clipping (may be NULL). */
-void cm_adam_step(cm_adam *adam, float *params, float *grad, double *out_grad_norm);
+/* Euclidean norm of grad[count], accumulated in double. */
+double cm_gradient_norm(const float *grad, size_t count);
+/* One step: clips grad in place when clip_norm > 0 and grad_norm (cm_gradient_norm of grad,
+ * which the caller has already computed to check it) exceeds it, then updates params. */
+void cm_adam_step(cm_adam *adam, float *params, float *grad, double grad_norm);
 
 /* ema = decay * ema + (1 - decay) * params. */
 void cm_ema_update(float *ema, const float *params, size_t count, double decay);
