@@ -50,6 +50,14 @@ cm_status cm_law_gaussian_diagonal(cm_law **out, size_t d, const double *mean,
 /* sum_j weights_j N(means_j, stds_j^2 I): weights > 0 (normalised here), means k x d, stds >= 0. */
 cm_status cm_law_mixture_isotropic(cm_law **out, size_t d, size_t k, const double *weights,
                                    const double *means, const double *stds);
+/* sum_j weights_j N(means_j, diag(variances_j)): variances k x d, >= 0. */
+cm_status cm_law_mixture_diagonal(cm_law **out, size_t d, size_t k, const double *weights,
+                                  const double *means, const double *variances);
+/* The law of (X - shift) / scale (per coordinate, scale > 0) for X ~ law: what a model trained
+ * on standardised data sees (cm_transform, data.h). Components stay diagonal when they were;
+ * full covariances are re-eigendecomposed. *out is a new law owned by the caller. */
+cm_status cm_law_standardise(cm_law **out, const cm_law *law, const double *shift,
+                             const double *scale);
 /* The exact law of a gauss: or gmm: data source; CM_ERR_INVALID for other sources. */
 cm_status cm_law_from_data(cm_law **out, const cm_data *data);
 void cm_law_free(cm_law *law);
