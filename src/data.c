@@ -1,6 +1,7 @@
-/* data.c: data sources (see data.h): the five 2-D toy sets, exact isotropic Gaussian and
- * Gaussian-mixture laws in any dimension opened from a spec string, and user files (CSV/NPY
- * through cm_matrix_read); plus the per-coordinate standardising transform.
+/* data.c: data sources (see data.h): the five 2-D toy sets, exact Gaussian (isotropic or with a
+ * log-spaced diagonal spectrum) and isotropic Gaussian-mixture laws in any dimension opened from a
+ * spec string, and user files (CSV/NPY through cm_matrix_read); plus the per-coordinate
+ * standardising transform.
  *
  * The toy generators follow the sets common in the flow/diffusion literature (FFJORD's
  * 8gaussians and checkerboard, scikit-learn's make_moons and make_swiss_roll); their exact
@@ -30,6 +31,9 @@
 #define DATA_MAX_GMM_VALUES ((uint64_t)10000000)
 /* Longest value accepted in a spec field ("mean=..."); 64 characters hold any double. */
 #define SPEC_VALUE_MAX 64
+/* Exponents of spectrum=logspace(A,B): |A|, |B| <= this keeps every variance a normal double
+ * whose square root and reciprocal are finite. */
+#define SPECTRUM_MAX_EXPONENT 100.0
 
 /* Defaults of the spec grammar (our choice, documented in docs/data.md): N(0, I) for gauss:,
  * and a mixture whose modes sit 4 from the origin with std 0.5, i.e. about 8 standard
@@ -66,6 +70,8 @@ struct cm_data {
     double *weights; /* K */
     double *means;   /* K x D */
     double *stds;    /* K */
+    double *variances; /* D, gauss: with a spectrum only (else NULL); stds[0] is then NAN */
+    double *scales;    /* D, sqrt(variances): the per-coordinate std a point is drawn with */
     /* files */
     size_t rows;
     double *values; /* rows x D */
@@ -76,8 +82,8 @@ static const char *const kind_names[CM_DATA_KIND_COUNT] = {
 };
 
 #define VALID_SOURCES                                                                       \
-    "8gaussians, moons, swissroll, checkerboard, rings, gauss:d=D[,mean=M][,std=S], "        \
-    "gmm:d=D,k=K[,sep=R][,std=S][,seed=N], or a path to a .csv/.npy file"
+    "8gaussians, moons, swissroll, checkerboard, rings, gauss:d=D[,mean=M][,std=S|"   \
+    ",spectrum=logspace(A,B)], gmm:d=D,k=K[,sep=R][,std=S][,seed=N], or a path to a .csv/.npy file"
 
 const char *cm_data_kind_name(cm_data_kind kind) {
     if ((int)kind < 0 || kind >= CM_DATA_KIND_COUNT) return "unknown";
@@ -86,7 +92,8 @@ const char *cm_data_kind_name(cm_data_kind kind) {
 
 /* ---------------------------------------------------------------- spec parsing */
 
-typedef enum { FIELD_INTEGER, FIELD_REAL } field_type;
+/* FIELD_SPECTRUM is "logspace(A,B)": real = A, upper = B. */
+typedef enum { FIELD_INTEGER, FIELD_REAL, FIELD_SPECTRUM } field_type;
 
 typedef struct {
     const char *key;
@@ -94,6 +101,7 @@ typedef struct {
     int seen;
     uint64_t integer;
     double real;
+    double upper;
 } spec_field;
 
 static int ends_with(const char *text, const char *suffix) {
@@ -115,7 +123,37 @@ static int parse_integer(uint64_t *out, const char *text) {
     return 1;
 }
 
+/* A finite number that is all of text[0..length) (no spaces). */
+static int parse_real(double *out, const char *text, size_t length) {
+    char buffer[SPEC_VALUE_MAX];
+    if (length == 0 || length >= sizeof buffer || isspace((unsigned char)text[0])) return 0;
+    memcpy(buffer, text, length);
+    buffer[length] = '\0';
+    char *end = NULL;
+    double value = strtod(buffer, &end);
+    if (end == buffer || *end != '\0' || !isfinite(value)) return 0;
+    *out = value;
+    return 1;
+}
+
+/* "logspace(A,B)" with finite A, B within +-SPECTRUM_MAX_EXPONENT. */
+static cm_status parse_spectrum(spec_field *field, const char *value, const char *source) {
+    static const char prefix[] = "logspace(";
+    size_t n = strlen(value), p = sizeof prefix - 1;
+    const char *comma = strchr(value, ',');
+    if (n < p + 4 || strncmp(value, prefix, p) != 0 || value[n - 1] != ')' || !comma ||
+        !parse_real(&field->real, value + p, (size_t)(comma - value) - p) ||
+        !parse_real(&field->upper, comma + 1, (size_t)(value + n - 1 - comma - 1)))
+        return cm_error_set(CM_ERR_INVALID, "data spec '%.100s': %s='%s' is not "
+                            "logspace(A,B) with finite numbers A, B", source, field->key, value);
+    if (fabs(field->real) > SPECTRUM_MAX_EXPONENT || fabs(field->upper) > SPECTRUM_MAX_EXPONENT)
+        return cm_error_set(CM_ERR_INVALID, "data spec '%.100s': %s exponents must be within "
+                            "+-%g", source, field->key, SPECTRUM_MAX_EXPONENT);
+    return CM_OK;
+}
+
 static cm_status parse_field_value(spec_field *field, const char *value, const char *source) {
+    if (field->type == FIELD_SPECTRUM) return parse_spectrum(field, value, source);
     if (field->type == FIELD_INTEGER) {
         if (!parse_integer(&field->integer, value))
             return cm_error_set(CM_ERR_INVALID,
@@ -135,12 +173,23 @@ static cm_status parse_field_value(spec_field *field, const char *value, const c
     return CM_OK;
 }
 
+/* The next ',' of text outside parentheses (values like logspace(A,B) hold commas), or NULL. */
+static const char *next_separator(const char *text) {
+    int depth = 0;
+    for (const char *c = text; *c; c++) {
+        if (*c == '(') depth++;
+        else if (*c == ')' && depth > 0) depth--;
+        else if (*c == ',' && depth == 0) return c;
+    }
+    return NULL;
+}
+
 /* Parse "key=value,key=value" (body of a spec after "gauss:" or "gmm:") into `fields`. */
 static cm_status parse_spec_fields(spec_field *fields, size_t count, const char *body,
                                    const char *source) {
     const char *item = body;
     while (*item) {
-        const char *comma = strchr(item, ',');
+        const char *comma = next_separator(item);
         size_t length = comma ? (size_t)(comma - item) : strlen(item);
         const char *equals = memchr(item, '=', length);
         if (length == 0)
@@ -230,13 +279,33 @@ static cm_status alloc_law(cm_data *data) {
     return CM_OK;
 }
 
+/* Variances 10^(A + (B - A) i / (d - 1)), the last exactly 10^B (as numpy.logspace), and
+ * their square roots; stds[0] becomes NAN (data.h). */
+static cm_status set_spectrum(cm_data *data, double a, double b) {
+    size_t d = data->dim;
+    data->variances = cm_malloc(2 * d, sizeof(double));
+    if (!data->variances) return cm_error_set(CM_ERR_NOMEM, "data: spectrum of dimension %zu", d);
+    data->scales = data->variances + d;
+    for (size_t i = 0; i < d; i++) {
+        double exponent = d == 1 ? a : i + 1 == d ? b : a + (b - a) * (double)i / (double)(d - 1);
+        data->variances[i] = pow(10.0, exponent);
+        data->scales[i] = sqrt(data->variances[i]);
+    }
+    data->stds[0] = NAN;
+    return CM_OK;
+}
+
 static cm_status open_gauss(cm_data *data, const char *body, const char *source) {
-    spec_field fields[] = {{"d", FIELD_INTEGER, 0, 0, 0.0},
-                           {"mean", FIELD_REAL, 0, 0, GAUSS_DEFAULT_MEAN},
-                           {"std", FIELD_REAL, 0, 0, GAUSS_DEFAULT_STD}};
-    CM_TRY(parse_spec_fields(fields, 3, body, source));
+    spec_field fields[] = {{"d", FIELD_INTEGER, 0, 0, 0.0, 0.0},
+                           {"mean", FIELD_REAL, 0, 0, GAUSS_DEFAULT_MEAN, 0.0},
+                           {"std", FIELD_REAL, 0, 0, GAUSS_DEFAULT_STD, 0.0},
+                           {"spectrum", FIELD_SPECTRUM, 0, 0, 0.0, 0.0}};
+    CM_TRY(parse_spec_fields(fields, 4, body, source));
     CM_TRY(check_count(&fields[0], DATA_MAX_DIM, "the dimension", source));
     CM_TRY(check_std(&fields[2], source));
+    if (fields[2].seen && fields[3].seen)
+        return cm_error_set(CM_ERR_INVALID, "data spec '%.100s': give std= or spectrum=, not "
+                            "both", source);
     data->kind = CM_DATA_GAUSS;
     data->dim = (size_t)fields[0].integer;
     data->components = 1;
@@ -244,10 +313,18 @@ static cm_status open_gauss(cm_data *data, const char *body, const char *source)
     data->weights[0] = 1.0;
     data->stds[0] = fields[2].real;
     for (size_t i = 0; i < data->dim; i++) data->means[i] = fields[1].real;
-    char mean[32], std[32], text[128];
+    char mean[32], std[32], upper[32], text[160];
     format_real(mean, sizeof mean, fields[1].real);
-    format_real(std, sizeof std, fields[2].real);
-    snprintf(text, sizeof text, "gauss:d=%zu,mean=%s,std=%s", data->dim, mean, std);
+    if (fields[3].seen) {
+        CM_TRY(set_spectrum(data, fields[3].real, fields[3].upper));
+        format_real(std, sizeof std, fields[3].real);
+        format_real(upper, sizeof upper, fields[3].upper);
+        snprintf(text, sizeof text, "gauss:d=%zu,mean=%s,spectrum=logspace(%s,%s)", data->dim,
+                 mean, std, upper);
+    } else {
+        format_real(std, sizeof std, fields[2].real);
+        snprintf(text, sizeof text, "gauss:d=%zu,mean=%s,std=%s", data->dim, mean, std);
+    }
     return set_description(data, text);
 }
 
@@ -277,11 +354,11 @@ static void place_means(double *means, size_t k, size_t d, double sep, uint64_t 
 }
 
 static cm_status open_gmm(cm_data *data, const char *body, const char *source) {
-    spec_field fields[] = {{"d", FIELD_INTEGER, 0, 0, 0.0},
-                           {"k", FIELD_INTEGER, 0, 0, 0.0},
-                           {"sep", FIELD_REAL, 0, 0, GMM_DEFAULT_SEP},
-                           {"std", FIELD_REAL, 0, 0, GMM_DEFAULT_STD},
-                           {"seed", FIELD_INTEGER, 0, GMM_DEFAULT_SEED, 0.0}};
+    spec_field fields[] = {{"d", FIELD_INTEGER, 0, 0, 0.0, 0.0},
+                           {"k", FIELD_INTEGER, 0, 0, 0.0, 0.0},
+                           {"sep", FIELD_REAL, 0, 0, GMM_DEFAULT_SEP, 0.0},
+                           {"std", FIELD_REAL, 0, 0, GMM_DEFAULT_STD, 0.0},
+                           {"seed", FIELD_INTEGER, 0, GMM_DEFAULT_SEED, 0.0, 0.0}};
     CM_TRY(parse_spec_fields(fields, 5, body, source));
     CM_TRY(check_count(&fields[0], DATA_MAX_DIM, "the dimension", source));
     CM_TRY(check_count(&fields[1], DATA_MAX_COMPONENTS, "the number of components", source));
@@ -364,6 +441,7 @@ void cm_data_free(cm_data *data) {
     cm_free(data->weights);
     cm_free(data->means);
     cm_free(data->stds);
+    cm_free(data->variances);
     cm_free(data->values);
     cm_free(data);
 }
@@ -386,6 +464,7 @@ cm_status cm_data_gmm(cm_gmm_view *out, const cm_data *data) {
     out->weights = data->weights;
     out->means = data->means;
     out->stds = data->stds;
+    out->variances = data->variances;
     return CM_OK;
 }
 
@@ -446,10 +525,16 @@ static void toy_rings(cm_rng *rng, double *out) {
 }
 
 /* Mixture point: component j uniform (all our mixtures have equal weights, so this is the
- * exact draw by weight), then mean_j + std_j * z, z ~ N(0, I_D). */
+ * exact draw by weight), then mean_j + std_j * z, z ~ N(0, I_D); with a spectrum,
+ * mean + scale_i * z_i. (cm_law_sample repeats this order of draws and arithmetic.) */
 static void law_point(const cm_data *data, cm_rng *rng, double *out) {
     size_t j = (size_t)cm_rng_below(rng, data->components); /* K = 1 draws nothing */
     const double *mean = data->means + j * data->dim;
+    if (data->scales) {
+        for (size_t i = 0; i < data->dim; i++)
+            out[i] = mean[i] + data->scales[i] * cm_rng_normal(rng);
+        return;
+    }
     double std = data->stds[j];
     for (size_t i = 0; i < data->dim; i++) out[i] = mean[i] + std * cm_rng_normal(rng);
 }

@@ -181,13 +181,14 @@ static cm_status gaussian_fit_distances(double *w2, double *w1, const double *x,
     double *mean = cm_malloc(2 * d * d + d, sizeof(double));
     if (!mean) return cm_error_set(CM_ERR_NOMEM, "Gaussian fit in dimension %zu", d);
     double *cov = mean + d, *law_cov = cov + d * d;
-    double variance = law->stds[0] * law->stds[0];
+    double variance = law->stds[0] * law->stds[0]; /* per coordinate when law->variances */
     memset(law_cov, 0, d * d * sizeof(double));
-    for (size_t k = 0; k < d; k++) law_cov[k * d + k] = variance;
+    for (size_t k = 0; k < d; k++)
+        law_cov[k * d + k] = law->variances ? law->variances[k] : variance;
     cm_status status = cm_gaussian_fit(mean, cov, x, n, d);
     if (status == CM_OK) status = cm_gaussian_w2(w2, mean, cov, law->means, law_cov, d);
     if (status == CM_OK && d == 1)
-        status = cm_gaussian_w1_1d(w1, mean[0], sqrt(cov[0]), law->means[0], law->stds[0]);
+        status = cm_gaussian_w1_1d(w1, mean[0], sqrt(cov[0]), law->means[0], sqrt(law_cov[0]));
     cm_free(mean);
     return status;
 }

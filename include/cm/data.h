@@ -4,6 +4,9 @@
  * A source is opened from a string:
  *   8gaussians | moons | swissroll | checkerboard | rings     built-in 2-D sets, roughly unit scale
  *   gauss:d=D[,mean=M][,std=S]                                N(M 1, S^2 I_D)
+ *   gauss:d=D[,mean=M],spectrum=logspace(A,B)                 N(M 1, diag(v)) with variances
+ *        v_i = 10^(A + (B - A) i / (D - 1)), i = 0..D-1, log-spaced from 10^A to 10^B
+ *        (numpy.logspace; D = 1 gives 10^A); spectrum and std exclude each other.
  *   gmm:d=D,k=K[,sep=R][,std=S][,seed=N]                      equal-weight mixture of K
  *        isotropic Gaussians N(m_j, S^2 I); means m_j = R u_j with u_j uniform on the unit sphere
  *        (seeded by N, independent of the sampling seed); in d = 1, m_j = R (j - (K-1)/2).
@@ -33,12 +36,15 @@ typedef enum {
 
 const char *cm_data_kind_name(cm_data_kind kind);
 
-/* An isotropic Gaussian mixture sum_j weight_j N(mean_j, std_j^2 I_D) (gauss: is K = 1). */
+/* A Gaussian mixture sum_j weight_j N(mean_j, std_j^2 I_D) (gauss: is K = 1); or, when
+ * variances is not NULL (gauss: with a spectrum, K = 1), N(mean_0, diag(variances)) and stds[0]
+ * is NAN so that a user that ignores variances cannot silently take it for isotropic. */
 typedef struct {
     size_t dim, components;
-    const double *weights; /* K */
-    const double *means;   /* K x D, row-major */
-    const double *stds;    /* K */
+    const double *weights;   /* K */
+    const double *means;     /* K x D, row-major */
+    const double *stds;      /* K */
+    const double *variances; /* D or NULL (isotropic components) */
 } cm_gmm_view;
 
 typedef struct cm_data cm_data; /* opaque */
