@@ -155,24 +155,30 @@ cm_status cm_law_gaussian(cm_law **out, size_t d, const double *mean, const doub
     return CM_OK;
 }
 
-cm_status cm_law_mixture_isotropic(cm_law **out, size_t d, size_t k, const double *weights,
-                                   const double *means, const double *stds) {
-    if (!out || !weights || !means || !stds)
-        return cm_error_set(CM_ERR_INVALID, "cm_law_mixture_isotropic: NULL argument");
+/* Shared by the two mixture constructors: eigenvalues k x d from stds (isotropic) or from
+ * variances (diagonal), exactly one of them non-NULL. */
+static cm_status mixture(cm_law **out, size_t d, size_t k, const double *weights,
+                         const double *means, const double *stds, const double *variances) {
+    if (!out || !weights || !means || (!stds && !variances))
+        return cm_error_set(CM_ERR_INVALID, "law mixture: NULL argument");
     *out = NULL;
     if (d == 0 || k == 0)
         return cm_error_set(CM_ERR_INVALID, "law: dimension %zu, components %zu", d, k);
     if (k > SIZE_MAX / 8 / d) return cm_error_set(CM_ERR_INVALID, "law: too many components");
     CM_TRY(check_finite(weights, k, "weights"));
     CM_TRY(check_finite(means, k * d, "means"));
-    CM_TRY(check_finite(stds, k, "stds"));
+    const double *spread = stds ? stds : variances;
+    size_t count = stds ? k : k * d;
+    CM_TRY(check_finite(spread, count, stds ? "stds" : "variances"));
+    for (size_t i = 0; i < count; i++)
+        if (spread[i] < 0.0)
+            return cm_error_set(CM_ERR_INVALID, "law: %s[%zu] is %g < 0",
+                                stds ? "stds" : "variances", i, spread[i]);
     double total = 0.0;
     for (size_t j = 0; j < k; j++) {
         if (!(weights[j] > 0.0))
             return cm_error_set(CM_ERR_INVALID, "law: weight %zu is %g, must be > 0", j,
                                 weights[j]);
-        if (stds[j] < 0.0)
-            return cm_error_set(CM_ERR_INVALID, "law: std %zu is %g < 0", j, stds[j]);
         total += weights[j];
     }
     if (!isfinite(total)) return cm_error_set(CM_ERR_NONFINITE, "law: weights sum to %g", total);
@@ -183,10 +189,73 @@ cm_status cm_law_mixture_isotropic(cm_law **out, size_t d, size_t k, const doubl
         law->weights[j] = weights[j] / total;
         law->log_weights[j] = log(weights[j]) - log(total);
         if (weights[j] != weights[0]) law->equal_weights = 0;
-        for (size_t i = 0; i < d; i++) law->eigenvalues[j * d + i] = stds[j] * stds[j];
+        for (size_t i = 0; i < d; i++)
+            law->eigenvalues[j * d + i] = stds ? stds[j] * stds[j] : variances[j * d + i];
     }
     memcpy(law->means, means, k * d * sizeof(double));
     *out = law;
+    return CM_OK;
+}
+
+cm_status cm_law_mixture_isotropic(cm_law **out, size_t d, size_t k, const double *weights,
+                                   const double *means, const double *stds) {
+    if (!stds) return cm_error_set(CM_ERR_INVALID, "law mixture: stds is NULL");
+    return mixture(out, d, k, weights, means, stds, NULL);
+}
+
+cm_status cm_law_mixture_diagonal(cm_law **out, size_t d, size_t k, const double *weights,
+                                  const double *means, const double *variances) {
+    if (!variances) return cm_error_set(CM_ERR_INVALID, "law mixture: variances is NULL");
+    return mixture(out, d, k, weights, means, NULL, variances);
+}
+
+/* (X - shift) / scale: means (m - shift) / scale; a diagonal component's variances divide by
+ * scale^2; a full covariance becomes D^-1 S D^-1 (D = diag(scale)), decomposed again. */
+cm_status cm_law_standardise(cm_law **out, const cm_law *law, const double *shift,
+                             const double *scale) {
+    if (!out || !law || !shift || !scale)
+        return cm_error_set(CM_ERR_INVALID, "cm_law_standardise: NULL argument");
+    *out = NULL;
+    size_t d = law->d, k = law->k;
+    CM_TRY(check_finite(shift, d, "shift"));
+    CM_TRY(check_finite(scale, d, "scale"));
+    for (size_t i = 0; i < d; i++)
+        if (!(scale[i] > 0.0))
+            return cm_error_set(CM_ERR_INVALID, "law: scale[%zu] is %g, must be > 0", i, scale[i]);
+    cm_law *result;
+    CM_TRY(law_alloc(&result, d, k, law->basis != NULL));
+    memcpy(result->log_weights, law->log_weights, 2 * k * sizeof(double));
+    result->equal_weights = law->equal_weights;
+    for (size_t j = 0; j < k; j++)
+        for (size_t i = 0; i < d; i++) {
+            result->means[j * d + i] = (law->means[j * d + i] - shift[i]) / scale[i];
+            result->eigenvalues[j * d + i] = law->eigenvalues[j * d + i] / (scale[i] * scale[i]);
+        }
+    if (!law->basis) {
+        *out = result;
+        return CM_OK;
+    }
+    double *cov = cm_malloc(d * d, sizeof(double));
+    cm_status status = cov ? CM_OK : cm_error_set(CM_ERR_NOMEM, "law: covariance d = %zu", d);
+    if (status == CM_OK) {
+        for (size_t a = 0; a < d; a++)
+            for (size_t b = 0; b < d; b++) {
+                double sum = 0.0;
+                for (size_t c = 0; c < d; c++)
+                    sum += law->basis[c * d + a] * law->eigenvalues[c] * law->basis[c * d + b];
+                cov[a * d + b] = sum / (scale[a] * scale[b]);
+            }
+        for (size_t a = 0; a < d; a++) /* exact symmetry */
+            for (size_t b = a + 1; b < d; b++)
+                cov[a * d + b] = cov[b * d + a] = 0.5 * (cov[a * d + b] + cov[b * d + a]);
+        status = decompose(result, cov);
+    }
+    cm_free(cov);
+    if (status != CM_OK) {
+        cm_law_free(result);
+        return status;
+    }
+    *out = result;
     return CM_OK;
 }
 

@@ -394,6 +394,56 @@ static void test_from_data(void) {
     }
 }
 
+
+/* Standardised laws: moments of (X - shift) / scale, for a diagonal mixture and a full Gaussian;
+ * and a diagonal mixture's draws are the transformed draws (to rounding). */
+static void test_standardise(void) {
+    double w[2] = {1, 3}, means[4] = {-1, 2, 3, 0}, variances[4] = {0.5, 2, 0.1, 1};
+    double shift[2] = {0.5, -1}, scale[2] = {2, 0.25};
+    cm_law *law = NULL, *st = NULL;
+    CM_CHECK_OK(cm_law_mixture_diagonal(&law, 2, 2, w, means, variances));
+    if (law) CM_CHECK_OK(cm_law_standardise(&st, law, shift, scale));
+    if (law && st) {
+        double m[2], c[4], ms[2], cs[4];
+        cm_law_moments(law, m, c);
+        cm_law_moments(st, ms, cs);
+        for (int a = 0; a < 2; a++) {
+            CM_CHECK_CLOSE(ms[a], (m[a] - shift[a]) / scale[a], 1e-14, "standardised mean");
+            for (int b = 0; b < 2; b++)
+                CM_CHECK_CLOSE(cs[a * 2 + b], c[a * 2 + b] / (scale[a] * scale[b]), 1e-13,
+                               "standardised covariance");
+        }
+        double x[20], y[20];
+        cm_rng r1, r2;
+        cm_rng_init(&r1, 4);
+        r2 = r1;
+        cm_law_sample(law, &r1, 10, x);
+        cm_law_sample(st, &r2, 10, y);
+        for (int i = 0; i < 20; i++)
+            CM_CHECK_CLOSE(y[i], (x[i] - shift[i % 2]) / scale[i % 2], 1e-13, "standardised draw");
+    }
+    cm_law_free(st);
+    cm_law_free(law);
+    double cov[9], mean[3] = {1, 2, 3}, sh[3] = {1, 0, -1}, sc[3] = {0.5, 2, 3}, m[3], c[9];
+    random_spd(cov, 3, 8);
+    law = st = NULL;
+    CM_CHECK_OK(cm_law_gaussian(&law, 3, mean, cov));
+    if (law) CM_CHECK_OK(cm_law_standardise(&st, law, sh, sc));
+    if (st) {
+        cm_law_moments(st, m, c);
+        for (int a = 0; a < 3; a++) {
+            CM_CHECK_CLOSE(m[a], (mean[a] - sh[a]) / sc[a], 1e-14, "full: mean");
+            for (int b = 0; b < 3; b++)
+                CM_CHECK_CLOSE(c[a * 3 + b], cov[a * 3 + b] / (sc[a] * sc[b]), 1e-12, "full: cov");
+        }
+    }
+    sc[1] = 0.0;
+    cm_law *bad = NULL;
+    if (law) CM_CHECK(cm_law_standardise(&bad, law, sh, sc) == CM_ERR_INVALID && !bad, "scale 0");
+    cm_law_free(st);
+    cm_law_free(law);
+}
+
 const cm_test_case cm_tests_law[] = {
     {"flow_gaussian_closed_form", test_flow_gaussian_closed_form},
     {"gaussian_moments", test_gaussian_moments},
@@ -404,5 +454,6 @@ const cm_test_case cm_tests_law[] = {
     {"flow_in_law", test_flow_in_law},
     {"flow_inverse_mixture", test_flow_inverse_mixture},
     {"from_data", test_from_data},
+    {"standardise", test_standardise},
     {NULL, NULL},
 };
