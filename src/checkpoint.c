@@ -56,7 +56,7 @@ struct cm_checkpoint {
 };
 
 static int has_target(const cm_train_config *c) {
-    return c->method == CM_METHOD_CT ||
+    return c->method == CM_METHOD_CT || c->method == CM_METHOD_CD ||
            (c->method == CM_METHOD_LHW && c->teacher == CM_TEACHER_SEQUENTIAL);
 }
 
@@ -69,6 +69,11 @@ static void curriculum_at(const cm_train_config *c, size_t k, size_t *levels, do
         *levels = cm_ct_levels(k, c->steps, c->ct_s0, c->ct_s1);
         *decay = c->ct_target_ema >= 0 ? c->ct_target_ema
                                        : cm_ct_target_decay(*levels, c->ct_s0, c->ct_mu0);
+        return;
+    case CM_METHOD_DSM: *levels = 0; return;
+    case CM_METHOD_CD:
+        *levels = c->cd_levels;
+        *decay = c->ct_target_ema;
         return;
     default:
         *levels = c->teacher == CM_TEACHER_SEQUENTIAL ? cm_lhw_stage(k, c->steps, c->chain_T)

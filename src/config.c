@@ -9,10 +9,11 @@
 #include "cm/alloc.h"
 
 /* Names of every enum of the config: they drive the parsers, the JSON form and --help. */
-static const char *const method_names[] = {"lhw", "ct", "ict"};
+static const char *const method_names[] = {"lhw", "ct", "ict", "dsm", "cd"};
+static const char *const solver_names[] = {"euler", "heun"};
 static const char *const teacher_names[] = {"online", "sequential"};
 static const char *const loss_names[] = {"l2", "pseudo-huber"};
-static const char *const weighting_names[] = {"none", "inverse-gap"};
+static const char *const weighting_names[] = {"none", "inverse-gap", "edm"};
 static const char *const lr_schedule_names[] = {"constant", "cosine"};
 
 static cm_status parse_name(int *out, const char *text, const char *const *names, int count,
@@ -45,6 +46,7 @@ static cm_status parse_name(int *out, const char *text, const char *const *names
 ENUM_FUNCTIONS(cm_method, cm_method, method_names, CM_METHOD_COUNT, "method")
 ENUM_FUNCTIONS(cm_teacher, cm_teacher, teacher_names, CM_TEACHER_COUNT, "teacher")
 ENUM_FUNCTIONS(cm_loss, cm_loss, loss_names, CM_LOSS_COUNT, "loss")
+ENUM_FUNCTIONS(cm_solver, cm_solver, solver_names, CM_SOLVER_COUNT, "solver")
 ENUM_FUNCTIONS(cm_weighting, cm_weighting, weighting_names, CM_WEIGHTING_COUNT, "weighting")
 ENUM_FUNCTIONS(cm_lr_schedule, cm_lr_schedule, lr_schedule_names, CM_LR_SCHEDULE_COUNT,
                "learning-rate schedule")
@@ -90,6 +92,18 @@ cm_train_config cm_train_config_default(cm_method method, size_t dim) {
      * [LHW]: l2 in the paper; we measured pseudo-Huber with the same weights to train better. */
     c.loss = method == CM_METHOD_CT ? CM_LOSS_L2 : CM_LOSS_PSEUDO_HUBER;
     c.weighting = method == CM_METHOD_CT ? CM_WEIGHTING_NONE : CM_WEIGHTING_INVERSE_GAP;
+    c.dsm_p_mean = -1.2;               /* EDM (Karras et al. 2022), table 1 */
+    c.dsm_p_std = 1.2;
+    c.cd_levels = 18;                  /* [CM] CD on CIFAR-10: N = 18 with Heun */
+    c.cd_solver = CM_SOLVER_HEUN;
+    if (method == CM_METHOD_DSM) {     /* EDM: l2 on D with weight (sigma^2 + sd^2) / (sigma sd)^2 */
+        c.loss = CM_LOSS_L2;
+        c.weighting = CM_WEIGHTING_EDM;
+    } else if (method == CM_METHOD_CD) { /* [CM] CD: l2 (or LPIPS on images), lambda = 1, mu = 0.95 */
+        c.loss = CM_LOSS_L2;
+        c.weighting = CM_WEIGHTING_NONE;
+        c.ct_target_ema = 0.95;
+    }
     return c;
 }
 
@@ -143,6 +157,16 @@ cm_status cm_train_config_check(const cm_train_config *c) {
           "config: iCT lognormal (%g, %g) needs a finite mean and std > 0", c->ict_p_mean,
           c->ict_p_std);
     CHECK(isfinite(c->huber_c) && c->huber_c >= 0, "config: huber_c %g must be >= 0", c->huber_c);
+    CHECK(isfinite(c->dsm_p_mean) && c->dsm_p_std > 0 && isfinite(c->dsm_p_std),
+          "config: dsm lognormal (%g, %g) needs a finite mean and std > 0", c->dsm_p_mean,
+          c->dsm_p_std);
+    CHECK(c->cd_levels >= 2 && c->cd_levels <= 100000, "config: cd levels %zu out of [2, 1e5]",
+          c->cd_levels);
+    CHECK(c->cd_solver < CM_SOLVER_COUNT, "config: unknown solver %d", (int)c->cd_solver);
+    CHECK(c->weighting != CM_WEIGHTING_EDM || c->method == CM_METHOD_DSM,
+          "config: the edm weighting applies to dsm only (method %s)", cm_method_name(c->method));
+    CHECK(c->method != CM_METHOD_CD || c->ct_target_ema >= 0,
+          "config: cd needs a fixed target EMA in [0, 1) (given %g)", c->ct_target_ema);
     return CM_OK;
 }
 
@@ -198,6 +222,10 @@ static const field fields[] = {
     F("ict_p_mean", FIELD_DOUBLE, ict_p_mean),
     F("ict_p_std", FIELD_DOUBLE, ict_p_std),
     F("huber_c", FIELD_DOUBLE, huber_c),
+    F("dsm_p_mean", FIELD_DOUBLE, dsm_p_mean),
+    F("dsm_p_std", FIELD_DOUBLE, dsm_p_std),
+    F("cd_levels", FIELD_SIZE, cd_levels),
+    E("cd_solver", cd_solver, solver_names),
 };
 #undef F
 #undef E

@@ -15,6 +15,9 @@ cm_status cm_sampler_levels(double *used, size_t *out_count, const cm_model *mod
                             const double *levels, size_t count) {
     const cm_train_config *c = &model->config;
     int is_lhw = c->method == CM_METHOD_LHW;
+    if (c->method == CM_METHOD_DSM)
+        return cm_error_set(CM_ERR_INVALID, "a dsm model is a denoiser, not a consistency function: "
+                            "sample it with a diffusion sampler (diffusion.h)");
     if (count == 0) {
         used[0] = is_lhw ? model->schedule.sigma[c->chain_T] : c->sigma_max;
         *out_count = 1;

@@ -1,5 +1,7 @@
 /* train.c: the trainer of train.h: [LHW] iterative consistency learning (online and sequential
- * teachers), [CM] consistency training and [iCT] (SPEC sections 2 and 5).
+ * teachers), [CM] consistency training and [iCT] (SPEC sections 2 and 5), denoising score
+ * matching with the EDM preconditioning (Karras et al. 2022) and [CM] consistency distillation
+ * from a teacher denoiser (diffusion.h).
  *
  * All buffers are allocated by cm_trainer_init; cm_trainer_step only computes. The teacher
  * forward runs first into its own output buffer, then the student forward and backward reuse
@@ -14,6 +16,7 @@
 #include <string.h>
 
 #include "cm/alloc.h"
+#include "cm/diffusion.h"
 #include "cm/schedule.h"
 
 #define CM_TRANSFORM_FIT_DRAWS 65536 /* draws of a law used to fit the standardising transform */
@@ -35,6 +38,9 @@ struct cm_trainer {
     float *weight;                                       /* [B] */
     double *grid, *probabilities;                        /* [max levels] */
     size_t grid_levels;                                  /* N of the current grid, 0: none */
+    double *row_sigma;                                   /* [2B]: student, teacher level per row */
+    const cm_denoiser *teacher_denoiser;                 /* cd: borrowed */
+    double *cd_x, *cd_work;                              /* cd: [B, D], [3 B D] */
     size_t stage;                                        /* lhw sequential: current t */
     cm_rng streams[CM_STREAM_COUNT];
     size_t step;
@@ -43,12 +49,13 @@ struct cm_trainer {
 static size_t max_grid_levels(const cm_train_config *c) {
     if (c->method == CM_METHOD_CT) return c->ct_s1 + 2;
     if (c->method == CM_METHOD_ICT) return c->ict_s1 + 2;
+    if (c->method == CM_METHOD_CD) return c->cd_levels + 2;
     return 0;
 }
 
 static cm_status allocate_buffers(cm_trainer *tr) {
     size_t B = tr->config.batch, D = tr->config.network.dim, P = tr->model.layout.param_count;
-    int needs_target = tr->config.method == CM_METHOD_CT ||
+    int needs_target = tr->config.method == CM_METHOD_CT || tr->config.method == CM_METHOD_CD ||
                        (tr->config.method == CM_METHOD_LHW && tr->config.teacher == CM_TEACHER_SEQUENTIAL);
     tr->params = cm_malloc(P, sizeof(float));
     tr->grad = cm_malloc(P, sizeof(float));
@@ -56,10 +63,17 @@ static cm_status allocate_buffers(cm_trainer *tr) {
     size_t floats = 10 * B * D + 9 * B;
     tr->block = cm_malloc(floats, sizeof(float));
     tr->x0_double = cm_malloc(B * D, sizeof(double));
+    tr->row_sigma = cm_malloc(2 * B, sizeof(double));
+    if (tr->config.method == CM_METHOD_CD) {
+        tr->cd_x = cm_malloc(B * D, sizeof(double));
+        tr->cd_work = cm_malloc(3 * B * D, sizeof(double));
+        if (!tr->cd_x || !tr->cd_work)
+            return cm_error_set(CM_ERR_NOMEM, "distillation buffers (batch %zu)", B);
+    }
     size_t levels = max_grid_levels(&tr->config);
     tr->grid = levels ? cm_malloc(2 * levels, sizeof(double)) : NULL;
     if (!tr->params || !tr->grad || (needs_target && !tr->target) || !tr->block ||
-        !tr->x0_double || (levels && !tr->grid))
+        !tr->x0_double || !tr->row_sigma || (levels && !tr->grid))
         return cm_error_set(CM_ERR_NOMEM, "trainer buffers (batch %zu, %zu parameters)", B, P);
     tr->probabilities = tr->grid ? tr->grid + levels : NULL;
     float *p = tr->block;
@@ -135,6 +149,9 @@ void cm_trainer_free(cm_trainer *tr) {
     cm_free(tr->target);
     cm_free(tr->block);
     cm_free(tr->x0_double);
+    cm_free(tr->row_sigma);
+    cm_free(tr->cd_x);
+    cm_free(tr->cd_work);
     cm_free(tr->grid);
     cm_adam_free(&tr->adam);
     cm_mlp_workspace_free(tr->workspace);
@@ -190,6 +207,52 @@ static void build_ve_row(cm_trainer *tr, int b, double s_lo, double s_hi) {
     tr->weight[b] = pair_weight(c, s_lo, s_hi);
 }
 
+/* dsm row: x0 + sigma z with log sigma ~ N(P_mean, P_std^2) (EDM); the target is x0 itself (set
+ * in batch_loss_and_gradient), weight (sigma^2 + sd^2) / (sigma sd)^2 with --weighting edm. */
+static void build_dsm_row(cm_trainer *tr, int b, cm_rng *level_rng) {
+    int B = (int)tr->config.batch, D = (int)tr->config.network.dim;
+    const cm_train_config *c = &tr->config;
+    double sigma = exp(c->dsm_p_mean + c->dsm_p_std * cm_rng_normal(level_rng));
+    double sd = c->sigma_data;
+    for (int i = 0; i < D; i++) {
+        size_t k = (size_t)b * D + i;
+        tr->x_student[k] = (float)(tr->x0[k] + sigma * tr->z[k]);
+    }
+    cm_coefficients_store(tr->coef_student, B, b, cm_consistency_ve(sigma, sd, 0.0));
+    tr->row_sigma[b] = sigma;
+    tr->weight[b] = c->weighting == CM_WEIGHTING_EDM
+                        ? (float)((sigma * sigma + sd * sd) / (sigma * sd * sigma * sd)) : 1.0f;
+}
+
+/* cd: all rows of the batch at once. Student x0 + s_hi z; teacher input = one Euler or Heun
+ * step of the teacher's probability-flow ODE from there down to s_lo ([CM] CD, SPEC section 5),
+ * in double. */
+static cm_status build_cd_batch(cm_trainer *tr, cm_rng *level_rng) {
+    const cm_train_config *c = &tr->config;
+    size_t B = c->batch, D = c->network.dim, N = c->cd_levels;
+    double *from = tr->row_sigma, *to = tr->row_sigma + B;
+    update_grid(tr, N);
+    for (size_t b = 0; b < B; b++) {
+        size_t i = (size_t)cm_rng_below(level_rng, N - 1);
+        to[b] = tr->grid[i], from[b] = tr->grid[i + 1];
+        for (size_t j = 0; j < D; j++) {
+            size_t k = b * D + j;
+            tr->cd_x[k] = tr->x0_double[k] + from[b] * tr->z[k];
+            tr->x_student[k] = (float)tr->cd_x[k];
+        }
+        cm_coefficients_store(tr->coef_student, (int)B, (int)b,
+                              cm_consistency_ve(from[b], c->sigma_data, c->sigma_min));
+        cm_coefficients_store(tr->coef_teacher, (int)B, (int)b,
+                              cm_consistency_ve(to[b], c->sigma_data, c->sigma_min));
+        tr->weight[b] = pair_weight(c, to[b], from[b]);
+    }
+    cm_diffusion_sampler solver = c->cd_solver == CM_SOLVER_HEUN ? CM_DIFFUSION_HEUN
+                                                                 : CM_DIFFUSION_EULER;
+    CM_TRY(cm_diffusion_step(tr->teacher_denoiser, solver, from, to, tr->cd_x, B, tr->cd_work));
+    for (size_t k = 0; k < B * D; k++) tr->x_teacher[k] = (float)tr->cd_x[k];
+    return CM_OK;
+}
+
 /* [LHW] VP pair with the same noise: U_t and U_{t-1} (SPEC section 2). */
 static void build_lhw_row(cm_trainer *tr, int b, size_t t) {
     int B = (int)tr->config.batch, D = (int)tr->config.network.dim;
@@ -216,7 +279,8 @@ static size_t sequential_stage(const cm_train_config *c, size_t k) {
 }
 
 /* Draw the batch of step k; returns the teacher weights to use and fills the report's levels. */
-static const float *prepare_batch(cm_trainer *tr, size_t k, cm_train_report *report) {
+static const float *prepare_batch(cm_trainer *tr, size_t k, cm_train_report *report,
+                                  cm_status *status) {
     const cm_train_config *c = &tr->config;
     size_t B = c->batch, D = c->network.dim;
     cm_rng data_rng, noise_rng, level_rng;
@@ -228,7 +292,17 @@ static const float *prepare_batch(cm_trainer *tr, size_t k, cm_train_report *rep
     for (size_t i = 0; i < B * D; i++) tr->x0[i] = (float)tr->x0_double[i];
     cm_rng_normal_fill_f32(&noise_rng, tr->z, B * D);
     report->target_decay = 0.0;
+    *status = CM_OK;
     switch (c->method) {
+    case CM_METHOD_DSM:
+        for (size_t b = 0; b < B; b++) build_dsm_row(tr, (int)b, &level_rng);
+        report->levels = 0;
+        return NULL; /* no teacher network: the target is x0 */
+    case CM_METHOD_CD:
+        *status = build_cd_batch(tr, &level_rng);
+        report->levels = c->cd_levels;
+        report->target_decay = c->ct_target_ema;
+        return tr->target;
     case CM_METHOD_ICT: {
         size_t N = cm_ict_levels(k, c->steps, c->ict_s0, c->ict_s1);
         update_grid(tr, N);
@@ -269,12 +343,30 @@ static const float *prepare_batch(cm_trainer *tr, size_t k, cm_train_report *rep
     }
 }
 
+/* The target of the prepared batch into out_teacher: the teacher network's output, or (dsm,
+ * teacher NULL) the clean data x0. */
+static void batch_target(cm_trainer *tr, const float *teacher) {
+    int B = (int)tr->config.batch;
+    if (!teacher) {
+        memcpy(tr->out_teacher, tr->x0, (size_t)B * tr->config.network.dim * sizeof(float));
+        return;
+    }
+    cm_consistency_forward(tr->out_teacher, tr->x_in, tr->F_out, teacher, &tr->model.layout,
+                           tr->workspace, tr->x_teacher, tr->coef_teacher, B);
+}
+
+/* cd needs its teacher before the first batch. */
+static cm_status check_ready(const cm_trainer *tr) {
+    if (tr->config.method == CM_METHOD_CD && !tr->teacher_denoiser)
+        return cm_error_set(CM_ERR_INVALID, "cd: no teacher denoiser (cm_trainer_set_teacher)");
+    return CM_OK;
+}
+
 /* Loss and gradient (into tr->grad) of the prepared batch. */
 static double batch_loss_and_gradient(cm_trainer *tr, const float *teacher) {
     const cm_train_config *c = &tr->config;
     int B = (int)c->batch, D = (int)c->network.dim;
-    cm_consistency_forward(tr->out_teacher, tr->x_in, tr->F_out, teacher, &tr->model.layout,
-                           tr->workspace, tr->x_teacher, tr->coef_teacher, B);
+    batch_target(tr, teacher);
     cm_consistency_forward(tr->out_student, tr->x_in, tr->F_out, tr->params, &tr->model.layout,
                            tr->workspace, tr->x_student, tr->coef_student, B);
     double loss = c->loss == CM_LOSS_PSEUDO_HUBER
@@ -289,7 +381,10 @@ static double batch_loss_and_gradient(cm_trainer *tr, const float *teacher) {
 
 cm_status cm_trainer_batch_gradient(cm_trainer *tr, size_t k, double *out_loss, float *grad) {
     cm_train_report report;
-    const float *teacher = prepare_batch(tr, k, &report);
+    cm_status status;
+    CM_TRY(check_ready(tr));
+    const float *teacher = prepare_batch(tr, k, &report, &status);
+    CM_TRY(status);
     *out_loss = batch_loss_and_gradient(tr, teacher);
     memcpy(grad, tr->grad, tr->model.layout.param_count * sizeof(float));
     return CM_OK;
@@ -300,9 +395,11 @@ cm_status cm_trainer_batch_loss(cm_trainer *tr, size_t k, const float *student,
     const cm_train_config *c = &tr->config;
     int B = (int)c->batch, D = (int)c->network.dim;
     cm_train_report report;
-    prepare_batch(tr, k, &report);
-    cm_consistency_forward(tr->out_teacher, tr->x_in, tr->F_out, teacher, &tr->model.layout,
-                           tr->workspace, tr->x_teacher, tr->coef_teacher, B);
+    cm_status status;
+    CM_TRY(check_ready(tr));
+    const float *own = prepare_batch(tr, k, &report, &status);
+    CM_TRY(status);
+    batch_target(tr, own ? teacher : NULL);
     cm_consistency_forward(tr->out_student, tr->x_in, tr->F_out, student, &tr->model.layout,
                            tr->workspace, tr->x_student, tr->coef_student, B);
     *out_loss = c->loss == CM_LOSS_PSEUDO_HUBER
@@ -316,7 +413,10 @@ cm_status cm_trainer_step(cm_trainer *tr, cm_train_report *out) {
     const cm_train_config *c = &tr->config;
     size_t P = tr->model.layout.param_count, k = tr->step;
     cm_train_report report = {0};
-    const float *teacher = prepare_batch(tr, k, &report);
+    cm_status status;
+    CM_TRY(check_ready(tr));
+    const float *teacher = prepare_batch(tr, k, &report, &status);
+    CM_TRY(status);
     report.loss = batch_loss_and_gradient(tr, teacher);
     report.learning_rate = cm_adam_current_rate(&tr->adam);
     report.grad_norm = cm_gradient_norm(tr->grad, P);
@@ -333,7 +433,8 @@ cm_status cm_trainer_step(cm_trainer *tr, cm_train_report *out) {
     }
     cm_adam_step(&tr->adam, tr->params, tr->grad, report.grad_norm);
     if (c->ema_decay > 0) cm_ema_update(tr->model.params, tr->params, P, c->ema_decay);
-    if (c->method == CM_METHOD_CT) cm_ema_update(tr->target, tr->params, P, report.target_decay);
+    if (c->method == CM_METHOD_CT || c->method == CM_METHOD_CD)
+        cm_ema_update(tr->target, tr->params, P, report.target_decay);
     tr->step++;
     return CM_OK;
 }
@@ -427,6 +528,43 @@ cm_status cm_trainer_set_state(cm_trainer *tr, const cm_trainer_state *s) {
     if (s->transform != &tr->model.transform) {
         memcpy(tr->model.transform.shift, s->transform->shift, tr->model.transform.dim * sizeof(double));
         memcpy(tr->model.transform.scale, s->transform->scale, tr->model.transform.dim * sizeof(double));
+    }
+    return CM_OK;
+}
+
+cm_status cm_trainer_set_teacher(cm_trainer *tr, const cm_denoiser *teacher,
+                                 const cm_transform *transform) {
+    size_t D = tr->config.network.dim;
+    if (tr->config.method != CM_METHOD_CD)
+        return cm_error_set(CM_ERR_INVALID, "a teacher applies to cd, not %s",
+                            cm_method_name(tr->config.method));
+    if (teacher->dim != D)
+        return cm_error_set(CM_ERR_DIMENSION, "teacher of dimension %zu, the data has %zu",
+                            teacher->dim, D);
+    if (transform) {
+        if (transform->dim != D)
+            return cm_error_set(CM_ERR_DIMENSION, "teacher transform of dimension %zu, the data "
+                                "has %zu", transform->dim, D);
+        memcpy(tr->model.transform.shift, transform->shift, D * sizeof(double));
+        memcpy(tr->model.transform.scale, transform->scale, D * sizeof(double));
+    }
+    tr->teacher_denoiser = teacher;
+    return CM_OK;
+}
+
+cm_status cm_trainer_batch_inputs(cm_trainer *tr, size_t k, float *student, float *teacher,
+                                  double *student_sigma, double *teacher_sigma) {
+    cm_train_report report;
+    cm_status status;
+    size_t B = tr->config.batch, D = tr->config.network.dim;
+    CM_TRY(check_ready(tr));
+    prepare_batch(tr, k, &report, &status);
+    CM_TRY(status);
+    memcpy(student, tr->x_student, B * D * sizeof(float));
+    memcpy(teacher, tr->x_teacher, B * D * sizeof(float));
+    for (size_t b = 0; b < B; b++) {
+        student_sigma[b] = tr->row_sigma[b];
+        teacher_sigma[b] = tr->config.method == CM_METHOD_CD ? tr->row_sigma[B + b] : 0.0;
     }
     return CM_OK;
 }

@@ -2,7 +2,9 @@
  * form (stored in config.json and in the model file).
  *
  * Methods: lhw ([LHW] iterative consistency learning on the discrete VP chain, SPEC section 2),
- * ct ([CM] consistency training), ict ([iCT]). Every constant chosen by a paper is set in
+ * ct ([CM] consistency training), ict ([iCT]), dsm (denoising score matching with the EDM
+ * preconditioning, Karras et al. 2022: the model is a denoiser, diffusion.h) and cd ([CM]
+ * consistency distillation from a teacher denoiser, SPEC section 5). Every constant chosen by a paper is set in
  * cm_train_config_default with its source.
  */
 #ifndef CM_CONFIG_H
@@ -15,11 +17,26 @@
 #include "cm/optim.h"
 #include "cm/status.h"
 
-typedef enum { CM_METHOD_LHW, CM_METHOD_CT, CM_METHOD_ICT, CM_METHOD_COUNT } cm_method;
+typedef enum {
+    CM_METHOD_LHW,
+    CM_METHOD_CT,
+    CM_METHOD_ICT,
+    CM_METHOD_DSM, /* a denoiser D(x, sigma), not a consistency function */
+    CM_METHOD_CD,
+    CM_METHOD_COUNT
+} cm_method;
+/* The ODE step of the cd teacher ([CM]: Heun, EDM's second-order method). */
+typedef enum { CM_SOLVER_EULER, CM_SOLVER_HEUN, CM_SOLVER_COUNT } cm_solver;
 typedef enum { CM_TEACHER_ONLINE, CM_TEACHER_SEQUENTIAL, CM_TEACHER_COUNT } cm_teacher;
 typedef enum { CM_LOSS_L2, CM_LOSS_PSEUDO_HUBER, CM_LOSS_COUNT } cm_loss;
-/* Per-pair loss weight: none, or [iCT]'s 1 / (sigma_{i+1} - sigma_i) (VE levels of the pair). */
-typedef enum { CM_WEIGHTING_NONE, CM_WEIGHTING_INVERSE_GAP, CM_WEIGHTING_COUNT } cm_weighting;
+/* Per-pair loss weight: none, or [iCT]'s 1 / (sigma_{i+1} - sigma_i) (VE levels of the pair);
+ * dsm: EDM's (sigma^2 + sd^2) / (sigma sd)^2 ("edm"; for the other methods it is refused). */
+typedef enum {
+    CM_WEIGHTING_NONE,
+    CM_WEIGHTING_INVERSE_GAP,
+    CM_WEIGHTING_EDM,
+    CM_WEIGHTING_COUNT
+} cm_weighting;
 /* Learning rate over the run: constant, or cosine decay from lr to lr * final_fraction at the
  * last step (the trainer sets the optimiser's decay length to `steps`). */
 typedef enum { CM_LR_CONSTANT, CM_LR_COSINE, CM_LR_SCHEDULE_COUNT } cm_lr_schedule;
@@ -32,6 +49,8 @@ const char *cm_loss_name(cm_loss loss);
 cm_status cm_loss_parse(cm_loss *out, const char *text);
 const char *cm_weighting_name(cm_weighting weighting);
 cm_status cm_weighting_parse(cm_weighting *out, const char *text);
+const char *cm_solver_name(cm_solver solver);
+cm_status cm_solver_parse(cm_solver *out, const char *text);
 const char *cm_lr_schedule_name(cm_lr_schedule schedule);
 cm_status cm_lr_schedule_parse(cm_lr_schedule *out, const char *text);
 
@@ -62,6 +81,12 @@ typedef struct {
     size_t ict_s0, ict_s1;
     double ict_p_mean, ict_p_std;
     double huber_c;       /* <= 0: the [iCT] value 0.00054 sqrt(D) */
+    /* dsm: lognormal noise levels log sigma ~ N(P_mean, P_std^2) (EDM: -1.2, 1.2) */
+    double dsm_p_mean, dsm_p_std;
+    /* cd: fixed Karras grid of N levels, index uniform, teacher ODE step ([CM]: N = 18, Heun);
+     * the target network is the EMA of target_ema (ct_target_ema; [CM] CD: 0.95). */
+    size_t cd_levels;
+    cm_solver cd_solver;
 } cm_train_config;
 
 /* Defaults for `method` in dimension `dim` (see config.c for each value's source). */

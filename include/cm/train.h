@@ -1,5 +1,6 @@
 /* train.h: consistency training: the objectives of [LHW], [CM] CT and [iCT], the curricula, and
- * a trainer whose caller owns the loop (GSL style: init / step / inspect).
+ * a trainer whose caller owns the loop (GSL style: init / step / inspect); also denoising score
+ * matching (dsm) and [CM] consistency distillation (cd).
  *
  * One step (SPEC sections 2 and 5): draw a batch X_0 from the data, one noise Z per point, a
  * pair of adjacent levels per point; the student sees the noisier point, the teacher the less
@@ -10,6 +11,12 @@
  *   ct   Karras grid of N(k) levels, index uniform, teacher = target EMA with mu(k), l2.
  *   ict  Karras grid of N(k) levels (doubling), index from the discretised lognormal, teacher =
  *        current weights, pseudo-Huber, weight 1 / (sigma_{i+1} - sigma_i).
+ *   dsm  log sigma ~ N(P_mean, P_std^2) per point (EDM), input x0 + sigma z, target x0, the
+ *        network read as the denoiser D = c_skip x + c_out F with cm_consistency_ve(sigma, sd, 0),
+ *        l2 with weight (sigma^2 + sd^2) / (sigma sd)^2 (EDM eq. 8 and table 1).
+ *   cd   fixed Karras grid of cd_levels, index uniform; student at x0 + sigma_{n+1} z, target =
+ *        target EMA at the teacher's ODE step (Euler or Heun) from there to sigma_n ([CM] CD).
+ *        The teacher denoiser is given with cm_trainer_set_teacher before the first step.
  * Randomness: the data, level and noise draws of step k come from children k of three separate
  * streams of the seed, so a step's batch depends only on (seed, k). A step allocates nothing.
  */
@@ -20,6 +27,7 @@
 
 #include "cm/config.h"
 #include "cm/data.h"
+#include "cm/diffusion.h"
 #include "cm/model.h"
 
 /* [CM] CT curriculum: N(k) = ceil(sqrt(k/K ((s1 + 1)^2 - s0^2) + s0^2) - 1) + 1. */
@@ -71,6 +79,17 @@ cm_status cm_trainer_batch_loss(cm_trainer *trainer, size_t k, const float *stud
                                 const float *teacher, double *out_loss);
 /* The data source the trainer was made with (borrowed). */
 const cm_data *cm_trainer_data(const cm_trainer *trainer);
+
+/* cd: the teacher denoiser (borrowed; must outlive the trainer), in model units. With a
+ * transform (the teacher model's), the trainer adopts it as its standardising transform, so that
+ * teacher and student see the same units; call before the first step (or before
+ * cm_trainer_set_state). CM_ERR_INVALID for other methods. */
+cm_status cm_trainer_set_teacher(cm_trainer *trainer, const cm_denoiser *teacher,
+                                 const cm_transform *transform);
+/* For tests: the student and teacher network inputs (B x D floats each) and the per-row levels
+ * (student; teacher for cd, else 0) of the batch step k would draw. */
+cm_status cm_trainer_batch_inputs(cm_trainer *trainer, size_t k, float *student, float *teacher,
+                                  double *student_sigma, double *teacher_sigma);
 
 /* For tests: the raw training weights (param_count floats, owned by the trainer). */
 float *cm_trainer_params(cm_trainer *trainer);
