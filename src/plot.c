@@ -32,6 +32,7 @@
 #define PAGE_MARGIN 0.3           /* share of the page the title, labels and ticks need */
 #define MARKER_CODE 17            /* PLplot symbol 17: small filled dot */
 #define MARKER_SCALE 0.45         /* symbol size relative to the default */
+#define PLOT_LEGEND_MAX_POINTS 4096 /* points per series of a log-log figure */
 #define TEMP_TRIES 16             /* attempts at an unused temporary file name */
 
 /* cmap0 entries we use: 0 background (white), 1 axes and text (black), 2 reference points
@@ -266,6 +267,91 @@ cm_status cm_plot_line_png(const char *path, const double *x, const double *y, s
     plwidth(2.0);
     if (kept > 1) plline((PLINT)kept, xs, ys);
     if (kept == 1) plpoin(1, xs, ys, MARKER_CODE);
+    status = figure_end(&fig);
+    cm_free(buffer);
+    return status;
+}
+
+#define LOGLOG_MAX_SERIES 16
+
+/* Distinct colours for the series of a log-log figure (cmap0 entries from 5 on). */
+static const unsigned char SERIES_RGB[LOGLOG_MAX_SERIES][3] = {
+    {31, 119, 180}, {255, 127, 14}, {44, 160, 44}, {214, 39, 40}, {148, 103, 189},
+    {140, 86, 75}, {227, 119, 194}, {127, 127, 127}, {188, 189, 34}, {23, 190, 207},
+    {0, 0, 128}, {128, 0, 0}, {0, 128, 0}, {128, 128, 0}, {0, 128, 128}, {64, 64, 64}};
+
+cm_status cm_plot_loglog_png(const char *path, const cm_plot_series *series, size_t count,
+                             const char *title, const char *x_label, const char *y_label) {
+    if (count == 0 || count > LOGLOG_MAX_SERIES || !series)
+        return cm_error_set(CM_ERR_INVALID, "log-log plot: %zu series (1..%d)", count,
+                            LOGLOG_MAX_SERIES);
+    size_t total = 0;
+    for (size_t s = 0; s < count; s++) {
+        if (series[s].n && (!series[s].x || !series[s].y))
+            return cm_error_set(CM_ERR_INVALID, "log-log plot: NULL data in series %zu", s);
+        if (series[s].n > PLOT_MAX_POINTS)
+            return cm_error_set(CM_ERR_INVALID, "log-log plot: more than %d points", PLOT_MAX_POINTS);
+        total += series[s].n;
+    }
+    double *buffer = cm_malloc(2 * total + 1, sizeof(double));
+    if (!buffer) return cm_error_set(CM_ERR_NOMEM, "log-log plot: %zu points", total);
+    double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
+    size_t kept_at[LOGLOG_MAX_SERIES + 1], kept = 0;
+    for (size_t s = 0; s < count; s++) {
+        kept_at[s] = kept;
+        for (size_t i = 0; i < series[s].n; i++) {
+            double x = series[s].x[i], y = series[s].y[i];
+            if (!(x > 0.0) || !(y > 0.0) || !isfinite(x) || !isfinite(y)) continue;
+            buffer[2 * kept] = log10(x);
+            buffer[2 * kept + 1] = log10(y);
+            x0 = fmin(x0, buffer[2 * kept]);
+            x1 = fmax(x1, buffer[2 * kept]);
+            y0 = fmin(y0, buffer[2 * kept + 1]);
+            y1 = fmax(y1, buffer[2 * kept + 1]);
+            kept++;
+        }
+    }
+    kept_at[count] = kept;
+    if (kept == 0) x0 = y0 = 0.0, x1 = y1 = 1.0;
+    if (!(x1 > x0)) x0 -= 0.5, x1 += 0.5;
+    if (!(y1 > y0)) y0 -= 0.5, y1 += 0.5;
+    double xpad = LIMIT_PAD * (x1 - x0), ypad = LIMIT_PAD * (y1 - y0);
+    figure fig;
+    cm_status status = figure_begin(&fig, path, LINE_WIDTH_PX, LINE_HEIGHT_PX);
+    if (status != CM_OK) {
+        cm_free(buffer);
+        return status;
+    }
+    plenv(x0 - xpad, x1 + xpad, y0 - ypad, y1 + ypad, 0, 30); /* axis 30: log x and log y */
+    pllab(x_label ? x_label : "", y_label ? y_label : "", title ? title : "");
+    double xs[PLOT_LEGEND_MAX_POINTS], ys[PLOT_LEGEND_MAX_POINTS];
+    for (size_t s = 0; s < count; s++) {
+        PLINT colour = (PLINT)(5 + s);
+        plscol0(colour, SERIES_RGB[s][0], SERIES_RGB[s][1], SERIES_RGB[s][2]);
+        plcol0(colour);
+        size_t m = kept_at[s + 1] - kept_at[s];
+        if (m > PLOT_LEGEND_MAX_POINTS) m = PLOT_LEGEND_MAX_POINTS;
+        for (size_t i = 0; i < m; i++) {
+            xs[i] = buffer[2 * (kept_at[s] + i)];
+            ys[i] = buffer[2 * (kept_at[s] + i) + 1];
+        }
+        plwidth(2.0);
+        pllsty(series[s].style ? 2 : 1);
+        if (m > 1) plline((PLINT)m, xs, ys);
+        pllsty(1);
+        if (!series[s].style) plpoin((PLINT)m, xs, ys, 4);
+        /* legend: a short line and the label in the upper right, one row per series */
+        double lx = x1 + xpad - 0.42 * (x1 - x0 + 2 * xpad);
+        double ly = y1 + ypad - (0.06 + 0.055 * (double)s) * (y1 - y0 + 2 * ypad);
+        double seg_x[2] = {lx, lx + 0.05 * (x1 - x0 + 2 * xpad)}, seg_y[2] = {ly, ly};
+        pllsty(series[s].style ? 2 : 1);
+        plline(2, seg_x, seg_y);
+        pllsty(1);
+        plschr(0.0, 0.75);
+        plptex(seg_x[1] + 0.01 * (x1 - x0 + 2 * xpad), ly, 1.0, 0.0, 0.0,
+               series[s].label ? series[s].label : "");
+        plschr(0.0, 1.0);
+    }
     status = figure_end(&fig);
     cm_free(buffer);
     return status;

@@ -42,6 +42,7 @@
 #include <stdint.h>
 
 #include "cm/law.h"
+#include "cm/model.h"
 #include "cm/status.h"
 
 typedef enum { CM_LEARNED_AFFINE, CM_LEARNED_RFF, CM_LEARNED_CLASS_COUNT } cm_learned_class;
@@ -138,5 +139,28 @@ cm_status cm_learned_lipschitz(double *out, cm_map_fn map, void *context, const 
  * in 1-D the exact formula p_T(x) / p_1(Phi(x)); otherwise cm_learned_lipschitz of cm_law_flow. */
 cm_status cm_learned_lipschitz_exact(double *out, const cm_law *law, double lambda_T,
                                      double lambda_1, const double *points, size_t n);
+
+/* ---- Diagnostics of a network trained by `cm train --method lhw` on a gauss: or gmm: source.
+ *
+ * Units: the model works in standardised units x_s = (x - shift) / scale (the transform stored in
+ * the model), where its chain is the VP chain of the standardised law L_s (cm_law_standardise)
+ * and f(x, 1) = x. Its one-step output f(Y, T), Y ~ N(0, I), therefore targets X_1 of L_s,
+ * sqrt(abar_1) X_s + sqrt(1 - abar_1) Z; the sampler maps it back, shift + scale f(Y, T), so the
+ * matching target in data units is shift + scale X_1(L_s) (NOT X_1 of the original law: the
+ * noise of X_1 is added in standardised units). W1 is measured in data units between those two.
+ * The Lipschitz constants and the consistency gap are in standardised units (the chain's own). */
+typedef struct {
+    size_t T, n;
+    double w1, w1_floor;          /* exact-OT W1 (data units): samples vs target; target vs target */
+    double lipschitz_learned;     /* sup over points of ||J_x f(x, T)|| (standardised units) */
+    double lipschitz_exact;       /* the same for Phi_{T->1} of the standardised law */
+    double gap_total;             /* sum over t of the consistency gap */
+} cm_network_diagnostics;
+
+/* model: an [LHW] model; law: the exact law of its training source in data units (borrowed).
+ * gap (may be NULL) receives T + 1 entries: gap[t] = E||f(U_t, t) - f(U_{t-1}, t-1)|| over n
+ * same-noise pairs (t = 2..T; gap[0] = gap[1] = 0). n points in W1 (<= 10000). */
+cm_status cm_learned_network(cm_network_diagnostics *out, double *gap, const cm_model *model,
+                             const cm_law *law, size_t n, size_t lipschitz_points, uint64_t seed);
 
 #endif

@@ -20,4 +20,17 @@ cm_status cm_plot_line_png(const char *path, const double *x, const double *y, s
                            const char *title, const char *x_label, const char *y_label,
                            int log_y);
 
+/* One curve of a log-log figure: n points (x, y > 0; others skipped), drawn as a line with
+ * markers (style 0) or as a dashed line without markers (style 1, e.g. a reference shape). */
+typedef struct {
+    const double *x, *y;
+    size_t n;
+    const char *label; /* legend text (may be NULL) */
+    int style;
+} cm_plot_series;
+
+/* Several series on log10-log10 axes with a legend (at most 16 series). */
+cm_status cm_plot_loglog_png(const char *path, const cm_plot_series *series, size_t count,
+                             const char *title, const char *x_label, const char *y_label);
+
 #endif

@@ -1,0 +1,178 @@
+/* learned_network.c: the error terms of [LHW] Theorem 1 measured on a trained [LHW] network
+ * (SPEC sections 2-3, 7): W1 of its one-step samples against the law of X_1 (exact OT, with the
+ * noise floor), the Lipschitz constant of its noise-to-data map, and the per-step consistency
+ * gap E||f(U_t, t) - f(U_{t-1}, t-1)||. Units: see learned.h. The network is evaluated in double
+ * (cm_consistency_forward_f64 on a double copy of the weights) so that central differences are
+ * not drowned by float rounding.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "cm/alloc.h"
+#include "cm/consistency.h"
+#include "cm/learned.h"
+#include "cm/model.h"
+#include "cm/ot.h"
+#include "cm/sampler.h"
+
+#define NETWORK_CHUNK 1024
+#define NETWORK_MAX_POINTS 10000
+
+typedef struct {
+    const cm_model *model;
+    double *params;
+    cm_mlp_workspace_f64 *workspace;
+    double *x_in, *F_out, *coef, *out;
+    size_t t;
+} network;
+
+static void network_free(network *w) {
+    cm_free(w->params);
+    cm_mlp_workspace_free_f64(w->workspace);
+    cm_free(w->x_in);
+    w->params = w->x_in = NULL;
+    w->workspace = NULL;
+}
+
+static cm_status network_alloc(network *w, const cm_model *model) {
+    *w = (network){0};
+    w->model = model;
+    size_t D = model->config.network.dim, count = model->layout.param_count;
+    w->params = cm_malloc(count, sizeof(double));
+    w->x_in = cm_malloc(3 * NETWORK_CHUNK * D + 4 * NETWORK_CHUNK, sizeof(double));
+    if (!w->params || !w->x_in) {
+        network_free(w);
+        return cm_error_set(CM_ERR_NOMEM, "network diagnostics: buffers");
+    }
+    w->F_out = w->x_in + NETWORK_CHUNK * D;
+    w->out = w->F_out + NETWORK_CHUNK * D;
+    w->coef = w->out + NETWORK_CHUNK * D;
+    for (size_t k = 0; k < count; k++) w->params[k] = model->params[k];
+    cm_status status = cm_mlp_workspace_alloc_f64(&w->workspace, &model->layout, NETWORK_CHUNK);
+    if (status != CM_OK) network_free(w);
+    return status;
+}
+
+/* out[n x D] = f(x, t) in standardised units. */
+static void network_apply(network *w, size_t t, const double *x, size_t n, double *out) {
+    size_t D = w->model->config.network.dim;
+    cm_coefficients c = cm_consistency_lhw(&w->model->schedule, t, w->model->config.sigma_data);
+    for (size_t first = 0; first < n; first += NETWORK_CHUNK) {
+        int rows = (int)(n - first < NETWORK_CHUNK ? n - first : NETWORK_CHUNK);
+        for (int r = 0; r < rows; r++) cm_coefficients_store_f64(w->coef, rows, r, c);
+        cm_consistency_forward_f64(out + first * D, w->x_in, w->F_out, w->params,
+                                   &w->model->layout, w->workspace, x + first * D, w->coef, rows);
+    }
+}
+
+static cm_status network_map(void *context, const double *x, size_t n, double *out) {
+    network *w = context;
+    network_apply(w, w->t, x, n, out);
+    return CM_OK;
+}
+
+/* points[n x D] of X_1 of the standardised law, mapped back to data units. */
+static void target_sample(double *out, const cm_law *law_s, const cm_model *model, cm_rng *data,
+                          cm_rng *noise, size_t n) {
+    size_t D = model->config.network.dim;
+    const cm_lhw_schedule *s = &model->schedule;
+    double ra = exp(0.5 * s->log_abar[1]), rs = sqrt(s->one_minus_abar[1]);
+    cm_law_sample(law_s, data, n, out);
+    for (size_t k = 0; k < n * D; k++) out[k] = ra * out[k] + rs * cm_rng_normal(noise);
+    cm_transform_invert(&model->transform, out, n);
+}
+
+/* gap[t] for t = 2..T over n same-noise pairs (standardised units). */
+static cm_status consistency_gap(double *gap, network *w, const cm_law *law_s, cm_rng *data,
+                                 cm_rng *noise, size_t n, double *buffer) {
+    const cm_model *model = w->model;
+    const cm_lhw_schedule *s = &model->schedule;
+    size_t D = model->config.network.dim, T = model->config.chain_T;
+    double *x0 = buffer, *z = x0 + n * D, *u = z + n * D, *v = u + n * D, *fu = v + n * D,
+           *fv = fu + n * D;
+    gap[0] = gap[1] = 0.0;
+    for (size_t t = 2; t <= T; t++) {
+        cm_law_sample(law_s, data, n, x0);
+        cm_rng_normal_fill_f64(noise, z, n * D);
+        double a1 = exp(0.5 * s->log_abar[t]), s1 = sqrt(s->one_minus_abar[t]);
+        double a0 = exp(0.5 * s->log_abar[t - 1]), s0 = sqrt(s->one_minus_abar[t - 1]);
+        for (size_t k = 0; k < n * D; k++) {
+            u[k] = a1 * x0[k] + s1 * z[k];
+            v[k] = a0 * x0[k] + s0 * z[k];
+        }
+        network_apply(w, t, u, n, fu);
+        network_apply(w, t - 1, v, n, fv);
+        double sum = 0.0;
+        for (size_t r = 0; r < n; r++) {
+            double q = 0.0;
+            for (size_t i = 0; i < D; i++) {
+                double e = fu[r * D + i] - fv[r * D + i];
+                q += e * e;
+            }
+            sum += sqrt(q);
+        }
+        gap[t] = sum / (double)n;
+        if (!isfinite(gap[t]))
+            return cm_error_set(CM_ERR_NONFINITE, "network diagnostics: gap at t = %zu", t);
+    }
+    return CM_OK;
+}
+
+cm_status cm_learned_network(cm_network_diagnostics *out, double *gap, const cm_model *model,
+                             const cm_law *law, size_t n, size_t lipschitz_points, uint64_t seed) {
+    if (model->config.method != CM_METHOD_LHW)
+        return cm_error_set(CM_ERR_INVALID, "network diagnostics: the model is not an [LHW] model");
+    size_t D = model->config.network.dim, T = model->config.chain_T;
+    if (cm_law_dim(law) != D)
+        return cm_error_set(CM_ERR_DIMENSION, "network diagnostics: law dimension %zu, model %zu",
+                            cm_law_dim(law), D);
+    if (n < 2 || n > NETWORK_MAX_POINTS)
+        return cm_error_set(CM_ERR_INVALID, "network diagnostics: n %zu must be in [2, %d]", n,
+                            NETWORK_MAX_POINTS);
+    memset(out, 0, sizeof *out);
+    out->T = T;
+    out->n = n;
+    cm_law *law_s = NULL;
+    CM_TRY(cm_law_standardise(&law_s, law, model->transform.shift, model->transform.scale));
+    network w;
+    cm_status status = network_alloc(&w, model);
+    size_t lp = lipschitz_points ? lipschitz_points : 1;
+    double *buffer = cm_malloc(6 * n * D + lp * D + T + 1, sizeof(double));
+    if (status == CM_OK && !buffer) status = cm_error_set(CM_ERR_NOMEM, "network diagnostics");
+    double *own_gap = buffer ? buffer + 6 * n * D + lp * D : NULL;
+    cm_rng root, data, noise;
+    cm_rng_init(&root, seed);
+    cm_rng_fork(&data, &root, CM_STREAM_EVAL);
+    cm_rng_fork(&noise, &root, CM_STREAM_NOISE);
+    if (status == CM_OK) status = cm_sample(buffer, model, NULL, 0, n, seed);
+    if (status == CM_OK) {
+        double *target = buffer + n * D, *target2 = target + n * D;
+        target_sample(target, law_s, model, &data, &noise, n);
+        target_sample(target2, law_s, model, &data, &noise, n);
+        status = cm_ot_wasserstein(&out->w1, buffer, n, target, n, D, CM_OT_W1);
+        if (status == CM_OK)
+            status = cm_ot_wasserstein(&out->w1_floor, target2, n, target, n, D, CM_OT_W1);
+    }
+    out->lipschitz_learned = out->lipschitz_exact = NAN;
+    if (status == CM_OK && lipschitz_points) {
+        double *points = buffer + 6 * n * D;
+        cm_rng points_rng;
+        cm_rng_fork(&points_rng, &root, CM_STREAM_LEVEL);
+        cm_rng_normal_fill_f64(&points_rng, points, lp * D);
+        w.t = T;
+        status = cm_learned_lipschitz(&out->lipschitz_learned, network_map, &w, points, lp, D);
+        if (status == CM_OK)
+            status = cm_learned_lipschitz_exact(&out->lipschitz_exact, law_s,
+                                                cm_lhw_schedule_log_snr(&model->schedule, T),
+                                                cm_lhw_schedule_log_snr(&model->schedule, 1),
+                                                points, lp);
+    }
+    if (status == CM_OK)
+        status = consistency_gap(gap ? gap : own_gap, &w, law_s, &data, &noise, n, buffer);
+    if (status == CM_OK)
+        for (size_t t = 2; t <= T; t++) out->gap_total += (gap ? gap : own_gap)[t];
+    cm_free(buffer);
+    network_free(&w);
+    cm_law_free(law_s);
+    return status;
+}
