@@ -68,5 +68,7 @@ int cmd_theory(int argc, char **argv);
 int cmd_theory_learned(int argc, char **argv);
 int cmd_theory_bound(int argc, char **argv);
 int cmd_theory_network(int argc, char **argv);
+/* tools/cm/cmd_sweep.c */
+int cmd_sweep(int argc, char **argv);
 
 #endif
