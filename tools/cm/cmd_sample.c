@@ -1,12 +1,13 @@
 /* cmd_sample.c: `cm sample`: one-step or multistep samples from a trained model ([CM]
- * Algorithm 1; SPEC section 6), written as NPY or CSV, optionally drawn over the training data
- * in a PNG. */
+ * Algorithm 1; SPEC section 6), or from a dsm denoiser with a diffusion sampler (DDIM, Heun,
+ * DDPM; diffusion.h), written as NPY or CSV, optionally drawn over the training data in a PNG. */
 #include <stdio.h>
 #include <string.h>
 
 #include "cli.h"
 #include "cm/alloc.h"
 #include "cm/data.h"
+#include "cm/diffusion.h"
 #include "cm/io.h"
 #include "cm/model.h"
 #include "cm/plot.h"
@@ -44,6 +45,42 @@ static cm_status write_png(const char *path, const cm_model *model, const double
     return status;
 }
 
+/* A dsm model: a diffusion sampler over its denoiser. */
+static int sample_denoiser(const cm_model *model, const char *sampler_name, const char *grid_name,
+                           size_t steps, size_t n, uint64_t seed, const char *out,
+                           const char *png, int quiet, int has_levels) {
+    const char *command = "sample";
+    if (has_levels)
+        return cli_usage_error(command, "--sigmas/--times apply to consistency models; a dsm model "
+                               "takes --sampler and --steps");
+    cm_diffusion_options o = cm_diffusion_options_for_model(model);
+    if (cm_diffusion_sampler_parse(&o.sampler, sampler_name) != CM_OK ||
+        cm_grid_kind_parse(&o.grid, grid_name) != CM_OK)
+        return cli_usage_error(command, "%s", cm_error_detail());
+    if (steps > CM_DIFFUSION_MAX_STEPS)
+        return cli_usage_error(command, "--steps %zu: at most %d", steps, CM_DIFFUSION_MAX_STEPS);
+    o.steps = steps;
+    size_t dim = model->config.network.dim, nfe = 0;
+    double *samples = cm_malloc(n * dim, sizeof(double));
+    cm_status status = samples ? CM_OK : cm_error_set(CM_ERR_NOMEM, "%zu samples", n);
+    double start = cli_seconds();
+    if (status == CM_OK) status = cm_diffusion_sample_model(samples, model, &o, n, seed, &nfe);
+    double elapsed = cli_seconds() - start;
+    if (status == CM_OK && out) status = cm_matrix_write(out, samples, n, dim);
+    char title[256];
+    snprintf(title, sizeof title, "dsm, %s, %zu steps (%s grid), NFE %zu", cm_diffusion_sampler_name(o.sampler),
+             steps, cm_grid_kind_name(o.grid), nfe);
+    if (status == CM_OK && png) status = write_png(png, model, samples, n, title);
+    if (status == CM_OK && !quiet) {
+        fprintf(stderr, "cm sample: %zu samples (%s) in %.3f s", n, title, elapsed);
+        if (out) fprintf(stderr, " -> %s", out);
+        if (png) fprintf(stderr, " -> %s", png);
+        fprintf(stderr, "\n");
+    }
+    cm_free(samples);
+    return status == CM_OK ? CLI_OK : cli_fail(command, status);
+}
+
 int cmd_sample(int argc, char **argv) {
     const char *command = "sample";
     const char *model_path = NULL, *out = NULL, *png = NULL;
@@ -51,6 +88,8 @@ int cmd_sample(int argc, char **argv) {
     uint64_t seed = 0;
     cli_list sigmas = {.count = 0}, times = {.count = 0};
     int quiet = 0;
+    const char *sampler_name = "heun", *grid_name = "karras";
+    size_t steps = 18;
     cli_option options[] = {
         {"model", OPT_STRING, &model_path, "model file (DIR/model.safetensors)", 0, 1, 0},
         {"n", OPT_SIZE, &n, "number of samples", 1, 0, 0},
@@ -58,6 +97,9 @@ int cmd_sample(int argc, char **argv) {
         {"out", OPT_STRING, &out, "output file, .npy (float32) or .csv", 0, 0, 0},
         {"sigmas", OPT_LIST, &sigmas, "decreasing noise levels, e.g. 80,0.8 (default: one step)", 0, 0, 0},
         {"times", OPT_LIST, &times, "lhw: decreasing chain indices t, e.g. 100,40", 0, 0, 0},
+        {"sampler", OPT_STRING, &sampler_name, "dsm models: ddim (Euler) | heun | ddpm", 0, 0, 0},
+        {"steps", OPT_SIZE, &steps, "dsm models: sampler steps N (heun: 2N - 1 network calls)", 1, 0, 0},
+        {"grid", OPT_STRING, &grid_name, "dsm models: karras | lhw (geometric) noise levels", 0, 0, 0},
         {"png", OPT_STRING, &png, "scatter of the samples over the data (first 2 coordinates)", 0, 0, 0},
         {"threads", OPT_SIZE, &threads, "BLAS threads", 1, 0, 0},
         {"quiet", OPT_FLAG, &quiet, "print nothing on success", 0, 0, 0},
@@ -65,7 +107,8 @@ int cmd_sample(int argc, char **argv) {
     int parsed = cli_parse(argc, argv, 2, options, sizeof options / sizeof options[0], command,
                            "Draw samples from a consistency model in one step, or in several with\n"
                            "--sigmas (VE noise levels as values; [CM] Algorithm 1). For lhw models the\n"
-                           "levels are mapped to the nearest chain index, or given as --times.");
+                           "levels are mapped to the nearest chain index, or given as --times.\n"
+                           "A dsm model (a denoiser) is sampled with --sampler and --steps instead.");
     if (parsed != CLI_OK) return parsed;
     if (!out && !png) return cli_usage_error(command, "give --out and/or --png");
     if (sigmas.count && times.count) return cli_usage_error(command, "give --sigmas or --times, not both");
@@ -76,6 +119,12 @@ int cmd_sample(int argc, char **argv) {
     cm_status status = cm_model_load(&model, model_path);
     if (status != CM_OK) return cli_fail(command, status);
     size_t dim = model.config.network.dim;
+    if (model.config.method == CM_METHOD_DSM) {
+        int code = sample_denoiser(&model, sampler_name, grid_name, steps, n, seed, out, png,
+                                   quiet, sigmas.count || times.count);
+        cm_model_free(&model);
+        return code;
+    }
     if (times.count) {
         if (model.config.method != CM_METHOD_LHW) {
             cm_model_free(&model);

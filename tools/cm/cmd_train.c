@@ -1,4 +1,4 @@
-/* cmd_train.c: `cm train`: train a consistency model and write DIR/model.safetensors,
+/* cmd_train.c: `cm train`: train a consistency model (or a dsm denoiser) and write DIR/model.safetensors,
  * DIR/train.csv (step, loss, lr, elapsed, grad_norm, levels), DIR/config.json, DIR/loss.png and
  * checkpoints (DIR/checkpoints/step-N.safetensors every --save-every steps and at the end, the
  * newest --keep of them kept, DIR/checkpoint.safetensors naming the newest).
@@ -6,6 +6,9 @@
  * SIGINT/SIGTERM: the handler only sets a flag; the loop saves a checkpoint after the current
  * step and exits with 128 + the signal number. A second signal stops at once.
  * Progress: a bar with loss, steps/s and ETA on a terminal, plain lines every 10% otherwise.
+ * cd: the teacher denoiser is a dsm model (--teacher-model, whose transform the run adopts) or
+ * the exact law of a gauss:/gmm: source standardised with the run's transform (law.h); the
+ * teacher's path is kept in the checkpoint (cm.cli.teacher_model) for --resume.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,7 +25,9 @@
 #include "cm/checkpoint.h"
 #include "cm/config.h"
 #include "cm/data.h"
+#include "cm/diffusion.h"
 #include "cm/io.h"
+#include "cm/law.h"
 #include "cm/plot.h"
 #include "cm/train.h"
 
@@ -40,6 +45,10 @@
 
 typedef struct {
     const char *data, *out, *method, *teacher, *loss, *weighting, *lr_schedule, *resume;
+    const char *teacher_model, *cd_solver;
+    size_t cd_levels;
+    double dsm_p_mean, dsm_p_std;
+    int target_ema_given; /* --target-ema given (else the method's default) */
     size_t steps, batch, width, depth, embed, threads, T, warmup, save_every, keep;
     uint64_t seed;
     double lr, ema, c0, c1, clip, weight_decay, target_ema, sigma_max, sigma_min, embed_frequency;
@@ -61,6 +70,10 @@ typedef struct {
     size_t saved_step;             /* step of the newest checkpoint; SIZE_MAX: none */
     char saved_path[TRAIN_PATH_MAX];
     char threads_text[32], save_every_text[32], keep_text[32]; /* cm.cli.* metadata */
+    /* cd teacher: a dsm model or an exact law, owned here, outliving the trainer */
+    cm_model teacher_model;
+    cm_law *law, *law_standardised;
+    cm_denoiser teacher;
 } train_session;
 
 static volatile sig_atomic_t caught_signal = 0;
@@ -114,12 +127,17 @@ static void options_from_config(train_options *o, const cm_train_config *c) {
     o->p_mean = c->ict_p_mean;
     o->p_std = c->ict_p_std;
     o->target_ema = c->ct_target_ema;
+    o->target_ema_given = 1;
+    o->dsm_p_mean = c->dsm_p_mean;
+    o->dsm_p_std = c->dsm_p_std;
+    o->cd_levels = c->cd_levels;
+    o->cd_solver = cm_solver_name(c->cd_solver);
 }
 
 static size_t option_table(cli_option *out, train_options *o) {
     const cli_option table[] = {
         {"data", OPT_STRING, &o->data, "data source: 8gaussians|moons|swissroll|checkerboard|rings, gauss:..., gmm:..., FILE.csv|npy [required unless --resume]", 0, 0, 0},
-        {"method", OPT_STRING, &o->method, "lhw | ct | ict", 0, 0, 0},
+        {"method", OPT_STRING, &o->method, "lhw | ct | ict | dsm (a denoiser) | cd (distillation)", 0, 0, 0},
         {"steps", OPT_SIZE, &o->steps, "optimiser steps", 1, 0, 0},
         {"seed", OPT_U64, &o->seed, "seed of every random draw", 0, 0, 0},
         {"out", OPT_STRING, &o->out, "output directory (created) [required unless --resume]", 0, 0, 0},
@@ -146,7 +164,12 @@ static size_t option_table(cli_option *out, train_options *o) {
         {"teacher", OPT_STRING, &o->teacher, "lhw: online | sequential", 0, 0, 0},
         {"loss", OPT_STRING, &o->loss, "l2 | pseudo-huber (default: l2 for ct, pseudo-huber otherwise)", 0, 0, 0},
         {"weighting", OPT_STRING, &o->weighting, "none | inverse-gap: 1/(sigma_{i+1} - sigma_i) (default: none for ct, inverse-gap otherwise)", 0, 0, 0},
-        {"target-ema", OPT_DOUBLE, &o->target_ema, "ct: target EMA decay in [0, 1) (0: no EMA target); negative: [CM]'s adaptive mu(k)", -1, 0, 0},
+        {"target-ema", OPT_DOUBLE, &o->target_ema, "ct, cd: target EMA decay in [0, 1) (0: no EMA target); ct negative: [CM]'s adaptive mu(k) (default: 0 for ct, 0.95 for cd)", -1, 0, 0},
+        {"teacher-model", OPT_STRING, &o->teacher_model, "cd: teacher = this dsm model (default: the exact law of a gauss:/gmm: source)", 0, 0, 0},
+        {"cd-levels", OPT_SIZE, &o->cd_levels, "cd: levels N of the fixed Karras grid", 2, 0, 0},
+        {"cd-solver", OPT_STRING, &o->cd_solver, "cd: teacher ODE step, euler | heun", 0, 0, 0},
+        {"dsm-p-mean", OPT_DOUBLE, &o->dsm_p_mean, "dsm: mean of log sigma (EDM)", -1e3, 0, 0},
+        {"dsm-p-std", OPT_DOUBLE, &o->dsm_p_std, "dsm: std of log sigma (EDM)", 0, 0, 0},
         {"sigma-max", OPT_DOUBLE, &o->sigma_max, "ct/ict: largest noise level", 0, 0, 0},
         {"sigma-min", OPT_DOUBLE, &o->sigma_min, "ct/ict: smallest noise level (f is the identity there)", 0, 0, 0},
         {"p-mean", OPT_DOUBLE, &o->p_mean, "ict: mean of log sigma of the level distribution", -1e3, 0, 0},
@@ -162,7 +185,8 @@ static const char *const train_summary =
     "Train a consistency model. Writes DIR/model.safetensors, DIR/train.csv,\n"
     "DIR/config.json, DIR/loss.png and checkpoints (DIR/checkpoints/, DIR/checkpoint.safetensors).\n"
     "Methods: lhw ([LHW] iterative consistency learning), ct ([CM] consistency training),\n"
-    "ict ([iCT]). `cm train --resume DIR` continues a stopped run exactly (docs/checkpoints.md);\n"
+    "ict ([iCT]); dsm trains a denoiser (EDM), cd distils one into a consistency model\n"
+    "([CM]). `cm train --resume DIR` continues a stopped run exactly (docs/checkpoints.md);\n"
     "flags that change the run must match the stored ones.";
 
 /* The config the options ask for, starting from `base` (a fresh run: the method's defaults). */
@@ -193,7 +217,11 @@ static cm_status build_config(cm_train_config *out, const train_options *o, size
     c.sigma_min = o->sigma_min;
     c.ict_p_mean = o->p_mean;
     c.ict_p_std = o->p_std;
-    c.ct_target_ema = o->target_ema;
+    if (o->target_ema_given) c.ct_target_ema = o->target_ema;
+    c.dsm_p_mean = o->dsm_p_mean;
+    c.dsm_p_std = o->dsm_p_std;
+    c.cd_levels = o->cd_levels;
+    CM_TRY(cm_solver_parse(&c.cd_solver, o->cd_solver));
     CM_TRY(cm_teacher_parse(&c.teacher, o->teacher));
     if (o->loss) CM_TRY(cm_loss_parse(&c.loss, o->loss));
     if (o->weighting) CM_TRY(cm_weighting_parse(&c.weighting, o->weighting));
@@ -280,6 +308,34 @@ static void session_free(train_session *s) {
     cm_free(s->plot_step);
     cm_free(s->plot_loss);
     cm_trainer_free(s->trainer);
+    cm_denoiser_free(&s->teacher);
+    cm_model_free(&s->teacher_model);
+    cm_law_free(s->law_standardised);
+    cm_law_free(s->law);
+}
+
+/* cd: give the trainer its teacher (fresh: a dsm model's transform is adopted; resumed: the
+ * checkpoint's transform, which is that one, stays). */
+static cm_status attach_teacher(train_session *s, int fresh) {
+    if (s->config->method != CM_METHOD_CD) {
+        if (s->o->teacher_model)
+            return cm_error_set(CM_ERR_INVALID, "--teacher-model applies to --method cd");
+        return CM_OK;
+    }
+    if (s->o->teacher_model) {
+        CM_TRY(cm_model_load(&s->teacher_model, s->o->teacher_model));
+        CM_TRY(cm_denoiser_from_model(&s->teacher, &s->teacher_model));
+        return cm_trainer_set_teacher(s->trainer, &s->teacher,
+                                      fresh ? &s->teacher_model.transform : NULL);
+    }
+    if (cm_law_from_data(&s->law, s->data) != CM_OK)
+        return cm_error_set(CM_ERR_INVALID, "cd on %s needs --teacher-model (a dsm model): only "
+                            "gauss: and gmm: sources have an exact teacher",
+                            cm_data_describe(s->data));
+    const cm_transform *t = &cm_trainer_model(s->trainer)->transform;
+    CM_TRY(cm_law_standardise(&s->law_standardised, s->law, t->shift, t->scale));
+    CM_TRY(cm_denoiser_from_law(&s->teacher, s->law_standardised));
+    return cm_trainer_set_teacher(s->trainer, &s->teacher, NULL);
 }
 
 /* Write a numbered checkpoint of the current step (after flushing train.csv, so the log
@@ -287,10 +343,12 @@ static void session_free(train_session *s) {
 static cm_status save_checkpoint(train_session *s) {
     if (s->log && (fflush(s->log) != 0 || ferror(s->log)))
         return cm_error_set(CM_ERR_IO, "%s/train.csv: write failed: %s", s->dir, strerror(errno));
-    const char *keys[] = {"cm.cli.threads", "cm.cli.save_every", "cm.cli.keep"};
-    const char *values[] = {s->threads_text, s->save_every_text, s->keep_text};
+    const char *keys[] = {"cm.cli.threads", "cm.cli.save_every", "cm.cli.keep",
+                          "cm.cli.teacher_model"};
+    const char *values[] = {s->threads_text, s->save_every_text, s->keep_text,
+                            s->o->teacher_model ? s->o->teacher_model : ""};
     CM_TRY(cm_checkpoint_save_run(s->saved_path, sizeof s->saved_path, s->dir, s->trainer,
-                                  s->o->keep, keys, values, 3));
+                                  s->o->keep, keys, values, s->o->teacher_model ? 4 : 3));
     s->saved_step = cm_trainer_steps_done(s->trainer);
     return CM_OK;
 }
@@ -490,6 +548,7 @@ static int fresh_run(const train_options *o) {
     if (result == CLI_OK) {
         status = session_init(&s, o, o->out, &config, data);
         if (status == CM_OK) status = cm_trainer_init(&s.trainer, &config, data);
+        if (status == CM_OK) status = attach_teacher(&s, 1);
         char path[TRAIN_PATH_MAX];
         snprintf(path, sizeof path, "%s/train.csv", o->out);
         if (status == CM_OK && !(s.log = fopen(path, "w")))
@@ -533,6 +592,11 @@ static int resume_options(train_options *o, const cm_checkpoint *ck, int argc, c
     stored_setting(&o->threads, ck, "cm.cli.threads", 1);
     stored_setting(&o->save_every, ck, "cm.cli.save_every", 0);
     stored_setting(&o->keep, ck, "cm.cli.keep", 1);
+    /* copied: the checkpoint is freed before the loop, which saves the path again */
+    static char teacher_path[TRAIN_PATH_MAX];
+    const char *teacher = cm_checkpoint_metadata(ck, "cm.cli.teacher_model");
+    snprintf(teacher_path, sizeof teacher_path, "%s", teacher ? teacher : "");
+    o->teacher_model = teacher_path[0] ? teacher_path : NULL;
     o->out = NULL;
     cli_option options[TRAIN_OPTIONS_MAX];
     size_t count = option_table(options, o);
@@ -588,6 +652,7 @@ static int resume_run(train_options *o, int argc, char **argv) {
         }
         if (status == CM_OK) status = session_init(&s, o, dir, &config, data);
         if (status == CM_OK) status = cm_checkpoint_restore(&s.trainer, ck, data);
+        if (status == CM_OK) status = attach_teacher(&s, 0);
         if (status == CM_OK) status = resume_log(&s, cm_checkpoint_step(ck));
         if (status != CM_OK) result = cli_fail(command, status);
     }
@@ -616,5 +681,8 @@ int cmd_train(int argc, char **argv) {
     size_t count = option_table(options, &o);
     int parsed = cli_parse(argc, argv, 2, options, count, "train", train_summary);
     if (parsed != CLI_OK) return parsed;
+    o.target_ema_given = 0;
+    for (size_t i = 0; i < count; i++)
+        if (strcmp(options[i].name, "target-ema") == 0) o.target_ema_given = options[i].seen;
     return o.resume ? resume_run(&o, argc, argv) : fresh_run(&o);
 }

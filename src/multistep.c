@@ -1,0 +1,382 @@
+/* multistep.c: two-time maps, the [JHMZ] sampler with [LFC]'s Langevin correction, their closed
+ * forms on diagonal Gaussian data, and the greedy golden-section search of [CM] Algorithm 1's
+ * levels (SPEC section 6; see multistep.h for the formulas and what is our construction). */
+#include "cm/multistep.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "cm/alloc.h"
+#include "cm/metrics.h"
+#include "cm/ot.h"
+#include "cm/sampler.h"
+
+double cm_ou_sigma(double t) { return sqrt(expm1(2.0 * t)); }
+double cm_ou_time(double sigma) { return 0.5 * log1p(sigma * sigma); }
+
+void cm_two_time_free(cm_two_time_map *map) {
+    if (!map) return;
+    if (map->release) map->release(map->context);
+    *map = (cm_two_time_map){0};
+}
+
+/* ---- exact flow map of a law */
+
+static cm_status law_map(void *context, const double *x, size_t n, double from, double to,
+                         double *out) {
+    const cm_law *law = context;
+    size_t D = cm_law_dim(law);
+    if (from == to) {
+        memcpy(out, x, n * D * sizeof(double));
+        return CM_OK;
+    }
+    /* VE -> VP at the start, flow in log-SNR, VP -> VE at the end (law.h) */
+    double in_scale = 1.0 / sqrt(1.0 + from * from), out_scale = sqrt(1.0 + to * to);
+    for (size_t k = 0; k < n * D; k++) out[k] = in_scale * x[k];
+    CM_TRY(cm_law_flow(law, -2.0 * log(from), -2.0 * log(to), out, n, out, NULL, NULL));
+    for (size_t k = 0; k < n * D; k++) out[k] *= out_scale;
+    return CM_OK;
+}
+
+cm_status cm_two_time_from_law(cm_two_time_map *out, const cm_law *law) {
+    *out = (cm_two_time_map){.map = law_map, .context = (void *)law, .dim = cm_law_dim(law)};
+    return CM_OK;
+}
+
+/* ---- closed-form Gaussian map with a controlled error */
+
+static cm_status gaussian_map(void *context, const double *x, size_t n, double from, double to,
+                              double *out) {
+    const cm_gaussian_map *g = context;
+    for (size_t r = 0; r < n; r++)
+        for (size_t i = 0; i < g->dim; i++) {
+            double l = g->variances[i], m = g->mean[i];
+            double ratio = sqrt((l + to * to) / (l + from * from));
+            out[r * g->dim + i] = m + (1.0 + g->relative) * ratio * (x[r * g->dim + i] - m) + g->offset;
+        }
+    return CM_OK;
+}
+
+cm_status cm_two_time_gaussian(cm_two_time_map *out, const cm_gaussian_map *g) {
+    for (size_t i = 0; i < g->dim; i++)
+        if (!(g->variances[i] >= 0) || !isfinite(g->mean[i]))
+            return cm_error_set(CM_ERR_INVALID, "Gaussian map: coordinate %zu (mean %g, variance "
+                                "%g)", i, g->mean[i], g->variances[i]);
+    *out = (cm_two_time_map){.map = gaussian_map, .context = (void *)g, .dim = g->dim};
+    return CM_OK;
+}
+
+/* ---- our construction from a one-time VE consistency model */
+
+typedef struct {
+    const cm_model *model; /* borrowed */
+    cm_mlp_workspace *workspace;
+    float *block, *x, *x_in, *F_out, *f, *coef;
+} model_map;
+
+static void model_map_release(void *context) {
+    model_map *m = context;
+    if (!m) return;
+    cm_mlp_workspace_free(m->workspace);
+    cm_free(m->block);
+    cm_free(m);
+}
+
+/* x0 = f(x, from) (full-chunk network calls, as sampler.c), then x0 + (to / from)(x - x0). */
+static cm_status model_two_time(void *context, const double *x, size_t n, double from, double to,
+                                double *out) {
+    model_map *m = context;
+    const cm_model *model = m->model;
+    size_t D = model->config.network.dim, R = CM_SAMPLER_CHUNK;
+    cm_coefficients c = cm_model_coefficients(model, from);
+    for (size_t r = 0; r < R; r++) cm_coefficients_store(m->coef, (int)R, (int)r, c);
+    double keep = to / from;
+    for (size_t first = 0; first < n; first += R) {
+        size_t rows = n - first < R ? n - first : R;
+        memset(m->x, 0, R * D * sizeof(float));
+        for (size_t k = 0; k < rows * D; k++) m->x[k] = (float)x[first * D + k];
+        cm_consistency_forward(m->f, m->x_in, m->F_out, model->params, &model->layout,
+                               m->workspace, m->x, m->coef, (int)R);
+        for (size_t k = 0; k < rows * D; k++) {
+            double x0 = m->f[k], xk = x[first * D + k];
+            out[first * D + k] = x0 + keep * (xk - x0);
+        }
+    }
+    return CM_OK;
+}
+
+cm_status cm_two_time_from_model(cm_two_time_map *out, const cm_model *model) {
+    *out = (cm_two_time_map){0};
+    cm_method method = model->config.method;
+    if (method != CM_METHOD_CT && method != CM_METHOD_ICT && method != CM_METHOD_CD)
+        return cm_error_set(CM_ERR_INVALID, "the two-time construction needs a VE consistency model "
+                            "(ct, ict, cd), not %s", cm_method_name(method));
+    size_t R = CM_SAMPLER_CHUNK, D = model->config.network.dim;
+    model_map *m = cm_calloc(1, sizeof *m);
+    if (!m) return cm_error_set(CM_ERR_NOMEM, "two-time map");
+    m->model = model;
+    m->block = cm_malloc(4 * R * D + 4 * R, sizeof(float));
+    cm_status status = m->block ? CM_OK : cm_error_set(CM_ERR_NOMEM, "two-time map buffers");
+    if (status == CM_OK) status = cm_mlp_workspace_alloc(&m->workspace, &model->layout, R);
+    if (status != CM_OK) {
+        model_map_release(m);
+        return status;
+    }
+    m->x = m->block;
+    m->x_in = m->x + R * D;
+    m->F_out = m->x_in + R * D;
+    m->f = m->F_out + R * D;
+    m->coef = m->f + R * D;
+    *out = (cm_two_time_map){.map = model_two_time, .context = m, .release = model_map_release,
+                             .dim = D};
+    return CM_OK;
+}
+
+/* ---- the [JHMZ] sampler and the [LFC] correction */
+
+cm_jhmz_options cm_jhmz_options_default(void) {
+    return (cm_jhmz_options){.steps = 4, .eta = 0.5, .delta = 0.0,
+                             .sigma_end = 0.002, /* [CM] sigma_min */
+                             .langevin_steps = 0, .langevin_step = 1e-3};
+}
+
+static cm_status check_options(const cm_jhmz_options *o) {
+    if (o->steps < 1 || o->steps > 100000)
+        return cm_error_set(CM_ERR_INVALID, "steps %zu out of [1, 1e5]", o->steps);
+    if (!(o->eta > 0) || !isfinite(o->eta) || !isfinite(o->delta))
+        return cm_error_set(CM_ERR_INVALID, "eta %g must be > 0, delta %g finite", o->eta, o->delta);
+    if (!(o->sigma_end > 0) || !isfinite(o->sigma_end))
+        return cm_error_set(CM_ERR_INVALID, "sigma_end %g must be > 0", o->sigma_end);
+    if (o->langevin_steps && (!(o->langevin_step > 0) || !isfinite(o->langevin_step)))
+        return cm_error_set(CM_ERR_INVALID, "Langevin step %g must be > 0", o->langevin_step);
+    if (cm_ou_time(o->sigma_end) + (double)o->steps * o->eta > 300)
+        return cm_error_set(CM_ERR_INVALID, "start time t_end + K eta above 300 (sigma overflows)");
+    return CM_OK;
+}
+
+/* The levels of step k: from sigma(t), jump to sigma(s), re-noise to sigma(t'). */
+static void step_levels(const cm_jhmz_options *o, size_t k, double *from, double *jump,
+                        double *next) {
+    double t_end = cm_ou_time(o->sigma_end), T = t_end + (double)o->steps * o->eta;
+    double t = T - (double)k * o->eta, t_next = k + 1 == o->steps ? t_end : t - o->eta;
+    double s = o->delta < 0 ? t_end : t_next - o->delta;
+    if (s < t_end) s = t_end;
+    *from = cm_ou_sigma(t);
+    *jump = s <= t_end ? o->sigma_end : cm_ou_sigma(s);
+    *next = t_next <= t_end ? o->sigma_end : cm_ou_sigma(t_next);
+}
+
+static void stage_noise(double *z, const cm_rng *stream, size_t stage, size_t n, size_t D) {
+    cm_rng stage_rng;
+    cm_rng_fork(&stage_rng, stream, stage);
+    for (size_t i = 0; i < n; i++) {
+        cm_rng point;
+        cm_rng_fork(&point, &stage_rng, i);
+        cm_rng_normal_fill_f64(&point, z + i * D, D);
+    }
+}
+
+cm_status cm_jhmz_sample(double *out, const cm_two_time_map *map, const cm_denoiser *score,
+                         const cm_jhmz_options *o, size_t n, uint64_t seed) {
+    CM_TRY(check_options(o));
+    if (n == 0) return cm_error_set(CM_ERR_INVALID, "number of samples must be >= 1");
+    if (o->langevin_steps && (!score || score->dim != map->dim))
+        return cm_error_set(CM_ERR_INVALID, "the Langevin correction needs a score of dimension %zu",
+                            map->dim);
+    size_t D = map->dim;
+    double *work = cm_malloc(2 * n * D + n, sizeof(double));
+    if (!work) return cm_error_set(CM_ERR_NOMEM, "sampler work (%zu points)", n);
+    double *z = work, *y = work + n * D, *level = y + n * D;
+    cm_rng root, stream;
+    cm_rng_init(&root, seed);
+    cm_rng_fork(&stream, &root, CM_STREAM_SAMPLE);
+    double from, jump, next;
+    step_levels(o, 0, &from, &jump, &next);
+    stage_noise(out, &stream, 0, n, D);
+    double prior = sqrt(1.0 + from * from); /* VP N(0, I) in VE units */
+    for (size_t k = 0; k < n * D; k++) out[k] *= prior;
+    cm_status status = CM_OK;
+    for (size_t k = 0; k < o->steps && status == CM_OK; k++) {
+        step_levels(o, k, &from, &jump, &next);
+        status = map->map(map->context, out, n, from, jump, y);
+        memcpy(out, y, n * D * sizeof(double));
+        if (status == CM_OK && next > jump) {
+            double add = sqrt(next * next - jump * jump);
+            stage_noise(z, &stream, k + 1, n, D);
+            for (size_t i = 0; i < n * D; i++) out[i] += add * z[i];
+        }
+    }
+    double h = o->langevin_step;
+    for (size_t j = 0; j < o->langevin_steps && status == CM_OK; j++) {
+        for (size_t r = 0; r < n; r++) level[r] = o->sigma_end;
+        status = cm_denoiser_score(score, out, level, n, y);
+        stage_noise(z, &stream, o->steps + 1 + j, n, D);
+        for (size_t i = 0; i < n * D && status == CM_OK; i++)
+            out[i] += h * y[i] + sqrt(2.0 * h) * z[i];
+    }
+    cm_free(work);
+    return status;
+}
+
+/* ---- closed forms on diagonal Gaussian data */
+
+/* One coordinate through g(., a, b): mean and variance of the image of N(mu, v). */
+static void gaussian_step(double *mu, double *v, const cm_gaussian_map *g, size_t i, double a,
+                          double b) {
+    double l = g->variances[i], m = g->mean[i];
+    double slope = (1.0 + g->relative) * sqrt((l + b * b) / (l + a * a));
+    *mu = m + slope * (*mu - m) + g->offset;
+    *v = slope * slope * *v;
+}
+
+/* L exact ULA steps with the score of N(m, l + s^2): x <- x + h (m - x) / (l + s^2) + sqrt(2h) z. */
+static void gaussian_langevin(double *mu, double *v, double m, double w, size_t steps, double h) {
+    double c = 1.0 - h / w;
+    for (size_t j = 0; j < steps; j++) {
+        *mu = m + c * (*mu - m);
+        *v = c * c * *v + 2.0 * h;
+    }
+}
+
+cm_status cm_jhmz_gaussian(double *out_mean, double *out_variances, const cm_gaussian_map *g,
+                           const cm_jhmz_options *o) {
+    CM_TRY(check_options(o));
+    double from, jump, next;
+    for (size_t i = 0; i < g->dim; i++) {
+        step_levels(o, 0, &from, &jump, &next);
+        double mu = 0.0, v = 1.0 + from * from;
+        for (size_t k = 0; k < o->steps; k++) {
+            step_levels(o, k, &from, &jump, &next);
+            gaussian_step(&mu, &v, g, i, from, jump);
+            if (next > jump) v += next * next - jump * jump;
+        }
+        gaussian_langevin(&mu, &v, g->mean[i], g->variances[i] + o->sigma_end * o->sigma_end,
+                          o->langevin_steps, o->langevin_step);
+        out_mean[i] = mu, out_variances[i] = v;
+    }
+    return CM_OK;
+}
+
+/* KL and squared W2 of N(mu, v) against N(m, w) in one dimension. */
+static void gaussian_1d_error(double *kl, double *w2_squared, double mu, double v, double m,
+                              double w) {
+    double dm = mu - m;
+    *kl = 0.5 * (v / w + dm * dm / w - 1.0 + log(w / v));
+    double ds = sqrt(v) - sqrt(w);
+    *w2_squared = dm * dm + ds * ds;
+}
+
+cm_status cm_jhmz_gaussian_error(double *kl, double *w2, const cm_gaussian_map *g,
+                                 const cm_jhmz_options *o) {
+    double *moments = cm_malloc(2 * g->dim, sizeof(double));
+    if (!moments) return cm_error_set(CM_ERR_NOMEM, "moments");
+    cm_status status = cm_jhmz_gaussian(moments, moments + g->dim, g, o);
+    double total_kl = 0.0, total_w2 = 0.0;
+    for (size_t i = 0; i < g->dim && status == CM_OK; i++) {
+        double k, w;
+        gaussian_1d_error(&k, &w, moments[i], moments[g->dim + i], g->mean[i],
+                          g->variances[i] + o->sigma_end * o->sigma_end);
+        total_kl += k, total_w2 += w;
+    }
+    cm_free(moments);
+    *kl = total_kl, *w2 = sqrt(total_w2);
+    return status;
+}
+
+cm_status cm_cm_gaussian(double *out_mean, double *out_variances, const cm_gaussian_map *g,
+                         const double *levels, size_t count, double sigma_end) {
+    if (count < 1) return cm_error_set(CM_ERR_INVALID, "need at least one level");
+    for (size_t k = 0; k < count; k++)
+        if (!(levels[k] > sigma_end) || (k && !(levels[k] < levels[k - 1])))
+            return cm_error_set(CM_ERR_INVALID, "levels must decrease and stay above %g", sigma_end);
+    for (size_t i = 0; i < g->dim; i++) {
+        double mu = 0.0, v = levels[0] * levels[0];
+        for (size_t k = 0; k < count; k++) {
+            if (k) v += levels[k] * levels[k] - sigma_end * sigma_end;
+            gaussian_step(&mu, &v, g, i, levels[k], sigma_end);
+        }
+        out_mean[i] = mu, out_variances[i] = v;
+    }
+    return CM_OK;
+}
+
+/* ---- level search for [CM] Algorithm 1 */
+
+typedef struct {
+    const cm_model *model;
+    const double *reference;
+    size_t m, n, projections;
+    uint64_t seed;
+    double *samples;
+} search_context;
+
+static cm_status distance_at(double *out, search_context *s, const double *levels, size_t count) {
+    size_t D = s->model->config.network.dim;
+    cm_status status = cm_sample(s->samples, s->model, levels, count, s->n, s->seed);
+    if (status == CM_ERR_INVALID) { /* levels that snap together (lhw): not a candidate */
+        cm_error_clear();
+        *out = HUGE_VAL;
+        return CM_OK;
+    }
+    CM_TRY(status);
+    if (s->projections)
+        return cm_metrics_sliced_w1(out, s->samples, s->n, s->reference, s->m, D, s->projections,
+                                    s->seed + 1);
+    return cm_ot_wasserstein(out, s->samples, s->n, s->reference, s->m, D, CM_OT_W1);
+}
+
+cm_status cm_multistep_search_levels(double *levels, double *out_distance, const cm_model *model,
+                                     size_t count, const double *reference, size_t m, size_t n,
+                                     size_t projections, size_t iterations, uint64_t seed) {
+    if (count < 1 || count > CM_SAMPLER_MAX_LEVELS)
+        return cm_error_set(CM_ERR_INVALID, "level count %zu out of [1, %d]", count,
+                            CM_SAMPLER_MAX_LEVELS);
+    if (n < 2 || m < 2) return cm_error_set(CM_ERR_INVALID, "need at least 2 samples and references");
+    size_t D = model->config.network.dim, used_count;
+    CM_TRY(cm_sampler_levels(levels, &used_count, model, NULL, 0));
+    search_context s = {model, reference, m, n, projections, seed, cm_malloc(n * D, sizeof(double))};
+    if (!s.samples) return cm_error_set(CM_ERR_NOMEM, "search samples");
+    int is_lhw = model->config.method == CM_METHOD_LHW;
+    /* lowest admissible level: above sigma_min (VE), or the chain level of t = 2 (lhw) */
+    double floor_level = is_lhw ? model->schedule.sigma[2] : model->config.sigma_min * 1.0001;
+    const double golden = 0.5 * (sqrt(5.0) - 1.0);
+    cm_status status = distance_at(out_distance, &s, levels, 1);
+    for (size_t k = 1; k < count && status == CM_OK; k++) {
+        double lo = log(floor_level), hi = log(levels[k - 1]) - 1e-6;
+        if (!(hi > lo)) {
+            status = cm_error_set(CM_ERR_INVALID, "no room below level %g for %zu levels",
+                                  levels[k - 1], count);
+            break;
+        }
+        double a = hi - golden * (hi - lo), b = lo + golden * (hi - lo), fa, fb;
+        levels[k] = exp(a);
+        status = distance_at(&fa, &s, levels, k + 1);
+        levels[k] = exp(b);
+        if (status == CM_OK) status = distance_at(&fb, &s, levels, k + 1);
+        for (size_t it = 2; it < iterations && status == CM_OK; it++) {
+            if (fa < fb) { /* minimum in [lo, b] */
+                hi = b, b = a, fb = fa;
+                a = hi - golden * (hi - lo);
+                levels[k] = exp(a);
+                status = distance_at(&fa, &s, levels, k + 1);
+            } else {
+                lo = a, a = b, fa = fb;
+                b = lo + golden * (hi - lo);
+                levels[k] = exp(b);
+                status = distance_at(&fb, &s, levels, k + 1);
+            }
+        }
+        levels[k] = exp(fa < fb ? a : b);
+        if (is_lhw && status == CM_OK) { /* snap, and keep the chain indices decreasing */
+            double used[CM_SAMPLER_MAX_LEVELS];
+            if (cm_sampler_levels(used, &used_count, model, levels, k + 1) != CM_OK) {
+                cm_error_clear();
+                levels[k] = model->schedule.sigma[cm_lhw_schedule_nearest(&model->schedule,
+                                                                          levels[k - 1]) - 1];
+            }
+        }
+        if (status == CM_OK) status = distance_at(out_distance, &s, levels, k + 1);
+    }
+    cm_free(s.samples);
+    return status;
+}

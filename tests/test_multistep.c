@@ -1,0 +1,203 @@
+/* test_multistep.c: the [JHMZ] sampler, [LFC]'s Langevin correction and [CM] Algorithm 1 over
+ * two-time maps: the closed-form Gaussian propagation against Monte Carlo runs of the generic
+ * sampler, its KL against gaussian.h's full-matrix KL and against the invariance of KL under the
+ * exact (bijective) flow, the exact flow map of law.h against the closed form, our two-time
+ * construction from a consistency model, and the level search on a model with zero weights. */
+#include "cm/multistep.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "cm/alloc.h"
+#include "cm/gaussian.h"
+#include "cm/sampler.h"
+#include "test.h"
+
+enum { N_MC = 40000 };
+
+static void column_moments(const double *x, size_t n, size_t d, size_t j, double *mean, double *var) {
+    double s = 0, s2 = 0;
+    for (size_t i = 0; i < n; i++) s += x[i * d + j];
+    *mean = s / (double)n;
+    for (size_t i = 0; i < n; i++) s2 += (x[i * d + j] - *mean) * (x[i * d + j] - *mean);
+    *var = s2 / (double)(n - 1);
+}
+
+/* The Gaussian score for the Langevin steps, as a denoiser: D = m + l / (l + s^2) (x - m). */
+typedef struct {
+    const double *mean, *var;
+    size_t dim;
+} gauss_ctx;
+static cm_status gauss_denoise(void *context, const double *x, const double *sigma, size_t n,
+                               double *out) {
+    const gauss_ctx *g = context;
+    for (size_t r = 0; r < n; r++)
+        for (size_t i = 0; i < g->dim; i++) {
+            double l = g->var[i], s = sigma[r];
+            out[r * g->dim + i] = g->mean[i] + l / (l + s * s) * (x[r * g->dim + i] - g->mean[i]);
+        }
+    return CM_OK;
+}
+
+/* Monte Carlo of cm_jhmz_sample with an erroneous Gaussian map and a Langevin correction agrees
+ * with the closed form: means within 5 standard errors, variances within 5 sqrt(2/n) relative. */
+static void test_gaussian_closed_form_matches_monte_carlo(void) {
+    double mean[3] = {1.0, -2.0, 0.0}, var[3] = {0.04, 1.0, 3.0};
+    cm_gaussian_map g = {3, mean, var, 0.05, 0.1};
+    cm_two_time_map map;
+    CM_CHECK_OK(cm_two_time_gaussian(&map, &g));
+    gauss_ctx ctx = {mean, var, 3};
+    cm_denoiser score = {gauss_denoise, &ctx, NULL, 3};
+    const double deltas[3] = {0.0, 0.3, -1.0};
+    double *x = cm_malloc(N_MC * 3, sizeof(double));
+    uint64_t seed = cm_test_seed(21);
+    for (int c = 0; c < 3; c++) {
+        cm_jhmz_options o = cm_jhmz_options_default();
+        o.steps = 5, o.eta = 0.4, o.delta = deltas[c], o.sigma_end = 0.05;
+        o.langevin_steps = c == 1 ? 3 : 0, o.langevin_step = 1e-3;
+        CM_CHECK_OK(cm_jhmz_sample(x, &map, &score, &o, N_MC, seed));
+        double m[3], v[3];
+        CM_CHECK_OK(cm_jhmz_gaussian(m, v, &g, &o));
+        for (size_t j = 0; j < 3; j++) {
+            double sm, sv;
+            column_moments(x, N_MC, 3, j, &sm, &sv);
+            CM_CHECK_CLOSE(sm, m[j], 5 * sqrt(v[j] / N_MC), "mean vs closed form");
+            CM_CHECK_CLOSE(sv, v[j], 5 * v[j] * sqrt(2.0 / N_MC), "variance vs closed form");
+        }
+    }
+    cm_free(x);
+}
+
+/* The summed 1-D KL and W2 equal gaussian.h's full-matrix forms on diagonal covariances. */
+static void test_gaussian_error_matches_full_matrix_forms(void) {
+    double mean[3] = {0.5, -1.0, 2.0}, var[3] = {0.01, 0.5, 4.0};
+    cm_gaussian_map g = {3, mean, var, -0.1, 0.2};
+    cm_jhmz_options o = cm_jhmz_options_default();
+    o.steps = 3, o.eta = 0.7, o.delta = 0.2, o.sigma_end = 0.01;
+    double kl, w2, m[3], v[3], cov_out[9] = {0}, cov_target[9] = {0}, kl_full, w2_full;
+    CM_CHECK_OK(cm_jhmz_gaussian_error(&kl, &w2, &g, &o));
+    CM_CHECK_OK(cm_jhmz_gaussian(m, v, &g, &o));
+    for (int i = 0; i < 3; i++) {
+        cov_out[4 * i] = v[i];
+        cov_target[4 * i] = var[i] + o.sigma_end * o.sigma_end;
+    }
+    CM_CHECK_OK(cm_gaussian_kl(&kl_full, m, cov_out, mean, cov_target, 3));
+    CM_CHECK_OK(cm_gaussian_w2(&w2_full, m, cov_out, mean, cov_target, 3));
+    CM_CHECK_CLOSE(kl, kl_full, 1e-10 * (1 + kl_full), "KL");
+    CM_CHECK_CLOSE(w2, w2_full, 1e-8 * (1 + w2_full), "W2");
+    CM_CHECK(kl > 0 && w2 > 0, "errors of an erroneous map are positive");
+}
+
+/* With the exact map and delta = 0 the sampler is the exact flow, a bijection: the output KL is
+ * the KL of the prior N(0, (1 + sigma_T^2) I) to the law at sigma_T, N(m, l + sigma_T^2). It
+ * falls as the steps (and so the horizon T = K eta) grow. */
+static void test_exact_chaining_kl_is_prior_kl(void) {
+    double mean[2] = {0.5, -0.5}, var[2] = {0.25, 2.0};
+    cm_gaussian_map g = {2, mean, var, 0.0, 0.0};
+    double previous = INFINITY;
+    for (size_t K = 1; K <= 16; K *= 2) {
+        cm_jhmz_options o = cm_jhmz_options_default();
+        o.steps = K, o.eta = 0.25, o.delta = 0.0, o.sigma_end = 0.002;
+        double kl, w2;
+        CM_CHECK_OK(cm_jhmz_gaussian_error(&kl, &w2, &g, &o));
+        double T = cm_ou_time(o.sigma_end) + (double)K * o.eta, s2 = expm1(2 * T), want = 0;
+        for (int i = 0; i < 2; i++) {
+            double p = 1 + s2, q = var[i] + s2;
+            want += 0.5 * (p / q + mean[i] * mean[i] / q - 1 + log(q / p));
+        }
+        CM_CHECK_CLOSE(kl, want, 1e-9 * want + 1e-15, "chaining KL = prior KL");
+        CM_CHECK(kl < previous, "KL does not fall with K = %zu (%g after %g)", K, kl, previous);
+        previous = kl;
+    }
+}
+
+/* law.h's flow map (cm_law_flow, closed form for one Gaussian) seen through the VE conversion
+ * equals the closed-form map, and so does the forced ODE integration up to its tolerance. */
+static void test_law_flow_map_matches_closed_form(void) {
+    double mean[2] = {1.0, -0.5}, var[2] = {0.25, 2.0};
+    cm_law *law;
+    CM_CHECK_OK(cm_law_gaussian_diagonal(&law, 2, mean, var));
+    if (!law) return;
+    cm_two_time_map exact, closed;
+    cm_gaussian_map g = {2, mean, var, 0.0, 0.0};
+    CM_CHECK_OK(cm_two_time_from_law(&exact, law));
+    CM_CHECK_OK(cm_two_time_gaussian(&closed, &g));
+    double x[6] = {3.0, -1.0, 0.0, 10.0, -4.0, 2.0}, a[6], b[6];
+    const double levels[3][2] = {{10.0, 0.002}, {3.0, 0.5}, {0.5, 3.0}};
+    for (int l = 0; l < 3; l++) {
+        CM_CHECK_OK(exact.map(exact.context, x, 3, levels[l][0], levels[l][1], a));
+        CM_CHECK_OK(closed.map(closed.context, x, 3, levels[l][0], levels[l][1], b));
+        for (int k = 0; k < 6; k++) CM_CHECK_CLOSE(a[k], b[k], 1e-9 * (1 + fabs(b[k])), "law flow");
+    }
+    cm_law_free(law);
+}
+
+/* Our two-time construction from a consistency model: with zero weights f(x, s) = c_skip(s) x,
+ * so g(x, a, b) = c x + (b / a)(1 - c) x with c = c_skip(a) (model units). */
+static void test_two_time_from_zero_model(void) {
+    cm_train_config config = cm_train_config_default(CM_METHOD_ICT, 2);
+    config.network.width = 8, config.network.depth = 1;
+    cm_model model;
+    CM_CHECK_OK(cm_model_init(&model, &config));
+    cm_two_time_map map;
+    CM_CHECK_OK(cm_two_time_from_model(&map, &model));
+    double x[4] = {1.0, -2.0, 0.5, 3.0}, out[4];
+    CM_CHECK_OK(map.map(map.context, x, 2, 2.0, 0.5, out));
+    double c = cm_consistency_ve(2.0, 0.5, config.sigma_min).skip;
+    for (int k = 0; k < 4; k++)
+        CM_CHECK_CLOSE(out[k], c * x[k] + 0.25 * (1 - c) * x[k], 1e-6 * (1 + fabs(x[k])), "g");
+    cm_two_time_free(&map);
+    cm_model_free(&model);
+    config = cm_train_config_default(CM_METHOD_DSM, 2);
+    CM_CHECK_OK(cm_model_init(&model, &config));
+    CM_CHECK(cm_two_time_from_model(&map, &model) == CM_ERR_INVALID, "dsm model accepted");
+    cm_model_free(&model);
+}
+
+/* [CM] Algorithm 1 closed form: with the exact map, x = Phi_{s0 -> end}(s0 Z) has variance
+ * (l + e^2) / (l + s0^2) s0^2 about m (1 - sqrt((l + e^2)/(l + s0^2))); a second step at tau
+ * re-noises to variance v1 + tau^2 - e^2 and maps again. */
+static void test_cm_gaussian_by_hand(void) {
+    double mean[1] = {0.3}, var[1] = {0.5}, m, v, e = 0.01, s0 = 5.0, tau = 0.7;
+    cm_gaussian_map g = {1, mean, var, 0.0, 0.0};
+    CM_CHECK_OK(cm_cm_gaussian(&m, &v, &g, &s0, 1, e));
+    double r0 = sqrt((0.5 + e * e) / (0.5 + s0 * s0));
+    CM_CHECK_CLOSE(m, 0.3 * (1 - r0), 1e-14, "one-step mean");
+    CM_CHECK_CLOSE(v, r0 * r0 * s0 * s0, 1e-14, "one-step variance");
+    double levels[2] = {s0, tau};
+    CM_CHECK_OK(cm_cm_gaussian(&m, &v, &g, levels, 2, e));
+    double r1 = sqrt((0.5 + e * e) / (0.5 + tau * tau)), v1 = r0 * r0 * s0 * s0 + tau * tau - e * e;
+    CM_CHECK_CLOSE(m, 0.3 + r1 * (0.3 * (1 - r0) - 0.3), 1e-14, "two-step mean");
+    CM_CHECK_CLOSE(v, r1 * r1 * v1, 1e-14, "two-step variance");
+    CM_CHECK(cm_cm_gaussian(&m, &v, &g, levels, 2, 1.0) == CM_ERR_INVALID, "level below the end");
+}
+
+/* The level search on a zero-weight model returns admissible, decreasing levels, and its
+ * distance is the distance of cm_sample at those levels. */
+static void test_level_search_admissible(void) {
+    cm_train_config config = cm_train_config_default(CM_METHOD_ICT, 2);
+    config.network.width = 8, config.network.depth = 1;
+    cm_model model;
+    CM_CHECK_OK(cm_model_init(&model, &config));
+    enum { M = 300 };
+    double reference[M * 2], levels[3], distance;
+    cm_rng rng;
+    cm_rng_init(&rng, 4);
+    for (int i = 0; i < M * 2; i++) reference[i] = 0.3 * cm_rng_normal(&rng);
+    CM_CHECK_OK(cm_multistep_search_levels(levels, &distance, &model, 3, reference, M, 300, 32, 8, 1));
+    CM_CHECK(levels[0] == config.sigma_max && levels[1] < levels[0] && levels[2] < levels[1] &&
+             levels[2] > config.sigma_min, "levels %g %g %g", levels[0], levels[1], levels[2]);
+    CM_CHECK(isfinite(distance) && distance > 0, "distance %g", distance);
+    cm_model_free(&model);
+}
+
+const cm_test_case cm_tests_multistep[] = {
+    {"gaussian_closed_form_matches_monte_carlo", test_gaussian_closed_form_matches_monte_carlo},
+    {"gaussian_error_matches_full_matrix_forms", test_gaussian_error_matches_full_matrix_forms},
+    {"exact_chaining_kl_is_prior_kl", test_exact_chaining_kl_is_prior_kl},
+    {"law_flow_map_matches_closed_form", test_law_flow_map_matches_closed_form},
+    {"two_time_from_zero_model", test_two_time_from_zero_model},
+    {"cm_gaussian_by_hand", test_cm_gaussian_by_hand},
+    {"level_search_admissible", test_level_search_admissible},
+    {NULL, NULL},
+};
