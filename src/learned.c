@@ -14,6 +14,7 @@
 
 #include "cm/alloc.h"
 #include "cm/gaussian.h"
+#include "cm/metrics.h"
 #include "cm/ot.h"
 #include "cm/rng.h"
 #include "cm/schedule.h"
@@ -577,11 +578,15 @@ static cm_status output_w1(cm_learned *c, cm_learned_result *out) {
     cm_law_sample(c->law, &data, n, x1a);
     cm_law_sample(c->law, &data, n, x1b);
     for (size_t k = 0; k < 2 * n * d; k++) x1a[k] = ra * x1a[k] + rs * cm_rng_normal(&noise);
-    cm_status status = cm_ot_wasserstein(&out->w1_learned, fy, n, x1a, n, d, CM_OT_W1);
-    if (status == CM_OK)
-        status = cm_ot_wasserstein(&out->w1_floor, x1b, n, x1a, n, d, CM_OT_W1);
+    cm_status status = cm_learned_w1(&out->w1_learned, fy, x1a, n, d);
+    if (status == CM_OK) status = cm_learned_w1(&out->w1_floor, x1b, x1a, n, d);
     cm_free(buffer);
     return status;
+}
+
+cm_status cm_learned_w1(double *out, const double *x, const double *y, size_t n, size_t d) {
+    if (d == 1) return cm_metrics_w1_1d(out, x, n, y, n);
+    return cm_ot_wasserstein(out, x, n, y, n, d, CM_OT_W1);
 }
 
 static cm_status apply_map(void *context, const double *x, size_t n, double *out) {

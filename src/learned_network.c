@@ -12,6 +12,7 @@
 #include "cm/consistency.h"
 #include "cm/learned.h"
 #include "cm/model.h"
+#include "cm/metrics.h"
 #include "cm/ot.h"
 #include "cm/sampler.h"
 
@@ -149,9 +150,8 @@ cm_status cm_learned_network(cm_network_diagnostics *out, double *gap, const cm_
         double *target = buffer + n * D, *target2 = target + n * D;
         target_sample(target, law_s, model, &data, &noise, n);
         target_sample(target2, law_s, model, &data, &noise, n);
-        status = cm_ot_wasserstein(&out->w1, buffer, n, target, n, D, CM_OT_W1);
-        if (status == CM_OK)
-            status = cm_ot_wasserstein(&out->w1_floor, target2, n, target, n, D, CM_OT_W1);
+        status = cm_learned_w1(&out->w1, buffer, target, n, D);
+        if (status == CM_OK) status = cm_learned_w1(&out->w1_floor, target2, target, n, D);
     }
     out->lipschitz_learned = out->lipschitz_exact = NAN;
     if (status == CM_OK && lipschitz_points) {

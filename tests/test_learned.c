@@ -18,8 +18,13 @@
 #include "cm/gaussian.h"
 #include "cm/law.h"
 #include "cm/learned.h"
+#include "cm/config.h"
+#include "cm/model.h"
 #include "cm/schedule.h"
+#include "cm/theory.h"
 #include "test.h"
+
+#define PI 3.14159265358979323846
 
 /* Ideal-CT slope A_T for variance l, and the conditional-variance sum of the sampled fit. */
 static double ideal_slope(const cm_lhw_schedule *s, double l, double n, double *rel_var) {
@@ -291,10 +296,72 @@ static void test_rff_bimodal(void) {
     printf("    seed %llu: affine W1 %.4g eps %.4g eps_F %.4g; rff W1 %.4g eps %.4g eps_F %.4g; "
            "floor %.4g\n", (unsigned long long)seed, ra.w1_learned, ra.eps_l1, ra.eps_f_l1,
            rr.w1_learned, rr.eps_l1, rr.eps_f_l1, rr.w1_floor);
+    /* W1(learned) <= W1(ideal) + eps + eps_F with a measured W1: the empirical W1 between two
+     * samples of n points exceeds the true one by at most the two samples' distances to their
+     * laws; each is about floor / sqrt(2) (the floor is the distance between two samples of X_1),
+     * so the allowance is 2 floors plus 3 standard errors of the eps sums */
+    cm_theory_mixture1d_result ideal;
+    CM_CHECK_OK(cm_theory_mixture1d(&ideal, law, rff.T, rff.c0, rff.c1, NULL));
+    for (int k = 0; k < 2; k++) {
+        const cm_learned_result *r = k ? &rr : &ra;
+        double allowance = 2.0 * r->w1_floor + 3.0 * (r->eps_l1_se + r->eps_f_l1_se);
+        CM_CHECK(r->w1_learned <= ideal.w1_ideal + r->eps_l1 + r->eps_f_l1 + allowance,
+                 "%s: W1 %g > ideal %g + eps %g + eps_F %g + 2 floors %g", k ? "rff" : "affine",
+                 r->w1_learned, ideal.w1_ideal, r->eps_l1, r->eps_f_l1, 2.0 * r->w1_floor);
+        printf("    %s: W1 %.4g <= ideal %.4g + eps %.4g + eps_F %.4g + 2 floors %.4g\n",
+               k ? "rff" : "affine", r->w1_learned, ideal.w1_ideal, r->eps_l1, r->eps_f_l1,
+               2.0 * r->w1_floor);
+    }
+    cm_law_free(law);
+}
+
+/* A zero-weight [LHW] model is f(x, t) = skip_t x exactly (F = 0), which makes every network
+ * diagnostic closed form, in particular the units: data N(3, 2^2) standardised by shift 3, scale 4
+ * (standardised std 0.5), so samples are 3 + 4 skip_T Y and the target is 3 + 4 X_1(N(0, 1/4)). */
+static void test_network_units(void) {
+    uint64_t seed = cm_test_seed(16);
+    const double mean = 3.0, variance = 4.0;
+    cm_law *law = NULL;
+    CM_CHECK_OK(cm_law_gaussian_diagonal(&law, 1, &mean, &variance));
+    cm_train_config config = cm_train_config_default(CM_METHOD_LHW, 1);
+    config.chain_T = 20;
+    config.network.width = 32; /* the double-precision reference kernels are slow */
+    cm_model model;
+    CM_CHECK_OK(cm_model_init(&model, &config));
+    if (!law || !model.params) return;
+    model.transform.shift[0] = 3.0;
+    model.transform.scale[0] = 4.0;
+    size_t n = 2000, T = config.chain_T;
+    double gap[21];
+    cm_network_diagnostics r;
+    CM_CHECK_OK(cm_learned_network(&r, gap, &model, law, n, 8, seed));
+    const cm_lhw_schedule *s = &model.schedule;
+    double skip_T = cm_model_coefficients(&model, (double)T).skip;
+    double a1 = exp(s->log_abar[1]), v1 = a1 * 0.25 + s->one_minus_abar[1];
+    double w1 = 4.0 * fabs(skip_T - sqrt(v1)) * sqrt(2.0 / PI);
+    /* |W1(empirical) - W1| is at most the two samples' own W1 to their laws, each below the floor
+     * W1(X_1 sample, X_1 sample) in expectation; 3 floors is a generous tolerance */
+    CM_CHECK_CLOSE(r.w1, w1, 3.0 * r.w1_floor, "W1 in data units");
+    CM_CHECK(r.w1_floor > 0.0 && r.w1_floor < 0.2, "floor %g", r.w1_floor);
+    CM_CHECK_CLOSE(r.lipschitz_learned, skip_T, 1e-6 * skip_T, "Lipschitz = skip_T");
+    double vT = exp(s->log_abar[T]) * 0.25 + s->one_minus_abar[T];
+    CM_CHECK_CLOSE(r.lipschitz_exact, sqrt(v1 / vT), 1e-6, "exact map slope sqrt(v_1 / v_T)");
+    for (size_t t = 2; t <= T; t += 6) {
+        double at = exp(s->log_abar[t]), ap = exp(s->log_abar[t - 1]);
+        double k1 = cm_model_coefficients(&model, (double)t).skip;
+        double k0 = cm_model_coefficients(&model, (double)(t - 1)).skip;
+        double vt = at * 0.25 + s->one_minus_abar[t], vp = ap * 0.25 + s->one_minus_abar[t - 1];
+        double cov = sqrt(at * ap) * 0.25 + sqrt(s->one_minus_abar[t] * s->one_minus_abar[t - 1]);
+        double sd = sqrt(k1 * k1 * vt + k0 * k0 * vp - 2 * k1 * k0 * cov);
+        double se = sd * sqrt(1.0 - 2.0 / PI) / sqrt((double)n);
+        CM_CHECK_CLOSE(gap[t], sd * sqrt(2.0 / PI), 5.0 * se + 1e-6 * sd, "gap E|f_t - f_{t-1}|");
+    }
+    cm_model_free(&model);
     cm_law_free(law);
 }
 
 const cm_test_case cm_tests_learned[] = {
+    {"network_units", test_network_units},
     {"population_is_ideal", test_population_is_ideal},
     {"sampled_fit_tolerance_from_n", test_sampled_fit_tolerance_from_n},
     {"monte_carlo_target", test_monte_carlo_target},

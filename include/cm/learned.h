@@ -125,6 +125,10 @@ const double *cm_learned_coefficients(const cm_learned *chain, size_t *P);
 /* out[n x d] = f_T(x[n x d]) (the current f); no allocation. */
 cm_status cm_learned_apply(cm_learned *chain, const double *x, size_t n, double *out);
 
+/* Exact W1 between two uniform empirical measures of n points in R^d: in 1-D by sorting
+ * (cm_metrics_w1_1d), otherwise by optimal transport (cm_ot_wasserstein). Allocates. */
+cm_status cm_learned_w1(double *out, const double *x, const double *y, size_t n, size_t d);
+
 /* ---- Lipschitz constants of maps R^d -> R^d by Jacobians (SPEC section 4). */
 typedef cm_status (*cm_map_fn)(void *context, const double *x, size_t n, double *out);
 
