@@ -14,7 +14,9 @@ static void usage(FILE *stream) {
             "  train    train a consistency model (lhw, ct, ict) on built-in or file data\n"
             "  sample   one-step or multistep samples from a trained model (NPY/CSV, PNG)\n"
             "  data     export samples of a built-in data source (NPY/CSV)\n"
-            "  eval     distance of samples to a reference, with the noise floor\n",
+            "  eval     distance of samples to a reference, with the noise floor\n"
+            "  theory   consistency training measured on exact laws (gaussian, mixture1d, ...)\n"
+            "  sweep    theory-lab sweeps: CSV, fitted log-log slopes, PNG\n",
             CM_VERSION);
 }
 
@@ -37,6 +39,8 @@ int main(int argc, char **argv) {
     else if (strcmp(command, "sample") == 0) status = cmd_sample(argc, argv);
     else if (strcmp(command, "data") == 0) status = cmd_data(argc, argv);
     else if (strcmp(command, "eval") == 0) status = cmd_eval(argc, argv);
+    else if (strcmp(command, "theory") == 0) status = cmd_theory(argc, argv);
+    else if (strcmp(command, "sweep") == 0) status = cmd_sweep(argc, argv);
     else {
         fprintf(stderr, "cm: error: unknown command '%s' (see cm --help)\n", command);
         return CLI_USAGE_ERROR;
