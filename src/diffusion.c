@@ -16,13 +16,14 @@ static const char *const sampler_names[] = {"ddim", "heun", "ddpm"};
 static const char *const grid_names[] = {"karras", "lhw"};
 
 static cm_status parse_enum(int *out, const char *text, const char *const *names, int count,
-                            const char *what) {
+                            const char *what, const char *valid) {
     for (int i = 0; i < count; i++)
         if (text && strcmp(text, names[i]) == 0) {
             *out = i;
             return CM_OK;
         }
-    return cm_error_set(CM_ERR_INVALID, "unknown %s '%s'", what, text ? text : "");
+    return cm_error_set(CM_ERR_INVALID, "unknown %s '%s' (valid: %s)", what, text ? text : "",
+                        valid);
 }
 
 const char *cm_diffusion_sampler_name(cm_diffusion_sampler s) {
@@ -31,8 +32,8 @@ const char *cm_diffusion_sampler_name(cm_diffusion_sampler s) {
 cm_status cm_diffusion_sampler_parse(cm_diffusion_sampler *out, const char *text) {
     int v = 0;
     if (text && strcmp(text, "euler") == 0) text = "ddim"; /* the same method */
-    CM_TRY(parse_enum(&v, text, sampler_names, CM_DIFFUSION_SAMPLER_COUNT,
-                      "sampler (valid: ddim, heun, ddpm)"));
+    CM_TRY(parse_enum(&v, text, sampler_names, CM_DIFFUSION_SAMPLER_COUNT, "sampler",
+                      "ddim (= euler), heun, ddpm"));
     *out = (cm_diffusion_sampler)v;
     return CM_OK;
 }
@@ -41,7 +42,7 @@ const char *cm_grid_kind_name(cm_grid_kind k) {
 }
 cm_status cm_grid_kind_parse(cm_grid_kind *out, const char *text) {
     int v = 0;
-    CM_TRY(parse_enum(&v, text, grid_names, CM_GRID_COUNT, "grid (valid: karras, lhw)"));
+    CM_TRY(parse_enum(&v, text, grid_names, CM_GRID_COUNT, "grid", "karras, lhw"));
     *out = (cm_grid_kind)v;
     return CM_OK;
 }

@@ -45,14 +45,21 @@ cm_status cm_two_time_from_law(cm_two_time_map *out, const cm_law *law) {
 
 /* ---- closed-form Gaussian map with a controlled error */
 
+/* The error profile p(a) of cm_gaussian_map. */
+static double error_profile(const cm_gaussian_map *g, double from) {
+    return g->profile_scale > 0 ? fmin(1.0, from / g->profile_scale) : 1.0;
+}
+
 static cm_status gaussian_map(void *context, const double *x, size_t n, double from, double to,
                               double *out) {
     const cm_gaussian_map *g = context;
+    double p = error_profile(g, from);
     for (size_t r = 0; r < n; r++)
         for (size_t i = 0; i < g->dim; i++) {
             double l = g->variances[i], m = g->mean[i];
             double ratio = sqrt((l + to * to) / (l + from * from));
-            out[r * g->dim + i] = m + (1.0 + g->relative) * ratio * (x[r * g->dim + i] - m) + g->offset;
+            out[r * g->dim + i] = m + (1.0 + p * g->relative) * ratio * (x[r * g->dim + i] - m) +
+                                  p * g->offset;
         }
     return CM_OK;
 }
@@ -223,9 +230,9 @@ cm_status cm_jhmz_sample(double *out, const cm_two_time_map *map, const cm_denoi
 /* One coordinate through g(., a, b): mean and variance of the image of N(mu, v). */
 static void gaussian_step(double *mu, double *v, const cm_gaussian_map *g, size_t i, double a,
                           double b) {
-    double l = g->variances[i], m = g->mean[i];
-    double slope = (1.0 + g->relative) * sqrt((l + b * b) / (l + a * a));
-    *mu = m + slope * (*mu - m) + g->offset;
+    double l = g->variances[i], m = g->mean[i], p = error_profile(g, a);
+    double slope = (1.0 + p * g->relative) * sqrt((l + b * b) / (l + a * a));
+    *mu = m + slope * (*mu - m) + p * g->offset;
     *v = slope * slope * *v;
 }
 
@@ -260,8 +267,8 @@ cm_status cm_jhmz_gaussian(double *out_mean, double *out_variances, const cm_gau
 /* KL and squared W2 of N(mu, v) against N(m, w) in one dimension. */
 static void gaussian_1d_error(double *kl, double *w2_squared, double mu, double v, double m,
                               double w) {
-    double dm = mu - m;
-    *kl = 0.5 * (v / w + dm * dm / w - 1.0 + log(w / v));
+    double dm = mu - m, x = (v - w) / w; /* v / w - 1 - log(v / w) = x - log1p(x), >= 0 */
+    *kl = 0.5 * (x - log1p(x) + dm * dm / w);
     double ds = sqrt(v) - sqrt(w);
     *w2_squared = dm * dm + ds * ds;
 }

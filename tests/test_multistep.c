@@ -43,7 +43,7 @@ static cm_status gauss_denoise(void *context, const double *x, const double *sig
  * with the closed form: means within 5 standard errors, variances within 5 sqrt(2/n) relative. */
 static void test_gaussian_closed_form_matches_monte_carlo(void) {
     double mean[3] = {1.0, -2.0, 0.0}, var[3] = {0.04, 1.0, 3.0};
-    cm_gaussian_map g = {3, mean, var, 0.05, 0.1};
+    cm_gaussian_map g = {3, mean, var, 0.05, 0.1, 0};
     cm_two_time_map map;
     CM_CHECK_OK(cm_two_time_gaussian(&map, &g));
     gauss_ctx ctx = {mean, var, 3};
@@ -55,6 +55,7 @@ static void test_gaussian_closed_form_matches_monte_carlo(void) {
         cm_jhmz_options o = cm_jhmz_options_default();
         o.steps = 5, o.eta = 0.4, o.delta = deltas[c], o.sigma_end = 0.05;
         o.langevin_steps = c == 1 ? 3 : 0, o.langevin_step = 1e-3;
+        g.profile_scale = c == 2 ? 3.0 : 0.0;
         CM_CHECK_OK(cm_jhmz_sample(x, &map, &score, &o, N_MC, seed));
         double m[3], v[3];
         CM_CHECK_OK(cm_jhmz_gaussian(m, v, &g, &o));
@@ -71,7 +72,7 @@ static void test_gaussian_closed_form_matches_monte_carlo(void) {
 /* The summed 1-D KL and W2 equal gaussian.h's full-matrix forms on diagonal covariances. */
 static void test_gaussian_error_matches_full_matrix_forms(void) {
     double mean[3] = {0.5, -1.0, 2.0}, var[3] = {0.01, 0.5, 4.0};
-    cm_gaussian_map g = {3, mean, var, -0.1, 0.2};
+    cm_gaussian_map g = {3, mean, var, -0.1, 0.2, 0.0};
     cm_jhmz_options o = cm_jhmz_options_default();
     o.steps = 3, o.eta = 0.7, o.delta = 0.2, o.sigma_end = 0.01;
     double kl, w2, m[3], v[3], cov_out[9] = {0}, cov_target[9] = {0}, kl_full, w2_full;
@@ -93,7 +94,7 @@ static void test_gaussian_error_matches_full_matrix_forms(void) {
  * falls as the steps (and so the horizon T = K eta) grow. */
 static void test_exact_chaining_kl_is_prior_kl(void) {
     double mean[2] = {0.5, -0.5}, var[2] = {0.25, 2.0};
-    cm_gaussian_map g = {2, mean, var, 0.0, 0.0};
+    cm_gaussian_map g = {2, mean, var, 0.0, 0.0, 0.0};
     double previous = INFINITY;
     for (size_t K = 1; K <= 16; K *= 2) {
         cm_jhmz_options o = cm_jhmz_options_default();
@@ -119,7 +120,7 @@ static void test_law_flow_map_matches_closed_form(void) {
     CM_CHECK_OK(cm_law_gaussian_diagonal(&law, 2, mean, var));
     if (!law) return;
     cm_two_time_map exact, closed;
-    cm_gaussian_map g = {2, mean, var, 0.0, 0.0};
+    cm_gaussian_map g = {2, mean, var, 0.0, 0.0, 0.0};
     CM_CHECK_OK(cm_two_time_from_law(&exact, law));
     CM_CHECK_OK(cm_two_time_gaussian(&closed, &g));
     double x[6] = {3.0, -1.0, 0.0, 10.0, -4.0, 2.0}, a[6], b[6];
@@ -159,7 +160,7 @@ static void test_two_time_from_zero_model(void) {
  * re-noises to variance v1 + tau^2 - e^2 and maps again. */
 static void test_cm_gaussian_by_hand(void) {
     double mean[1] = {0.3}, var[1] = {0.5}, m, v, e = 0.01, s0 = 5.0, tau = 0.7;
-    cm_gaussian_map g = {1, mean, var, 0.0, 0.0};
+    cm_gaussian_map g = {1, mean, var, 0.0, 0.0, 0.0};
     CM_CHECK_OK(cm_cm_gaussian(&m, &v, &g, &s0, 1, e));
     double r0 = sqrt((0.5 + e * e) / (0.5 + s0 * s0));
     CM_CHECK_CLOSE(m, 0.3 * (1 - r0), 1e-14, "one-step mean");

@@ -56,12 +56,17 @@ cm_status cm_two_time_from_law(cm_two_time_map *out, const cm_law *law);
 cm_status cm_two_time_from_model(cm_two_time_map *out, const cm_model *model);
 
 /* Diagonal Gaussian N(mean, diag(variances)) (in its eigenbasis) and a controlled error:
- *     g(x, a, b) = mean + (1 + relative) r (x - mean) + offset,  r = sqrt((var + b^2)/(var + a^2))
- * relative = offset = 0 is the exact flow map; `offset` is added to every coordinate. */
+ *     g(x, a, b) = mean + (1 + p relative) r (x - mean) + p offset,  r = sqrt((var + b^2)/(var + a^2))
+ * relative = offset = 0 is the exact flow map; `offset` is added to every coordinate. The error
+ * profile p is 1, or with profile_scale > 0, p = min(1, a / profile_scale): errors proportional
+ * to the level the map starts from (learned consistency functions are worse at high noise, and
+ * exact at sigma_min by construction).
+ */
 typedef struct {
     size_t dim;
     const double *mean, *variances; /* borrowed, d each */
     double relative, offset;
+    double profile_scale;           /* 0: constant error */
 } cm_gaussian_map;
 cm_status cm_two_time_gaussian(cm_two_time_map *out, const cm_gaussian_map *gaussian);
 

@@ -63,6 +63,7 @@ int cmd_train(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
 int cmd_data(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_nfe(int argc, char **argv);
 int cmd_theory(int argc, char **argv);
 /* tools/cm/cmd_theory_learned.c: cm theory learned | bound | network */
 int cmd_theory_learned(int argc, char **argv);

@@ -49,6 +49,7 @@ typedef struct {
     size_t cd_levels;
     double dsm_p_mean, dsm_p_std;
     int target_ema_given; /* --target-ema given (else the method's default) */
+    int lr_given;         /* --lr given (else the method's default) */
     size_t steps, batch, width, depth, embed, threads, T, warmup, save_every, keep;
     uint64_t seed;
     double lr, ema, c0, c1, clip, weight_decay, target_ema, sigma_max, sigma_min, embed_frequency;
@@ -128,6 +129,7 @@ static void options_from_config(train_options *o, const cm_train_config *c) {
     o->p_std = c->ict_p_std;
     o->target_ema = c->ct_target_ema;
     o->target_ema_given = 1;
+    o->lr_given = 1;
     o->dsm_p_mean = c->dsm_p_mean;
     o->dsm_p_std = c->dsm_p_std;
     o->cd_levels = c->cd_levels;
@@ -150,7 +152,7 @@ static size_t option_table(cli_option *out, train_options *o) {
         {"embed", OPT_SIZE, &o->embed, "Fourier features of c_noise (even)", 2, 0, 0},
         {"embed-frequency", OPT_DOUBLE, &o->embed_frequency, "largest Fourier frequency", 1, 0, 0},
         {"batch", OPT_SIZE, &o->batch, "batch size", 1, 0, 0},
-        {"lr", OPT_DOUBLE, &o->lr, "Adam learning rate", 0, 0, 0},
+        {"lr", OPT_DOUBLE, &o->lr, "Adam learning rate (default: 0.001; dsm 0.01)", 0, 0, 0},
         {"lr-schedule", OPT_STRING, &o->lr_schedule, "constant | cosine (decay to final-lr x lr at the last step)", 0, 0, 0},
         {"final-lr", OPT_DOUBLE, &o->final_lr, "cosine: final rate as a fraction of --lr", 0, 0, 0},
         {"warmup", OPT_SIZE, &o->warmup, "linear warm-up steps", 0, 0, 0},
@@ -203,7 +205,7 @@ static cm_status build_config(cm_train_config *out, const train_options *o, size
     c.network.depth = o->depth;
     c.network.embed = o->embed;
     c.network.embed_max_frequency = o->embed_frequency;
-    c.adam.learning_rate = o->lr;
+    if (o->lr_given) c.adam.learning_rate = o->lr;
     c.adam.warmup_steps = o->warmup;
     c.adam.clip_norm = o->clip;
     c.adam.weight_decay = o->weight_decay;
@@ -681,8 +683,9 @@ int cmd_train(int argc, char **argv) {
     size_t count = option_table(options, &o);
     int parsed = cli_parse(argc, argv, 2, options, count, "train", train_summary);
     if (parsed != CLI_OK) return parsed;
-    o.target_ema_given = 0;
+    o.target_ema_given = o.lr_given = 0;
     for (size_t i = 0; i < count; i++)
         if (strcmp(options[i].name, "target-ema") == 0) o.target_ema_given = options[i].seen;
+        else if (strcmp(options[i].name, "lr") == 0) o.lr_given = options[i].seen;
     return o.resume ? resume_run(&o, argc, argv) : fresh_run(&o);
 }

@@ -15,6 +15,7 @@ static void usage(FILE *stream) {
             "  sample   one-step or multistep samples from a trained model (NPY/CSV, PNG)\n"
             "  data     export samples of a built-in data source (NPY/CSV)\n"
             "  eval     distance of samples to a reference, with the noise floor\n"
+            "  nfe      quality against network evaluations (consistency vs diffusion samplers)\n"
             "  theory   consistency training measured on exact laws (gaussian, mixture1d, ...)\n"
             "  sweep    theory-lab sweeps: CSV, fitted log-log slopes, PNG\n",
             CM_VERSION);
@@ -39,6 +40,7 @@ int main(int argc, char **argv) {
     else if (strcmp(command, "sample") == 0) status = cmd_sample(argc, argv);
     else if (strcmp(command, "data") == 0) status = cmd_data(argc, argv);
     else if (strcmp(command, "eval") == 0) status = cmd_eval(argc, argv);
+    else if (strcmp(command, "nfe") == 0) status = cmd_nfe(argc, argv);
     else if (strcmp(command, "theory") == 0) status = cmd_theory(argc, argv);
     else if (strcmp(command, "sweep") == 0) status = cmd_sweep(argc, argv);
     else {

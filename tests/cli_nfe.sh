@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# tests/cli_nfe.sh: the few-step sampling commands of issue 5 as a user meets them: cm train
+# --method dsm|cd, cm sample on a dsm model (--sampler/--steps/--grid), cm nfe on models and
+# --gaussian; exit codes (0 ok, 1 runtime error, 2 usage error), one-line errors, no crash,
+# outputs that exist and read back. Tiny networks and few steps: seconds in all.
+# Usage: CM=build/cm tests/cli_nfe.sh     Ends with "cli_nfe: N passed, N failed".
+set -u
+CM=${CM:-build/cm}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+passed=0; failed=0
+
+# expect CODE PATTERN -- command...: exit code CODE, stderr+stdout matching PATTERN (grep -E)
+expect() {
+  local code=$1 pattern=$2; shift 3
+  local output status
+  output=$("$@" 2>&1); status=$?
+  if [ "$status" -eq "$code" ] && echo "$output" | grep -qE -- "$pattern"; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+    echo "  FAIL: $* -> exit $status (want $code), output:"; echo "$output" | head -5 | sed 's/^/      /'
+  fi
+}
+one_line_error() {
+  local lines; lines=$("$@" 2>&1 >/dev/null | wc -l)
+  if [ "$lines" -eq 1 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "  FAIL: $* printed $lines error lines"; fi
+}
+exists() {
+  if [ -s "$1" ]; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "  FAIL: $1 missing or empty"; fi
+}
+
+small="--width 16 --depth 1 --embed 8 --batch 64 --quiet"
+
+# --- training a denoiser and distilling it
+expect 0 "" -- "$CM" train --data moons --method dsm --steps 60 $small --out "$work/dsm"
+exists "$work/dsm/model.safetensors"
+expect 0 '"method": "dsm"' -- cat "$work/dsm/config.json"
+expect 0 '"lr": 0.01' -- cat "$work/dsm/config.json"
+expect 0 "" -- "$CM" train --data moons --method cd --teacher-model "$work/dsm/model.safetensors" --steps 40 --save-every 20 $small --out "$work/cd"
+expect 0 '"cd_solver": "heun"' -- cat "$work/cd/config.json"
+expect 0 '"target_ema": 0.9(5|49)' -- cat "$work/cd/config.json"
+expect 0 "" -- "$CM" train --data gmm:d=2,k=3 --method cd --cd-solver euler --cd-levels 6 --steps 30 $small --out "$work/cdlaw"
+expect 0 "already complete" -- "$CM" train --resume "$work/cd"
+expect 2 "needs --teacher-model" -- "$CM" train --data moons --method cd --steps 10 $small --out "$work/cdx"
+expect 2 "applies to --method cd" -- "$CM" train --data moons --method ict --teacher-model "$work/dsm/model.safetensors" --steps 10 $small --out "$work/ictx"
+expect 2 "consistency function, not a denoiser" -- "$CM" train --data moons --method cd --teacher-model "$work/cd/model.safetensors" --steps 10 $small --out "$work/cdy"
+expect 1 "" -- "$CM" train --data moons --method cd --teacher-model "$work/nosuch.safetensors" --steps 10 $small --out "$work/cdz"
+expect 2 "unknown solver 'rk4'" -- "$CM" train --data moons --method cd --cd-solver rk4 --steps 10 $small --out "$work/cdw"
+expect 2 "--cd-levels: '1' is not an integer" -- "$CM" train --data moons --method cd --cd-levels 1 --steps 10 $small --out "$work/cdw"
+expect 2 "--dsm-p-std: 'nan' is not a finite" -- "$CM" train --data moons --method dsm --dsm-p-std nan --steps 10 $small --out "$work/dsmw"
+expect 2 "dsm lognormal" -- "$CM" train --data moons --method dsm --dsm-p-std 0 --steps 10 $small --out "$work/dsmw"
+expect 2 "edm weighting applies to dsm only" -- "$CM" train --data moons --method ict --weighting edm --steps 10 $small --out "$work/ictw"
+one_line_error "$CM" train --data moons --method cd --steps 10 $small --out "$work/cdx2"
+
+# --- sampling a denoiser
+for s in ddim heun ddpm euler; do
+  expect 0 "NFE" -- "$CM" sample --model "$work/dsm/model.safetensors" --sampler $s --steps 4 --n 50 --out "$work/$s.npy"
+done
+expect 0 "NFE 7" -- "$CM" sample --model "$work/dsm/model.safetensors" --sampler heun --steps 4 --grid lhw --n 50 --out "$work/h.csv"
+expect 0 "" -- "$CM" eval --samples "$work/h.csv" --ref moons --metric sw1
+expect 0 "" -- "$CM" sample --model "$work/dsm/model.safetensors" --n 50 --png "$work/dsm.png"
+exists "$work/dsm.png"
+expect 2 "unknown sampler 'rk4'" -- "$CM" sample --model "$work/dsm/model.safetensors" --sampler rk4 --n 10 --out "$work/x.npy"
+expect 2 "unknown grid 'linear'" -- "$CM" sample --model "$work/dsm/model.safetensors" --grid linear --n 10 --out "$work/x.npy"
+expect 2 "--steps: '0' is not an integer" -- "$CM" sample --model "$work/dsm/model.safetensors" --steps 0 --n 10 --out "$work/x.npy"
+expect 2 "--steps 100000: at most" -- "$CM" sample --model "$work/dsm/model.safetensors" --steps 100000 --n 10 --out "$work/x.npy"
+expect 2 "a dsm model takes --sampler" -- "$CM" sample --model "$work/dsm/model.safetensors" --sigmas 10,1 --n 10 --out "$work/x.npy"
+expect 0 "cd, 2 steps" -- "$CM" sample --model "$work/cd/model.safetensors" --sigmas 10,0.5 --n 50 --out "$work/cd.npy"
+
+# --- cm nfe
+expect 0 "usage: cm nfe" -- "$CM" nfe --help
+expect 0 "onestep.*multistep|multistep" -- "$CM" nfe --model "$work/cd/model.safetensors,$work/dsm/model.safetensors" --data moons --nfe 1,2,4 --n 200 --search-n 100 --iterations 4 --csv "$work/nfe.csv" --png "$work/nfe.png" --quiet
+exists "$work/nfe.csv"
+exists "$work/nfe.png"
+expect 0 "^model,method,sampler,data,nfe,steps,w1,w1_floor,levels" -- head -1 "$work/nfe.csv"
+# one row per (model, sampler, NFE): cd 3 + dsm 3 samplers x 3 budgets
+expect 0 "^13$" -- bash -c "wc -l < '$work/nfe.csv' | tr -d ' '"
+expect 0 "^3$" -- grep -c heun "$work/nfe.csv"
+expect 0 "C. \[LFC\]" -- "$CM" nfe --gaussian --dims 1,4 --max-steps 8 --csv "$work/g.csv" --png "$work/g.png"
+exists "$work/g.png"
+expect 0 "kl_vs_steps" -- head -3 "$work/g.csv"
+expect 2 "give --model and --data" -- "$CM" nfe --data moons
+expect 2 "--nfe: 1.5 is not an integer" -- "$CM" nfe --model "$work/cd/model.safetensors" --data moons --nfe 1.5
+expect 2 "--nfe: 'nan'" -- "$CM" nfe --model "$work/cd/model.safetensors" --data moons --nfe nan
+expect 2 "--nfe: '-1'" -- "$CM" nfe --model "$work/cd/model.safetensors" --data moons --nfe -1
+expect 2 "--dims: 100000 is not an integer" -- "$CM" nfe --gaussian --dims 100000
+expect 2 "--gaussian takes no --model" -- "$CM" nfe --gaussian --model "$work/cd/model.safetensors"
+expect 2 "--eta: '0' is not a finite number" -- "$CM" nfe --gaussian --eta 0
+expect 2 "--iterations 1000: at most" -- "$CM" nfe --model "$work/cd/model.safetensors" --data moons --iterations 1000
+expect 2 "--n needs a value" -- "$CM" nfe --model "$work/cd/model.safetensors" --data moons --n
+expect 1 "dimension" -- "$CM" nfe --model "$work/cd/model.safetensors" --data gauss:d=3 --nfe 1 --n 50 --quiet
+expect 1 "" -- "$CM" nfe --model "$work/nosuch.safetensors" --data moons --nfe 1
+expect 2 "at most 8 models" -- "$CM" nfe --model a,b,c,d,e,f,g,h,i --data moons
+one_line_error "$CM" nfe --model "$work/nosuch.safetensors" --data moons --nfe 1
+
+echo "cli_nfe: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

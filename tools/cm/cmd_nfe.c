@@ -1,0 +1,506 @@
+/* cmd_nfe.c: `cm nfe`: quality against the number of network evaluations (NFE), issue 5.
+ *
+ * Models mode (--model a,b --data SRC): for every model and every NFE budget k of --nfe, exact
+ * W1 (with its noise floor, evaluate.h) of n samples:
+ *   consistency models (lhw, ct, ict, cd): [CM] Algorithm 1 with k levels, levels[0] = sigma_max
+ *     and the others chosen by the greedy golden-section search of multistep.h on a held-out
+ *     reference (sliced W1, samples drawn with seed + 1; the prefix of the k-level search is the
+ *     search for fewer levels, so it runs once for the largest k);
+ *   dsm models: DDIM (Euler, N = k), Heun (N = (k + 1) / 2 steps: 2N - 1 <= k calls) and DDPM
+ *     (N = k) on the Karras grid of the model's sigma range.
+ * Table on stdout, tidy CSV (--csv) and a log-log PNG (--png) of W1 against NFE.
+ *
+ * Gaussian mode (--gaussian): closed forms of multistep.h on N(0.5 1, diag(l)) data, where every
+ * map is affine: KL and W2 of the [JHMZ] sampler against its step count K for a constant eta
+ * (isotropic l = 0.25 and an anisotropic spectrum l_i log-spaced in [0.01, 4]), the K needed for
+ * a target KL as d grows beside log(d / eps) and d log(d / eps), and [LFC]'s one- versus
+ * two-step W2 with flow maps perturbed by a constant offset or a linear (x-dependent) error.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "cm/alloc.h"
+#include "cm/data.h"
+#include "cm/diffusion.h"
+#include "cm/evaluate.h"
+#include "cm/model.h"
+#include "cm/multistep.h"
+#include "cm/plot.h"
+#include "cm/sampler.h"
+
+#define NFE_MAX_MODELS 8
+#define NFE_MAX_ROWS 512
+#define NFE_PATH_MAX 1024
+
+typedef struct {
+    char model[128];
+    const char *method, *sampler;
+    size_t nfe, steps;
+    double w1, floor;
+    char levels[512];
+} nfe_row;
+
+typedef struct {
+    nfe_row rows[NFE_MAX_ROWS];
+    size_t count;
+} nfe_table;
+
+/* Short name of a model path: its directory's name (DIR/model.safetensors) or the file name. */
+static void model_name(char *out, size_t capacity, const char *path) {
+    char copy[NFE_PATH_MAX];
+    snprintf(copy, sizeof copy, "%s", path);
+    char *slash = strrchr(copy, '/');
+    if (slash && strcmp(slash + 1, "model.safetensors") == 0) {
+        *slash = '\0';
+        slash = strrchr(copy, '/');
+    }
+    snprintf(out, capacity, "%.127s", slash ? slash + 1 : copy);
+}
+
+static cm_status evaluate_w1(double *w1, double *floor_value, const double *samples, size_t n,
+                             size_t dim, const cm_data *reference, uint64_t seed) {
+    cm_evaluate_options o = cm_evaluate_options_default();
+    o.metrics = CM_METRIC_BIT(CM_METRIC_W1);
+    o.seed = seed;
+    cm_evaluation_report report;
+    CM_TRY(cm_evaluate_report(&report, samples, n, dim, reference, &o));
+    *w1 = report.metric[CM_METRIC_W1].value;
+    *floor_value = report.metric[CM_METRIC_W1].floor;
+    return CM_OK;
+}
+
+static nfe_row *add_row(nfe_table *t, const char *name, const char *method, const char *sampler,
+                        size_t nfe, size_t steps) {
+    if (t->count == NFE_MAX_ROWS) return NULL;
+    nfe_row *r = &t->rows[t->count++];
+    *r = (nfe_row){.method = method, .sampler = sampler, .nfe = nfe, .steps = steps};
+    snprintf(r->model, sizeof r->model, "%s", name);
+    return r;
+}
+
+typedef struct {
+    const double *nfe;
+    size_t nfe_count, n, search_n, iterations, projections;
+    uint64_t seed;
+    int quiet;
+} nfe_settings;
+
+/* Rows of one consistency model: searched levels for the largest budget, prefixes for the rest. */
+static cm_status consistency_rows(nfe_table *t, const cm_model *model, const char *name,
+                                  const cm_data *data, const nfe_settings *s, double *samples) {
+    size_t dim = model->config.network.dim, max_k = 1;
+    for (size_t i = 0; i < s->nfe_count; i++)
+        if ((size_t)s->nfe[i] > max_k) max_k = (size_t)s->nfe[i];
+    if (max_k > CM_SAMPLER_MAX_LEVELS) max_k = CM_SAMPLER_MAX_LEVELS;
+    double levels[CM_SAMPLER_MAX_LEVELS], distance;
+    double *reference = cm_malloc(s->search_n * dim, sizeof(double));
+    if (!reference) return cm_error_set(CM_ERR_NOMEM, "held-out reference");
+    cm_rng held_out;
+    cm_rng_init(&held_out, s->seed ^ 0x9e3779b97f4a7c15ull); /* not the EVAL stream of the seed */
+    cm_data_sample(data, &held_out, s->search_n, reference);
+    cm_status status = cm_multistep_search_levels(levels, &distance, model, max_k, reference,
+                                                  s->search_n, s->search_n, s->projections,
+                                                  s->iterations, s->seed + 1);
+    cm_free(reference);
+    CM_TRY(status);
+    for (size_t i = 0; i < s->nfe_count; i++) {
+        size_t k = (size_t)s->nfe[i];
+        if (k > max_k) continue;
+        nfe_row *r = add_row(t, name, cm_method_name(model->config.method),
+                             k == 1 ? "onestep" : "multistep", k, k);
+        if (!r) break;
+        CM_TRY(cm_sample(samples, model, levels, k, s->n, s->seed));
+        CM_TRY(evaluate_w1(&r->w1, &r->floor, samples, s->n, dim, data, s->seed));
+        size_t used = 0;
+        for (size_t j = 0; j < k && used < sizeof r->levels - 16; j++)
+            used += (size_t)snprintf(r->levels + used, sizeof r->levels - used, "%s%.4g",
+                                     j ? " " : "", levels[j]);
+    }
+    return CM_OK;
+}
+
+static cm_status denoiser_rows(nfe_table *t, const cm_model *model, const char *name,
+                               const cm_data *data, const nfe_settings *s, double *samples) {
+    size_t dim = model->config.network.dim;
+    const cm_diffusion_sampler samplers[3] = {CM_DIFFUSION_EULER, CM_DIFFUSION_HEUN,
+                                              CM_DIFFUSION_DDPM};
+    for (int m = 0; m < 3; m++)
+        for (size_t i = 0; i < s->nfe_count; i++) {
+            size_t k = (size_t)s->nfe[i];
+            cm_diffusion_options o = cm_diffusion_options_for_model(model);
+            o.sampler = samplers[m];
+            o.steps = samplers[m] == CM_DIFFUSION_HEUN ? (k + 1) / 2 : k;
+            if (o.steps > CM_DIFFUSION_MAX_STEPS) continue;
+            size_t nfe = cm_diffusion_nfe(o.sampler, o.steps);
+            nfe_row *r = add_row(t, name, "dsm", cm_diffusion_sampler_name(o.sampler), nfe, o.steps);
+            if (!r) return CM_OK;
+            CM_TRY(cm_diffusion_sample_model(samples, model, &o, s->n, s->seed, NULL));
+            CM_TRY(evaluate_w1(&r->w1, &r->floor, samples, s->n, dim, data, s->seed));
+            snprintf(r->levels, sizeof r->levels, "karras %zu", o.steps);
+        }
+    return CM_OK;
+}
+
+static void print_table(const nfe_table *t) {
+    printf("%-16s %-7s %-10s %5s %10s %10s %8s  %s\n", "model", "method", "sampler", "NFE", "W1",
+           "floor", "W1/floor", "levels");
+    for (size_t i = 0; i < t->count; i++) {
+        const nfe_row *r = &t->rows[i];
+        printf("%-16s %-7s %-10s %5zu %10.4f %10.4f %8.2f  %s\n", r->model, r->method, r->sampler,
+               r->nfe, r->w1, r->floor, r->w1 / r->floor, r->levels);
+    }
+}
+
+static cm_status write_csv(const char *path, const nfe_table *t, const char *data) {
+    FILE *f = fopen(path, "w");
+    if (!f) return cm_error_set(CM_ERR_IO, "%s: cannot write", path);
+    fprintf(f, "model,method,sampler,data,nfe,steps,w1,w1_floor,levels\n");
+    for (size_t i = 0; i < t->count; i++) {
+        const nfe_row *r = &t->rows[i];
+        fprintf(f, "%s,%s,%s,%s,%zu,%zu,%.6g,%.6g,%s\n", r->model, r->method, r->sampler, data,
+                r->nfe, r->steps, r->w1, r->floor, r->levels);
+    }
+    return fclose(f) == 0 ? CM_OK : cm_error_set(CM_ERR_IO, "%s: write failed", path);
+}
+
+/* One series per (model, sampler) in table order, and the mean floor as a dashed line. */
+static cm_status write_png(const char *path, const nfe_table *t, const char *title) {
+    enum { MAX_SERIES = 15 };
+    static double x[MAX_SERIES][NFE_MAX_ROWS], y[MAX_SERIES][NFE_MAX_ROWS];
+    static char labels[MAX_SERIES][160];
+    cm_plot_series series[MAX_SERIES + 1];
+    size_t count = 0, min_nfe = SIZE_MAX, max_nfe = 0;
+    double floor_sum = 0;
+    for (size_t i = 0; i < t->count; i++) {
+        const nfe_row *r = &t->rows[i];
+        const char *kind = strcmp(r->sampler, "onestep") == 0 ? "multistep" : r->sampler;
+        char label[160];
+        snprintf(label, sizeof label, "%s %s", r->model, kind);
+        size_t s = 0;
+        while (s < count && strcmp(labels[s], label) != 0) s++;
+        if (s == count) {
+            if (count == MAX_SERIES) continue;
+            snprintf(labels[count], sizeof labels[count], "%s", label);
+            series[count] = (cm_plot_series){.x = x[count], .y = y[count], .n = 0,
+                                             .label = labels[count], .style = 0};
+            count++;
+        }
+        x[s][series[s].n] = (double)r->nfe;
+        y[s][series[s].n++] = r->w1;
+        floor_sum += r->floor;
+        if (r->nfe < min_nfe) min_nfe = r->nfe;
+        if (r->nfe > max_nfe) max_nfe = r->nfe;
+    }
+    if (count == 0) return CM_OK;
+    static double fx[2], fy[2];
+    fx[0] = (double)min_nfe, fx[1] = (double)max_nfe;
+    fy[0] = fy[1] = floor_sum / (double)t->count;
+    series[count++] = (cm_plot_series){.x = fx, .y = fy, .n = 2, .label = "noise floor", .style = 1};
+    return cm_plot_loglog_png(path, series, count, title, "NFE (network evaluations)", "exact W1");
+}
+
+static int models_mode(const char *models, const char *data_source, const nfe_settings *s,
+                       const char *csv, const char *png) {
+    const char *command = "nfe";
+    char list[4096];
+    if (strlen(models) >= sizeof list) return cli_usage_error(command, "--model list too long");
+    snprintf(list, sizeof list, "%s", models);
+    char *paths[NFE_MAX_MODELS];
+    size_t model_count = 0;
+    for (char *save = NULL, *p = strtok_r(list, ",", &save); p; p = strtok_r(NULL, ",", &save)) {
+        if (model_count == NFE_MAX_MODELS)
+            return cli_usage_error(command, "at most %d models", NFE_MAX_MODELS);
+        paths[model_count++] = p;
+    }
+    if (model_count == 0) return cli_usage_error(command, "--model: no model given");
+    cm_data *data = NULL;
+    cm_status status = cm_data_open(&data, data_source);
+    if (status != CM_OK) return cli_fail(command, status);
+    static nfe_table table;
+    table.count = 0;
+    double *samples = NULL;
+    for (size_t m = 0; m < model_count && status == CM_OK; m++) {
+        cm_model model;
+        status = cm_model_load(&model, paths[m]);
+        if (status != CM_OK) break;
+        size_t dim = model.config.network.dim;
+        if (dim != cm_data_dim(data))
+            status = cm_error_set(CM_ERR_DIMENSION, "%s: dimension %zu, the data %zu", paths[m],
+                                  dim, cm_data_dim(data));
+        cm_free(samples);
+        samples = status == CM_OK ? cm_malloc(s->n * dim, sizeof(double)) : NULL;
+        if (status == CM_OK && !samples) status = cm_error_set(CM_ERR_NOMEM, "samples");
+        char name[128];
+        model_name(name, sizeof name, paths[m]);
+        double start = cli_seconds();
+        if (status == CM_OK)
+            status = model.config.method == CM_METHOD_DSM
+                         ? denoiser_rows(&table, &model, name, data, s, samples)
+                         : consistency_rows(&table, &model, name, data, s, samples);
+        if (status == CM_OK && !s->quiet)
+            fprintf(stderr, "cm nfe: %s (%s) measured in %.1f s\n", name,
+                    cm_method_name(model.config.method), cli_seconds() - start);
+        cm_model_free(&model);
+    }
+    cm_free(samples);
+    if (status == CM_OK) print_table(&table);
+    if (status == CM_OK && csv) status = write_csv(csv, &table, cm_data_describe(data));
+    char title[256];
+    snprintf(title, sizeof title, "W1 against NFE on %s (n = %zu)", cm_data_describe(data), s->n);
+    if (status == CM_OK && png) status = write_png(png, &table, title);
+    cm_data_free(data);
+    return status == CM_OK ? CLI_OK : cli_fail(command, status);
+}
+
+/* ---- Gaussian mode */
+
+#define GAUSS_MEAN 0.5              /* mean of every coordinate */
+#define GAUSS_ISOTROPIC_VARIANCE 0.25 /* sigma_data^2 [CM] */
+#define GAUSS_ANISOTROPIC_LOW 0.01
+#define GAUSS_ANISOTROPIC_HIGH 4.0
+#define LFC_SIGMA_MAX 80.0           /* [CM] sigma_max of the one-step sampler in part C */
+
+static void spectrum(double *var, size_t d, int anisotropic) {
+    for (size_t i = 0; i < d; i++)
+        var[i] = !anisotropic ? GAUSS_ISOTROPIC_VARIANCE
+                 : d == 1    ? sqrt(GAUSS_ANISOTROPIC_LOW * GAUSS_ANISOTROPIC_HIGH)
+                             : GAUSS_ANISOTROPIC_LOW * pow(GAUSS_ANISOTROPIC_HIGH / GAUSS_ANISOTROPIC_LOW,
+                                                           (double)i / (double)(d - 1));
+}
+
+typedef struct {
+    const double *dims;
+    size_t dim_count, max_steps;
+    double eta, kl_target, sigma_end, relative, offset;
+} gauss_settings;
+
+static int gaussian_mode(const gauss_settings *g, const char *csv, const char *png) {
+    const char *command = "nfe";
+    size_t max_d = 1;
+    for (size_t i = 0; i < g->dim_count; i++)
+        if ((size_t)g->dims[i] > max_d) max_d = (size_t)g->dims[i];
+    double *mean = cm_malloc(max_d, sizeof(double)), *var = cm_malloc(max_d, sizeof(double));
+    FILE *f = csv ? fopen(csv, "w") : NULL;
+    if (!mean || !var || (csv && !f)) {
+        cm_free(mean), cm_free(var);
+        if (f) fclose(f);
+        return cli_fail(command, cm_error_set(csv && !f ? CM_ERR_IO : CM_ERR_NOMEM, "%s",
+                                              csv && !f ? csv : "Gaussian mode buffers"));
+    }
+    for (size_t i = 0; i < max_d; i++) mean[i] = GAUSS_MEAN;
+    if (f) fprintf(f, "part,spectrum,d,map,delta,steps,T,tau,error_size,kl,w2\n");
+    /* A: KL and W2 against K */
+    enum { MAX_CURVES = 12, MAX_POINTS = 64 };
+    static double cx[MAX_CURVES][MAX_POINTS], cy[MAX_CURVES][MAX_POINTS];
+    static char clabel[MAX_CURVES][96];
+    cm_plot_series series[MAX_CURVES];
+    size_t curves = 0;
+    const char *maps[2] = {"exact", "erroneous"};
+    const double deltas[2] = {0.0, -1.0}; /* chaining; jump to the end ([CM]) */
+    printf("A. [JHMZ] sampler on N(%.2g 1, diag l), eta = %g, sigma_end = %g: KL(output || X_end) "
+           "against steps K (T = t_end + K eta)\n", GAUSS_MEAN, g->eta, g->sigma_end);
+    printf("   erroneous map: g = Phi + relative error %g of the linear part + offset %g per coordinate\n",
+           g->relative, g->offset);
+    printf("%-12s %5s %-9s %-8s", "spectrum", "d", "map", "delta");
+    for (size_t K = 1; K <= g->max_steps; K *= 2) printf(" %9s%-3zu", "K=", K);
+    printf("\n");
+    cm_status status = CM_OK;
+    for (int aniso = 0; aniso < 2 && status == CM_OK; aniso++)
+        for (size_t di = 0; di < g->dim_count && status == CM_OK; di++) {
+            size_t d = (size_t)g->dims[di];
+            spectrum(var, d, aniso);
+            for (int m = 0; m < 2; m++)
+                for (int dl = 0; dl < 2; dl++) {
+                    cm_gaussian_map map = {d, mean, var, m ? g->relative : 0.0, m ? g->offset : 0.0, 0.0};
+                    printf("%-12s %5zu %-9s %-8s", aniso ? "anisotropic" : "isotropic", d, maps[m],
+                           dl ? "to-end" : "0");
+                    int curve = !aniso && dl == 0 && curves < MAX_CURVES;
+                    if (curve) {
+                        snprintf(clabel[curves], sizeof clabel[curves], "d=%zu %s", d, maps[m]);
+                        series[curves] = (cm_plot_series){.x = cx[curves], .y = cy[curves], .n = 0,
+                                                          .label = clabel[curves], .style = m};
+                    }
+                    for (size_t K = 1; K <= g->max_steps && status == CM_OK; K *= 2) {
+                        cm_jhmz_options o = cm_jhmz_options_default();
+                        o.steps = K, o.eta = g->eta, o.delta = deltas[dl], o.sigma_end = g->sigma_end;
+                        double kl, w2;
+                        status = cm_jhmz_gaussian_error(&kl, &w2, &map, &o);
+                        printf(" %12.4g", kl);
+                        double T = cm_ou_time(o.sigma_end) + (double)K * o.eta;
+                        if (f)
+                            fprintf(f, "kl_vs_steps,%s,%zu,%s,%s,%zu,%.6g,,,%.9g,%.9g\n",
+                                    aniso ? "anisotropic" : "isotropic", d, maps[m],
+                                    dl ? "to-end" : "0", K, T, kl, w2);
+                        if (curve && series[curves].n < MAX_POINTS) {
+                            cx[curves][series[curves].n] = (double)K;
+                            cy[curves][series[curves].n++] = kl;
+                        }
+                    }
+                    printf("\n");
+                    if (curve) curves++;
+                }
+        }
+    /* B: steps for a target KL with the exact map (chaining), against d */
+    printf("\nB. Steps K for KL <= %g (exact map, delta = 0, eta = %g), beside the shapes of [JHMZ]\n",
+           g->kl_target, g->eta);
+    printf("%-12s %5s %6s %14s %14s %16s\n", "spectrum", "d", "K", "log(d/eps)", "K/log(d/eps)",
+           "K/(d log(d/eps))");
+    double eps = sqrt(g->kl_target);
+    for (int aniso = 0; aniso < 2 && status == CM_OK; aniso++)
+        for (size_t di = 0; di < g->dim_count && status == CM_OK; di++) {
+            size_t d = (size_t)g->dims[di], K = 0;
+            spectrum(var, d, aniso);
+            cm_gaussian_map map = {d, mean, var, 0.0, 0.0, 0.0};
+            for (size_t k = 1; k <= 100000 && status == CM_OK; k++) {
+                cm_jhmz_options o = cm_jhmz_options_default();
+                o.steps = k, o.eta = g->eta, o.delta = 0.0, o.sigma_end = g->sigma_end;
+                double kl, w2;
+                if (cm_ou_time(o.sigma_end) + (double)k * o.eta > 300) break;
+                status = cm_jhmz_gaussian_error(&kl, &w2, &map, &o);
+                if (kl <= g->kl_target) {
+                    K = k;
+                    break;
+                }
+            }
+            double shape = log((double)d / eps);
+            printf("%-12s %5zu %6zu %14.3f %14.3f %16.4f\n", aniso ? "anisotropic" : "isotropic", d,
+                   K, shape, (double)K / shape, (double)K / ((double)d * shape));
+            if (f)
+                fprintf(f, "steps_for_target,%s,%zu,exact,0,%zu,,,,%.9g,\n",
+                        aniso ? "anisotropic" : "isotropic", d, K, g->kl_target);
+        }
+    /* C: [LFC] one- versus two-step [CM] sampling with perturbed flow maps, d = 2 isotropic */
+    printf("\nC. [LFC]: W2 of [CM] one-step vs best two-step sampling (tau by golden section on "
+           "log tau), N(%.2g 1, %.2g I) in d = 2, sigma_max %g\n", GAUSS_MEAN, GAUSS_ISOTROPIC_VARIANCE,
+           LFC_SIGMA_MAX);
+    printf("   error constant, or 'propto': size x sigma / %g at the map's start level sigma\n", LFC_SIGMA_MAX);
+    printf("%-17s %10s %12s %12s %10s %8s\n", "error", "size", "W2 1-step", "W2 2-step", "tau*",
+           "helps");
+    spectrum(var, 2, 0);
+    const double sizes[4] = {0.0, 0.01, 0.05, 0.2};
+    for (int profile = 0; profile < 2 && status == CM_OK; profile++)
+    for (int kind = 0; kind < 2 && status == CM_OK; kind++)
+        for (int si = 0; si < 4 && status == CM_OK; si++) {
+            cm_gaussian_map map = {2, mean, var, kind ? sizes[si] : 0.0, kind ? 0.0 : sizes[si],
+                                   profile ? LFC_SIGMA_MAX : 0.0};
+            double target[2] = {var[0] + g->sigma_end * g->sigma_end, var[1] + g->sigma_end * g->sigma_end};
+            double m[2], v[2], levels[2] = {LFC_SIGMA_MAX, 1.0};
+            /* W2 of N(m, diag v) against N(mean, diag target) */
+#define W2_OF(out)                                                                         \
+    do {                                                                                   \
+        double acc = 0;                                                                    \
+        for (int i = 0; i < 2; i++)                                                        \
+            acc += (m[i] - mean[i]) * (m[i] - mean[i]) +                                   \
+                   (sqrt(v[i]) - sqrt(target[i])) * (sqrt(v[i]) - sqrt(target[i]));        \
+        (out) = sqrt(acc);                                                                 \
+    } while (0)
+            double one, best = INFINITY, best_tau = NAN;
+            status = cm_cm_gaussian(m, v, &map, levels, 1, g->sigma_end);
+            W2_OF(one);
+            double lo = log(g->sigma_end * 1.01), hi = log(LFC_SIGMA_MAX * 0.999), golden = 0.5 * (sqrt(5.0) - 1);
+            for (int grid = 0; grid <= 200 && status == CM_OK; grid++) { /* a grid, then refine */
+                levels[1] = exp(lo + (hi - lo) * grid / 200.0);
+                status = cm_cm_gaussian(m, v, &map, levels, 2, g->sigma_end);
+                double w;
+                W2_OF(w);
+                if (w < best) best = w, best_tau = levels[1];
+            }
+            double a = fmax(lo, log(best_tau) - (hi - lo) / 200);
+            double b = fmin(hi, log(best_tau) + (hi - lo) / 200);
+            for (int it = 0; it < 40 && status == CM_OK; it++) {
+                double p = b - golden * (b - a), q = a + golden * (b - a), wp, wq;
+                levels[1] = exp(p);
+                status = cm_cm_gaussian(m, v, &map, levels, 2, g->sigma_end);
+                W2_OF(wp);
+                levels[1] = exp(q);
+                if (status == CM_OK) status = cm_cm_gaussian(m, v, &map, levels, 2, g->sigma_end);
+                W2_OF(wq);
+                if (wp < wq) b = q; else a = p;
+                double w = fmin(wp, wq);
+                if (w < best) best = w, best_tau = exp(wp < wq ? p : q);
+            }
+#undef W2_OF
+            const char *name = kind ? (profile ? "linear-propto" : "linear")
+                                    : (profile ? "offset-propto" : "offset");
+            printf("%-17s %10.3g %12.5g %12.5g %10.4g %8s\n", name, sizes[si], one, best, best_tau,
+                   best < one * (1 - 1e-6) ? "yes" : "no");
+            if (f) {
+                fprintf(f, "lfc,isotropic,2,%s,,1,,,%.6g,,%.9g\n", name, sizes[si], one);
+                fprintf(f, "lfc,isotropic,2,%s,,2,,%.9g,%.6g,,%.9g\n", name, best_tau, sizes[si],
+                        best);
+            }
+        }
+    if (f && fclose(f) != 0 && status == CM_OK)
+        status = cm_error_set(CM_ERR_IO, "%s: write failed", csv);
+    if (status == CM_OK && png && curves) {
+        char title[160];
+        snprintf(title, sizeof title, "[JHMZ] sampler on Gaussians: KL vs steps (eta %g)", g->eta);
+        status = cm_plot_loglog_png(png, series, curves, title, "steps K", "KL(output || target)");
+    }
+    cm_free(mean);
+    cm_free(var);
+    return status == CM_OK ? CLI_OK : cli_fail(command, status);
+}
+
+int cmd_nfe(int argc, char **argv) {
+    const char *command = "nfe";
+    const char *models = NULL, *data = NULL, *csv = NULL, *png = NULL;
+    cli_list nfe = {.values = {1, 2, 4, 8, 16}, .count = 5};
+    cli_list dims = {.values = {1, 4, 16, 64, 256}, .count = 5};
+    size_t n = 2000, search_n = 1000, iterations = 10, projections = 128, max_steps = 64;
+    uint64_t seed = 0;
+    double eta = 0.5, kl_target = 1e-3, relative = 0.02, offset = 0.0, sigma_end = 0.002;
+    int quiet = 0, gaussian = 0;
+    cli_option options[] = {
+        {"model", OPT_STRING, &models, "trained model(s), comma-separated (a,b,...)", 0, 0, 0},
+        {"data", OPT_STRING, &data, "data source of the reference (the models' training data)", 0, 0, 0},
+        {"nfe", OPT_LIST, &nfe, "NFE budgets (integers)", 0, 0, 0},
+        {"n", OPT_SIZE, &n, "samples per measurement (and reference points)", 2, 0, 0},
+        {"seed", OPT_U64, &seed, "seed of samples and reference draws", 0, 0, 0},
+        {"search-n", OPT_SIZE, &search_n, "level search: samples and held-out reference points", 2, 0, 0},
+        {"iterations", OPT_SIZE, &iterations, "level search: golden-section evaluations per level", 2, 0, 0},
+        {"projections", OPT_SIZE, &projections, "level search: sliced-W1 directions (0: exact W1)", 0, 0, 0},
+        {"csv", OPT_STRING, &csv, "tidy CSV of every measurement", 0, 0, 0},
+        {"png", OPT_STRING, &png, "log-log figure (W1 vs NFE; --gaussian: KL vs steps)", 0, 0, 0},
+        {"gaussian", OPT_FLAG, &gaussian, "closed forms on Gaussian data instead of models", 0, 0, 0},
+        {"dims", OPT_LIST, &dims, "--gaussian: dimensions d", 0, 0, 0},
+        {"eta", OPT_DOUBLE, &eta, "--gaussian: constant step in OU time", 1e-6, 0, 0},
+        {"max-steps", OPT_SIZE, &max_steps, "--gaussian: largest K of the KL table (doubling from 1)", 1, 0, 0},
+        {"kl-target", OPT_DOUBLE, &kl_target, "--gaussian: target KL (eps^2) of the step count", 1e-300, 0, 0},
+        {"relative", OPT_DOUBLE, &relative, "--gaussian: linear error of the erroneous map", -0.5, 0, 0},
+        {"offset", OPT_DOUBLE, &offset, "--gaussian: constant offset of the erroneous map", -1e3, 0, 0},
+        {"sigma-end", OPT_DOUBLE, &sigma_end, "--gaussian: final noise level ([CM] sigma_min)", 1e-9, 0, 0},
+        {"quiet", OPT_FLAG, &quiet, "no progress on stderr", 0, 0, 0},
+    };
+    int parsed = cli_parse(argc, argv, 2, options, sizeof options / sizeof options[0], command,
+                           "Quality against the number of network evaluations: exact W1 (with its\n"
+                           "noise floor) of consistency models (one step, and [CM] Algorithm 1 with\n"
+                           "searched levels) and of dsm denoisers (DDIM, Heun, DDPM) at NFE budgets;\n"
+                           "or, with --gaussian, the closed forms of [JHMZ]/[LFC] multistep sampling\n"
+                           "on Gaussian data (docs/sampling.md).");
+    if (parsed != CLI_OK) return parsed;
+    for (size_t i = 0; i < nfe.count; i++)
+        if (nfe.values[i] != floor(nfe.values[i]) || nfe.values[i] > 4096)
+            return cli_usage_error(command, "--nfe: %g is not an integer in [1, 4096]", nfe.values[i]);
+    for (size_t i = 0; i < dims.count; i++)
+        if (dims.values[i] != floor(dims.values[i]) || dims.values[i] > 65536)
+            return cli_usage_error(command, "--dims: %g is not an integer in [1, 65536]", dims.values[i]);
+    if (n > 100000 || search_n > 100000)
+        return cli_usage_error(command, "--n and --search-n: at most 100000");
+    if (iterations > 200) return cli_usage_error(command, "--iterations %zu: at most 200", iterations);
+    if (projections > 100000) return cli_usage_error(command, "--projections: at most 100000");
+    if (max_steps > 4096) return cli_usage_error(command, "--max-steps %zu: at most 4096", max_steps);
+    if (gaussian) {
+        if (models || data) return cli_usage_error(command, "--gaussian takes no --model or --data");
+        if (!(eta < 50)) return cli_usage_error(command, "--eta %g: at most 50", eta);
+        if (!(sigma_end < 10)) return cli_usage_error(command, "--sigma-end %g: below 10", sigma_end);
+        gauss_settings g = {dims.values, dims.count, max_steps, eta, kl_target, sigma_end,
+                            relative, offset};
+        return gaussian_mode(&g, csv, png);
+    }
+    if (!models || !data) return cli_usage_error(command, "give --model and --data (or --gaussian)");
+    nfe_settings s = {nfe.values, nfe.count, n, search_n, iterations, projections, seed, quiet};
+    return models_mode(models, data, &s, csv, png);
+}
