@@ -469,36 +469,43 @@ static cm_status check_options(const cm_theory_grid_options *o) {
     return CM_OK;
 }
 
-/* sup of Phi' = p_T(x) / p_1(Phi(x)), Phi = Q_1 o F_T, over the grid nodes where Phi(x) is
- * determined: F_T(x) carries a relative error of about LIPSCHITZ_TAIL_PRECISION, which moves
- * Phi(x) by that times min(F, 1 - F) / p_1(Phi(x)); where this exceeds
- * LIPSCHITZ_TOLERANCE (1 + |Phi|) (between modes so far apart that X_1's CDF is flat to double
- * precision) the node is skipped and *resolved = 0. The secant slopes between consecutive
- * determined nodes are also lower bounds of the sup (mean value theorem) and are included, so a
- * jump across such a gap still shows as a large (lower-bound) constant; when a secant exceeds
- * every node value by more than LIPSCHITZ_SECANT_MARGIN the peak lies between nodes, unresolved. */
-static double grid_lipschitz(const spline *grid, const mix1 *xT, const mix1 *x1, double *terms,
-                             int *resolved) {
-    double nodes = 0.0, secants = 0.0, last_x = NAN, last_phi = NAN;
-    *resolved = 1;
-    for (size_t g = 0; g < grid->n; g++) {
-        double x = grid->x0 + (double)g * grid->h;
+/* log sup of Phi' = p_T(x) / p_1(Phi(x)), Phi = Q_1 o F_T, from two grids:
+ *  - the data side: nodes z over the support of X_1, x = Q_T(F_1(z)), log p_T(x) - log p_1(z).
+ *    Well conditioned everywhere (X_T has no gaps), and it resolves the narrow peak of Phi'
+ *    that sits where X_1 has little mass (between modes), which the noise side meets in a
+ *    tiny interval of x.
+ *  - the noise side: nodes x over the support of X_T, with Phi(x) from the smaller tail of F_T,
+ *    skipping nodes where Phi(x) is not determined in double precision (F_T(x) is known to about
+ *    LIPSCHITZ_TAIL_PRECISION relative, which moves Phi(x) by that times min(F, 1 - F) /
+ *    p_1(Phi(x)); where this exceeds LIPSCHITZ_TOLERANCE (1 + |Phi|), X_1's CDF is flat to
+ *    double precision). Secant slopes between consecutive determined nodes are lower bounds of
+ *    the sup too (mean value theorem); if one exceeds every point value by more than
+ *    LIPSCHITZ_SECANT_MARGIN, the peak is narrower than both grids: *resolved = 0. */
+static double grid_log_lipschitz(const spline *noise, const spline *data, const mix1 *xT,
+                                 const mix1 *x1, double *terms, int *resolved) {
+    double nodes = -INFINITY, secants = -INFINITY, last_x = NAN, last_phi = NAN;
+    for (size_t g = 0; g < data->n; g++) {
+        double z = data->x0 + (double)g * data->h;
+        double lower = mix_log_tail(x1, z, 0, terms), upper = mix_log_tail(x1, z, 1, terms);
+        double x = lower <= upper ? mix_quantile(xT, lower, 0, terms)
+                                  : mix_quantile(xT, upper, 1, terms);
+        nodes = fmax(nodes, mix_log_pdf(xT, x, terms) - mix_log_pdf(x1, z, terms));
+    }
+    for (size_t g = 0; g < noise->n; g++) {
+        double x = noise->x0 + (double)g * noise->h;
         double lower = mix_log_tail(xT, x, 0, terms), upper = mix_log_tail(xT, x, 1, terms);
-        double tail = fmin(lower, upper);
         double phi = lower <= upper ? mix_quantile(x1, lower, 0, terms)
                                     : mix_quantile(x1, upper, 1, terms);
         double log_density = mix_log_pdf(x1, phi, terms);
-        double spread = LIPSCHITZ_TAIL_PRECISION * exp(tail - log_density);
-        if (!(spread <= LIPSCHITZ_TOLERANCE * (1.0 + fabs(phi)))) {
-            *resolved = 0;
-            continue;
-        }
-        nodes = fmax(nodes, exp(mix_log_pdf(xT, x, terms) - log_density));
-        if (isfinite(last_x)) secants = fmax(secants, (phi - last_phi) / (x - last_x));
+        double spread = LIPSCHITZ_TAIL_PRECISION * exp(fmin(lower, upper) - log_density);
+        if (!(spread <= LIPSCHITZ_TOLERANCE * (1.0 + fabs(phi)))) continue;
+        nodes = fmax(nodes, mix_log_pdf(xT, x, terms) - log_density);
+        if (isfinite(last_x) && phi > last_phi)
+            secants = fmax(secants, log((phi - last_phi) / (x - last_x)));
         last_x = x;
         last_phi = phi;
     }
-    if (secants > LIPSCHITZ_SECANT_MARGIN * nodes) *resolved = 0;
+    *resolved = !(secants > nodes + log(LIPSCHITZ_SECANT_MARGIN));
     return fmax(nodes, secants);
 }
 
@@ -530,10 +537,14 @@ static cm_status reference_maps(cm_theory_mixture1d_result *out, const cm_law *l
         }
     }
     out->w1_ddim = w1_quantiles(&qd, x1, terms, &monotone);
-    spline grid;
-    grid_for(&grid, law, exp(s->log_abar[s->T]), s->one_minus_abar[s->T], o->halfwidth_stds,
+    spline noise, data;
+    grid_for(&noise, law, exp(s->log_abar[s->T]), s->one_minus_abar[s->T], o->halfwidth_stds,
              o->grid_points);
-    out->lipschitz = grid_lipschitz(&grid, xT, x1, terms, &out->lipschitz_resolved);
+    grid_for(&data, law, exp(s->log_abar[1]), s->one_minus_abar[1], o->halfwidth_stds,
+             o->grid_points);
+    out->log_lipschitz = grid_log_lipschitz(&noise, &data, xT, x1, terms,
+                                            &out->lipschitz_resolved);
+    out->lipschitz = exp(out->log_lipschitz);
     cm_free(w);
     quadrature_free(&qd);
     return CM_OK;

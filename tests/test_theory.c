@@ -213,10 +213,11 @@ static void test_mixture1d_refinement(void) {
     cm_law_free(law);
 }
 
-/* Modes 200 standard deviations apart: everything finite; the Lipschitz constant (e^5000 in
- * truth) is flagged unresolved and is at least a jump of 50 across one grid cell (of width
- * about 21 / 511); with
- * abar_T tiny (c1 = 8) the exact map from N(0, 1) lands on X_1 up to the cell of the jump. */
+/* Modes 200 standard deviations apart: everything finite; the slope of the exact map peaks at
+ * x = 0 = Phi(0) with log Phi'(0) = log p_T(0) - log p_1(0), about 5000 (p_1(0) = e^-5000 / ...):
+ * log_lipschitz must find it to within the data grid's offset from 0 (log p_1 has slope about
+ * 4 * 50 there and the nearest of 512 nodes on [-55, 55] is up to 0.11 away: 22); with abar_T
+ * tiny (c1 = 8) the exact map from N(0, 1) lands on X_1. */
 static void test_mixture1d_far_modes(void) {
     double w[2] = {1, 1}, means[2] = {-50, 50}, stds[2] = {0.5, 0.5};
     cm_law *law = NULL;
@@ -228,14 +229,44 @@ static void test_mixture1d_far_modes(void) {
     cm_theory_mixture1d_result r;
     CM_CHECK_OK(cm_theory_mixture1d(&r, law, 50, 2.0, 8.0, &o));
     CM_CHECK(isfinite(r.w1_ideal) && isfinite(r.w1_ddim) && isfinite(r.w1_exact_map) &&
-                 isfinite(r.lipschitz),
-             "far modes: w1 %g ddim %g exact %g L %g", r.w1_ideal, r.w1_ddim, r.w1_exact_map,
-             r.lipschitz);
-    CM_CHECK(!r.lipschitz_resolved && r.lipschitz > 50.0 / (21.0 / 511.0),
-             "far modes: L %g resolved %d", r.lipschitz, r.lipschitz_resolved);
+                 isfinite(r.log_lipschitz),
+             "far modes: w1 %g ddim %g exact %g log L %g", r.w1_ideal, r.w1_ddim, r.w1_exact_map,
+             r.log_lipschitz);
+    cm_lhw_schedule s;
+    CM_CHECK_OK(cm_lhw_schedule_init(&s, 50, 2.0, 8.0));
+    double x = 0.0, lp_T, lp_1;
+    CM_CHECK_OK(cm_law_log_density(law, cm_lhw_schedule_log_snr(&s, 50), &x, 1, &lp_T));
+    CM_CHECK_OK(cm_law_log_density(law, cm_lhw_schedule_log_snr(&s, 1), &x, 1, &lp_1));
+    CM_CHECK(r.log_lipschitz <= lp_T - lp_1 + 1e-6 && r.log_lipschitz > lp_T - lp_1 - 25.0 &&
+                 lp_T - lp_1 > 4990.0,
+             "far modes: log L %.6g vs log Phi'(0) %.6g", r.log_lipschitz, lp_T - lp_1);
     CM_CHECK(r.w1_exact_map < 1e-2, "exact map W1 %g (abar_T %g)", r.w1_exact_map, r.abar_T);
     CM_CHECK(r.w1_ideal > r.w1_ddim && r.w1_ddim > r.w1_exact_map, "ordering %g %g %g",
              r.w1_ideal, r.w1_ddim, r.w1_exact_map);
+    cm_lhw_schedule_free(&s);
+    cm_law_free(law);
+}
+
+/* The slope of the exact map between modes 8 stds apart peaks in a tiny interval of x; the
+ * data-side grid must find it: log Phi'(0) = log p_T(0) - log p_1(0) for a symmetric law (to
+ * 1e-2: log p_1 is flat at its minimum 0, and the nearest node is 0.007 away). */
+static void test_mixture1d_lipschitz_peak(void) {
+    double w[2] = {1, 1}, means[2] = {-2, 2}, stds[2] = {0.5, 0.5}, x = 0.0, lp_T, lp_1;
+    cm_law *law = NULL;
+    CM_CHECK_OK(cm_law_mixture_isotropic(&law, 1, 2, w, means, stds));
+    if (!law) return;
+    cm_theory_grid_options o = cm_theory_grid_options_default();
+    o.refine = 0;
+    cm_theory_mixture1d_result r;
+    CM_CHECK_OK(cm_theory_mixture1d(&r, law, 100, 2.0, 4.0, &o));
+    cm_lhw_schedule s;
+    CM_CHECK_OK(cm_lhw_schedule_init(&s, 100, 2.0, 4.0));
+    CM_CHECK_OK(cm_law_log_density(law, cm_lhw_schedule_log_snr(&s, 100), &x, 1, &lp_T));
+    CM_CHECK_OK(cm_law_log_density(law, cm_lhw_schedule_log_snr(&s, 1), &x, 1, &lp_1));
+    CM_CHECK(fabs(r.log_lipschitz - (lp_T - lp_1)) < 1e-2 && r.lipschitz_resolved,
+             "log L %.8g vs log Phi'(0) %.8g (resolved %d)", r.log_lipschitz, lp_T - lp_1,
+             r.lipschitz_resolved);
+    cm_lhw_schedule_free(&s);
     cm_law_free(law);
 }
 
@@ -278,6 +309,7 @@ const cm_test_case cm_tests_theory[] = {
     {"mixture1d_nested_monte_carlo", test_mixture1d_nested_monte_carlo},
     {"mixture1d_refinement", test_mixture1d_refinement},
     {"mixture1d_far_modes", test_mixture1d_far_modes},
+    {"mixture1d_lipschitz_peak", test_mixture1d_lipschitz_peak},
     {"lipschitz", test_lipschitz},
     {NULL, NULL},
 };

@@ -66,12 +66,12 @@ typedef struct {
     double w1_ddim;           /* W1 of the exact-denoiser DDIM chain from Y ~ N(0,1) down to
                                * t = 1, vs X_1 */
     double w1_exact_map;      /* W1(Phi_{T->1}(Y), X_1) */
-    double lipschitz;         /* sup over the grid of X_T of Phi_{T->1}'(x) =
-                               * p_T(x) / p_1(Phi_{T->1}(x)), and of its secant slopes */
-    int lipschitz_resolved;   /* 0: lipschitz is only a lower bound: Phi(x) was not determined
-                               * in double precision at some nodes (modes so far apart that
-                               * X_1's CDF is flat between them), or a secant slope exceeded
-                               * every node value by 10% (the peak is narrower than the grid) */
+    double lipschitz;         /* sup of the exact map's slope Phi_{T->1}'(x) =
+                               * p_T(x) / p_1(Phi_{T->1}(x)) over a grid of X_T and one of X_1
+                               * (x = Phi^-1(z)), and the secant slopes; +inf beyond double range */
+    double log_lipschitz;     /* its natural log, finite even when lipschitz overflows */
+    int lipschitz_resolved;   /* 0: a secant slope exceeded every point value by 10%: the peak
+                               * is narrower than the grids and lipschitz is a lower bound */
     double refinement_change; /* |w1_ideal(grid) - w1_ideal(2x grid, nodes, quantile points)|;
                                * NAN when options->refine is 0 */
     int monotone;             /* 1: f_T was increasing on the quadrature (W1 from f_T(Phi^-1(u)));

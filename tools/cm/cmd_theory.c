@@ -261,6 +261,7 @@ static int mixture_output(const mixture_row *rows, size_t count, const double *m
         json_add(object, "w1_ddim", r->r.w1_ddim);
         json_add(object, "w1_exact_map", r->r.w1_exact_map);
         json_add(object, "lipschitz", r->r.lipschitz);
+        json_add(object, "log_lipschitz", r->r.log_lipschitz);
         cJSON_AddBoolToObject(object, "lipschitz_resolved", r->r.lipschitz_resolved);
         json_add(object, "refinement_change", r->r.refinement_change);
         cJSON_AddBoolToObject(object, "monotone", r->r.monotone);
@@ -285,14 +286,16 @@ static int mixture_output(const mixture_row *rows, size_t count, const double *m
     FILE *file = open_csv(csv);
     if (!file) return cli_fail(command, CM_ERR_IO);
     fprintf(file, "means,std,T,c0,c1,abar_T,w1_ideal,w1_ddim,w1_exact_map,lipschitz,"
-                  "refinement_change,monotone,lipschitz_resolved,grid_points,hermite_nodes\n");
+                  "log_lipschitz,refinement_change,monotone,lipschitz_resolved,grid_points,hermite_nodes\n");
     for (size_t i = 0; i < count; i++) {
         const mixture_row *r = &rows[i];
         fputc('"', file);
         for (size_t j = 0; j < k; j++) fprintf(file, "%s%.17g", j ? "," : "", means[j]);
-        fprintf(file, "\",%.17g,%zu,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%d,%d,%zu,%zu\n",
+        fprintf(file, "\",%.17g,%zu,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%d,%d,"
+                      "%zu,%zu\n",
                 r->std, r->T, r->c0, r->c1, r->r.abar_T, r->r.w1_ideal, r->r.w1_ddim,
-                r->r.w1_exact_map, r->r.lipschitz, r->r.refinement_change, r->r.monotone,
+                r->r.w1_exact_map, r->r.lipschitz, r->r.log_lipschitz, r->r.refinement_change,
+                r->r.monotone,
                 r->r.lipschitz_resolved, o->grid_points, o->hermite_nodes);
     }
     return close_csv(file, csv, command);
