@@ -444,6 +444,57 @@ static void test_standardise(void) {
     cm_law_free(law);
 }
 
+/* In 1-D the flow map is the monotone transport: F_k(Phi(x)) = F_t(x) for the mixture CDFs
+ * (computed here with erfc, independently of the library), to the integrator's tolerance. */
+static double mixture_cdf(const double *w, const double *m, const double *s, int k, double lambda,
+                          double x) {
+    double abar = 1.0 / (1.0 + exp(-lambda)), one_minus = 1.0 / (1.0 + exp(lambda)), sum = 0.0;
+    for (int j = 0; j < k; j++) {
+        double sd = sqrt(abar * s[j] * s[j] + one_minus);
+        sum += w[j] * 0.5 * erfc(-(x - sqrt(abar) * m[j]) / (sd * sqrt(2.0)));
+    }
+    return sum;
+}
+
+static void test_flow_is_monotone_transport(void) {
+    double w[3] = {0.2, 0.5, 0.3}, means[3] = {-3, 0.5, 2.5}, stds[3] = {0.3, 0.6, 0.2};
+    cm_law *law = NULL;
+    CM_CHECK_OK(cm_law_mixture_isotropic(&law, 1, 3, w, means, stds));
+    if (!law) return;
+    double x[9], y[9], lt = -2.0, lk = 5.0;
+    for (int i = 0; i < 9; i++) x[i] = -2.0 + 0.5 * i;
+    CM_CHECK_OK(cm_law_flow(law, lt, lk, x, 9, y, NULL, NULL));
+    for (int i = 0; i < 9; i++) {
+        double before = mixture_cdf(w, means, stds, 3, lt, x[i]);
+        double after = mixture_cdf(w, means, stds, 3, lk, y[i]);
+        CM_CHECK(fabs(before - after) < 1e-8, "x %g -> %g: CDF %.12g vs %.12g", x[i], y[i],
+                 before, after);
+    }
+    cm_law_free(law);
+}
+
+/* Every allocation failure of the constructors returns CM_ERR_NOMEM and leaks nothing. */
+static void test_out_of_memory(void) {
+    double cov[9], mean[3] = {0, 1, 2}, shift[3] = {0, 0, 0}, scale[3] = {1, 2, 3};
+    random_spd(cov, 3, 2);
+    long live = cm_alloc_live_count();
+    int succeeded = 0;
+    for (long k = 0; k < 20 && !succeeded; k++) {
+        cm_law *law = NULL, *st = NULL;
+        cm_alloc_fail_after(k);
+        cm_status status = cm_law_gaussian(&law, 3, mean, cov);
+        if (status == CM_OK) status = cm_law_standardise(&st, law, shift, scale);
+        cm_alloc_fail_after(-1);
+        CM_CHECK(status == CM_OK || status == CM_ERR_NOMEM, "k %ld: %s", k, cm_status_name(status));
+        succeeded = status == CM_OK;
+        cm_law_free(st);
+        cm_law_free(law);
+        CM_CHECK(cm_alloc_live_count() == live, "k %ld: %ld allocations leaked", k,
+                 cm_alloc_live_count() - live);
+    }
+    CM_CHECK(succeeded, "never succeeded");
+}
+
 const cm_test_case cm_tests_law[] = {
     {"flow_gaussian_closed_form", test_flow_gaussian_closed_form},
     {"gaussian_moments", test_gaussian_moments},
@@ -455,5 +506,7 @@ const cm_test_case cm_tests_law[] = {
     {"flow_inverse_mixture", test_flow_inverse_mixture},
     {"from_data", test_from_data},
     {"standardise", test_standardise},
+    {"flow_is_monotone_transport", test_flow_is_monotone_transport},
+    {"out_of_memory", test_out_of_memory},
     {NULL, NULL},
 };
