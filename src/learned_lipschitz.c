@@ -13,6 +13,7 @@
 
 #define POWER_ITERATIONS 1000
 #define POWER_TOLERANCE 1e-12
+#define DATA_GRID 4001 /* data-side grid of the 1-D exact slope */
 
 /* Largest singular value of the d x d matrix J (row-major) by power iteration on J'J; v, w are
  * d scratch. */
@@ -100,15 +101,31 @@ cm_status cm_learned_lipschitz_exact(double *out, const cm_law *law, double lamb
     flow_context context = {law, lambda_T, lambda_1};
     if (d != 1) return cm_learned_lipschitz(out, flow_map, &context, points, n, d);
     if (n == 0) return cm_error_set(CM_ERR_INVALID, "Lipschitz: no points");
-    double *work = cm_malloc(n + cm_law_scratch_size(law) + 1, sizeof(double));
+    /* Phi' on the noise side at the given points, and on the data side on a uniform grid of
+     * DATA_GRID points over the range of Phi(points): between separated modes the map crosses
+     * the valley of p_1 over a tiny interval of x (width ~ gap / L_f), which a grid in x can
+     * miss, while in y the valley is wide: Phi'(Phi^-1(y)) = p_T(Phi^-1(y)) / p_1(y). */
+    size_t m = DATA_GRID;
+    double *work = cm_malloc(n + 2 * m + cm_law_scratch_size(law) + 1, sizeof(double));
     if (!work) return cm_error_set(CM_ERR_NOMEM, "Lipschitz: scratch");
-    double *mapped = work, *scratch = work + n;
+    double *mapped = work, *ys = work + n, *xs = ys + m, *scratch = xs + m;
     cm_status status = cm_law_flow(law, lambda_T, lambda_1, points, n, mapped, NULL, NULL);
-    double best = 0.0;
+    double best = 0.0, low = INFINITY, high = -INFINITY;
     for (size_t p = 0; p < n && status == CM_OK; p++) {
         double slope = exp(cm_law_log_density_point(law, lambda_T, points + p, scratch) -
                            cm_law_log_density_point(law, lambda_1, mapped + p, scratch));
         if (slope > best) best = slope;
+        low = fmin(low, mapped[p]);
+        high = fmax(high, mapped[p]);
+    }
+    if (status == CM_OK && high > low) {
+        for (size_t k = 0; k < m; k++) ys[k] = low + (high - low) * (double)k / (double)(m - 1);
+        status = cm_law_flow(law, lambda_1, lambda_T, ys, m, xs, NULL, NULL);
+        for (size_t k = 0; k < m && status == CM_OK; k++) {
+            double slope = exp(cm_law_log_density_point(law, lambda_T, xs + k, scratch) -
+                               cm_law_log_density_point(law, lambda_1, ys + k, scratch));
+            if (slope > best) best = slope;
+        }
     }
     cm_free(work);
     if (status == CM_OK) *out = best;

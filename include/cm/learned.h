@@ -140,7 +140,9 @@ cm_status cm_learned_lipschitz(double *out, cm_map_fn map, void *context, const 
                                size_t n, size_t d);
 
 /* The Lipschitz constant of the exact noise-to-data map Phi_{T -> 1} of `law` over points:
- * in 1-D the exact formula p_T(x) / p_1(Phi(x)); otherwise cm_learned_lipschitz of cm_law_flow. */
+ * in 1-D the exact formula p_T(x) / p_1(Phi(x)) at the points and, through the inverse flow, on
+ * a 4001-point grid of y = Phi(x) over the range they reach (which resolves the narrow peak of
+ * Phi' between separated modes); otherwise cm_learned_lipschitz of cm_law_flow. */
 cm_status cm_learned_lipschitz_exact(double *out, const cm_law *law, double lambda_T,
                                      double lambda_1, const double *points, size_t n);
 

@@ -20,6 +20,7 @@
 #include "cm/law.h"
 #include "cm/learned.h"
 #include "cm/plot.h"
+#include "cm/schedule.h"
 #include "cm/theory.h"
 #include "cm/train.h"
 
@@ -108,14 +109,29 @@ static cm_status run_mixture1d(point *pt, const sweep_settings *s) {
     cm_law *law = NULL;
     CM_TRY(mixture_law(&law, pt->p[P_SEP], s->std));
     cm_theory_mixture1d_result m;
-    cm_status status = cm_theory_mixture1d(&m, law, (size_t)pt->p[P_T], pt->p[P_C0], pt->p[P_C1],
-                                           NULL);
+    size_t T = (size_t)pt->p[P_T];
+    cm_status status = cm_theory_mixture1d(&m, law, T, pt->p[P_C0], pt->p[P_C1], NULL);
+    /* L_f by learned.h's exact 1-D slope (noise-side grid over [-6, 6] and data-side grid) */
+    cm_lhw_schedule schedule = {0};
+    double *grid = cm_malloc(CM_LEARNED_GRID_POINTS, sizeof(double));
+    if (status == CM_OK && !grid) status = cm_error_set(CM_ERR_NOMEM, "sweep: grid");
+    if (status == CM_OK) status = cm_lhw_schedule_init(&schedule, T, pt->p[P_C0], pt->p[P_C1]);
+    if (status == CM_OK) {
+        for (size_t k = 0; k < CM_LEARNED_GRID_POINTS; k++)
+            grid[k] = CM_LEARNED_GRID_HALFWIDTH *
+                      (2.0 * (double)k / (double)(CM_LEARNED_GRID_POINTS - 1) - 1.0);
+        status = cm_learned_lipschitz_exact(&pt->lipschitz, law,
+                                            cm_lhw_schedule_log_snr(&schedule, T),
+                                            cm_lhw_schedule_log_snr(&schedule, 1), grid,
+                                            CM_LEARNED_GRID_POINTS);
+    }
+    cm_lhw_schedule_free(&schedule);
+    cm_free(grid);
     cm_law_free(law);
     if (status != CM_OK) return status;
     pt->error = m.w1_ideal;
-    pt->lipschitz = m.lipschitz;
     pt->extra1 = m.w1_ddim;
-    pt->extra2 = m.refinement_change;
+    pt->extra2 = m.lipschitz; /* theory.h's own estimate, for comparison */
     return CM_OK;
 }
 
@@ -162,7 +178,7 @@ static cm_status run_learned(point *pt, const sweep_settings *s) {
 static cm_status run_width(point *pt, const sweep_settings *s) {
     char source[128];
     if (pt->p[P_SEP] > 0)
-        snprintf(source, sizeof source, "gmm:d=1,k=2,sep=%.17g,std=%.17g", pt->p[P_SEP] / 2, s->std);
+        snprintf(source, sizeof source, "gmm:d=1,k=2,sep=%.17g,std=%.17g", pt->p[P_SEP], s->std);
     else
         snprintf(source, sizeof source, "gauss:d=%zu,std=%.17g", (size_t)pt->p[P_D],
                  sqrt(pt->p[P_VAR]));
