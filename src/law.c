@@ -480,33 +480,39 @@ cm_status cm_law_score(const cm_law *law, double lambda, const double *x, size_t
     return CM_OK;
 }
 
+/* No allocation: row j of means holds r = x - sqrt(abar) m_j and row j of variances holds
+ * y = U' r until both are overwritten with the posterior's moments. */
 cm_status cm_law_posterior(const cm_law *law, double lambda, const double *x, double *log_weights,
                            double *means, double *variances) {
     if (!log_weights || !means || !variances)
         return cm_error_set(CM_ERR_INVALID, "law posterior: NULL output");
     CM_TRY(check_batch(law, lambda, x, 1, x));
     size_t d = law->d, k = law->k;
-    double *scratch = scratch_alloc(law);
-    if (!scratch) return cm_error_set(CM_ERR_NOMEM, "law: scratch");
     double abar, one_minus;
     cm_law_abar(lambda, &abar, &one_minus);
-    double total = log_terms(law, abar, one_minus, x, scratch), root = sqrt(abar);
-    double *r = scratch + 2 * k, *y = r + d;
+    double root = sqrt(abar);
     for (size_t j = 0; j < k; j++) {
-        log_weights[j] = scratch[j] - total;
         const double *m = law->means + j * d, *l = law->eigenvalues + j * d;
-        double *mean = means + j * d, *variance = variances + j * d;
-        for (size_t i = 0; i < d; i++) r[i] = x[i] - root * m[i];
-        cm_law_to_eigen(law, r, y);
-        memcpy(mean, m, d * sizeof(double));
+        double *mean = means + j * d, *y = variances + j * d;
+        for (size_t i = 0; i < d; i++) mean[i] = x[i] - root * m[i];
+        cm_law_to_eigen(law, mean, y);
+        double quadratic = 0.0, log_det = 0.0;
         for (size_t i = 0; i < d; i++) {
             double v = abar * l[i] + one_minus;
+            quadratic += y[i] * y[i] / v;
+            log_det += log(v);
             y[i] *= root * l[i] / v;
-            variance[i] = l[i] * (one_minus / v);
         }
+        log_weights[j] = law->log_weights[j] - 0.5 * (quadratic + log_det + (double)d * LOG_2PI);
+        memcpy(mean, m, d * sizeof(double));
         cm_law_from_eigen_add(law, y, mean);
+        for (size_t i = 0; i < d; i++) y[i] = l[i] * (one_minus / (abar * l[i] + one_minus));
     }
-    cm_free(scratch);
+    double largest = -INFINITY, sum = 0.0;
+    for (size_t j = 0; j < k; j++) largest = fmax(largest, log_weights[j]);
+    for (size_t j = 0; j < k; j++) sum += exp(log_weights[j] - largest);
+    double total = largest + log(sum);
+    for (size_t j = 0; j < k; j++) log_weights[j] -= total;
     return CM_OK;
 }
 

@@ -89,7 +89,7 @@ cm_status cm_law_denoise(const cm_law *law, double lambda, const double *x, size
 cm_status cm_law_score(const cm_law *law, double lambda, const double *x, size_t n, double *out);
 
 /* Posterior of X_0 given X_t = x (one point): normalised log weights[K], means[K x d], and the
- * per-eigendirection variances[K x d] (in component j's eigenbasis U_j). */
+ * per-eigendirection variances[K x d] (in component j's eigenbasis U_j). No allocation. */
 cm_status cm_law_posterior(const cm_law *law, double lambda, const double *x, double *log_weights,
                            double *means, double *variances);
 /* Draw n points of X_0 | X_t = x (one conditioning point x, n draws into out[n x d]); draw i uses
