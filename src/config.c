@@ -101,7 +101,9 @@ cm_train_config cm_train_config_default(cm_method method, size_t dim) {
         c.weighting = CM_WEIGHTING_EDM;
         c.adam.learning_rate = 1e-2;   /* measured on 8gaussians (docs/sampling.md): at 1e-3 and
                                           3e-3 the loss stays on the plateau of the Gaussian
-                                          denoiser for thousands of steps */
+                                          denoiser (D = c_skip x) for thousands of steps */
+        c.network.depth = 2;           /* measured: depth 3 stays on that plateau at 1e-3 and
+                                          diverges at 1e-2 */
     } else if (method == CM_METHOD_CD) { /* [CM] CD: l2 (or LPIPS on images), lambda = 1, mu = 0.95 */
         c.loss = CM_LOSS_L2;
         c.weighting = CM_WEIGHTING_NONE;

@@ -260,6 +260,7 @@ static int models_mode(const char *models, const char *data_source, const nfe_se
 #define GAUSS_ISOTROPIC_VARIANCE 0.25 /* sigma_data^2 [CM] */
 #define GAUSS_ANISOTROPIC_LOW 0.01
 #define GAUSS_ANISOTROPIC_HIGH 4.0
+#define GAUSS_KL_SHOWN 1e-14        /* the figure omits KL below this (rounding level) */
 #define LFC_SIGMA_MAX 80.0           /* [CM] sigma_max of the one-step sampler in part C */
 
 static void spectrum(double *var, size_t d, int anisotropic) {
@@ -316,9 +317,13 @@ static int gaussian_mode(const gauss_settings *g, const char *csv, const char *p
                     cm_gaussian_map map = {d, mean, var, m ? g->relative : 0.0, m ? g->offset : 0.0, 0.0};
                     printf("%-12s %5zu %-9s %-8s", aniso ? "anisotropic" : "isotropic", d, maps[m],
                            dl ? "to-end" : "0");
-                    int curve = !aniso && dl == 0 && curves < MAX_CURVES;
+                    /* the figure: isotropic, smallest, middle and largest d; exact chaining and
+                     * both erroneous variants */
+                    int shown_d = di == 0 || di == g->dim_count / 2 || di + 1 == g->dim_count;
+                    int curve = !aniso && shown_d && (m == 1 || dl == 0) && curves < MAX_CURVES;
                     if (curve) {
-                        snprintf(clabel[curves], sizeof clabel[curves], "d=%zu %s", d, maps[m]);
+                        snprintf(clabel[curves], sizeof clabel[curves], "d=%zu %s%s", d, maps[m],
+                                 dl ? " to-end" : "");
                         series[curves] = (cm_plot_series){.x = cx[curves], .y = cy[curves], .n = 0,
                                                           .label = clabel[curves], .style = m};
                     }
@@ -333,7 +338,7 @@ static int gaussian_mode(const gauss_settings *g, const char *csv, const char *p
                             fprintf(f, "kl_vs_steps,%s,%zu,%s,%s,%zu,%.6g,,,%.9g,%.9g\n",
                                     aniso ? "anisotropic" : "isotropic", d, maps[m],
                                     dl ? "to-end" : "0", K, T, kl, w2);
-                        if (curve && series[curves].n < MAX_POINTS) {
+                        if (curve && series[curves].n < MAX_POINTS && kl > GAUSS_KL_SHOWN) {
                             cx[curves][series[curves].n] = (double)K;
                             cy[curves][series[curves].n++] = kl;
                         }
@@ -449,7 +454,7 @@ int cmd_nfe(int argc, char **argv) {
     const char *models = NULL, *data = NULL, *csv = NULL, *png = NULL;
     cli_list nfe = {.values = {1, 2, 4, 8, 16}, .count = 5};
     cli_list dims = {.values = {1, 4, 16, 64, 256}, .count = 5};
-    size_t n = 2000, search_n = 1000, iterations = 10, projections = 128, max_steps = 64;
+    size_t n = 2000, search_n = 1000, iterations = 10, projections = 128, max_steps = 32;
     uint64_t seed = 0;
     double eta = 0.5, kl_target = 1e-3, relative = 0.02, offset = 0.0, sigma_end = 0.002;
     int quiet = 0, gaussian = 0;

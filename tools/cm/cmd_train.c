@@ -50,6 +50,7 @@ typedef struct {
     double dsm_p_mean, dsm_p_std;
     int target_ema_given; /* --target-ema given (else the method's default) */
     int lr_given;         /* --lr given (else the method's default) */
+    int depth_given;      /* --depth given (else the method's default) */
     size_t steps, batch, width, depth, embed, threads, T, warmup, save_every, keep;
     uint64_t seed;
     double lr, ema, c0, c1, clip, weight_decay, target_ema, sigma_max, sigma_min, embed_frequency;
@@ -130,6 +131,7 @@ static void options_from_config(train_options *o, const cm_train_config *c) {
     o->target_ema = c->ct_target_ema;
     o->target_ema_given = 1;
     o->lr_given = 1;
+    o->depth_given = 1;
     o->dsm_p_mean = c->dsm_p_mean;
     o->dsm_p_std = c->dsm_p_std;
     o->cd_levels = c->cd_levels;
@@ -148,7 +150,7 @@ static size_t option_table(cli_option *out, train_options *o) {
         {"keep", OPT_SIZE, &o->keep, "numbered checkpoints kept in DIR/checkpoints (the newest)", 1, 0, 0},
         {"overwrite", OPT_FLAG, &o->overwrite, "start a new run in a directory holding an unfinished one", 0, 0, 0},
         {"width", OPT_SIZE, &o->width, "MLP width", 1, 0, 0},
-        {"depth", OPT_SIZE, &o->depth, "MLP hidden layers", 1, 0, 0},
+        {"depth", OPT_SIZE, &o->depth, "MLP hidden layers (default: 3; dsm 2)", 1, 0, 0},
         {"embed", OPT_SIZE, &o->embed, "Fourier features of c_noise (even)", 2, 0, 0},
         {"embed-frequency", OPT_DOUBLE, &o->embed_frequency, "largest Fourier frequency", 1, 0, 0},
         {"batch", OPT_SIZE, &o->batch, "batch size", 1, 0, 0},
@@ -202,7 +204,7 @@ static cm_status build_config(cm_train_config *out, const train_options *o, size
     c.batch = o->batch;
     c.seed = o->seed;
     c.network.width = o->width;
-    c.network.depth = o->depth;
+    if (o->depth_given) c.network.depth = o->depth;
     c.network.embed = o->embed;
     c.network.embed_max_frequency = o->embed_frequency;
     if (o->lr_given) c.adam.learning_rate = o->lr;
@@ -683,9 +685,10 @@ int cmd_train(int argc, char **argv) {
     size_t count = option_table(options, &o);
     int parsed = cli_parse(argc, argv, 2, options, count, "train", train_summary);
     if (parsed != CLI_OK) return parsed;
-    o.target_ema_given = o.lr_given = 0;
+    o.target_ema_given = o.lr_given = o.depth_given = 0;
     for (size_t i = 0; i < count; i++)
         if (strcmp(options[i].name, "target-ema") == 0) o.target_ema_given = options[i].seen;
         else if (strcmp(options[i].name, "lr") == 0) o.lr_given = options[i].seen;
+        else if (strcmp(options[i].name, "depth") == 0) o.depth_given = options[i].seen;
     return o.resume ? resume_run(&o, argc, argv) : fresh_run(&o);
 }
