@@ -88,11 +88,27 @@ sanitize: sanitize-build
 clean:
 	rm -rf build build-san build-fuzz
 
-# Benchmark of exact optimal transport (bench/ot.c; not a test): validates, then times exact W1
-# at n = m = 1000, 2000, 5000 in 2-D and 16-D on one BLAS thread.
-.PHONY: bench-ot
-$(BUILD)/bench_ot: bench/ot.c $(BUILD)/libcm.a
+# Benchmarks (bench/; not tests; docs/performance.md). `make bench` builds and runs all of them:
+# bench_nn (training steps and one-step sampling against the sgemm rate measured in the same run,
+# 1 and 2 threads), bench_ot (exact W1 on one core), then bench_nn again with OPENBLAS_CORETYPE
+# unset for that command alone (the machine may pin OpenBLAS to an older kernel).
+# BENCH_RUNS repetitions per figure (default 5).
+.PHONY: bench bench-ot bench-nn
+BENCH_RUNS ?= 5
+BENCH_WRAP := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc
+$(BUILD)/bench_ot: bench/ot.c bench/bench.h $(BUILD)/libcm.a
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libcm.a $(LDLIBS)
 
+$(BUILD)/bench_nn: bench/nn.c bench/bench.h bench/reference.h $(BUILD)/libcm.a
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libcm.a $(LDLIBS) $(BENCH_WRAP)
+
 bench-ot: $(BUILD)/bench_ot
-	OPENBLAS_NUM_THREADS=1 $(BUILD)/bench_ot
+	OPENBLAS_NUM_THREADS=1 $(BUILD)/bench_ot $(BENCH_RUNS)
+
+bench-nn: $(BUILD)/bench_nn
+	$(BUILD)/bench_nn $(BENCH_RUNS)
+
+bench: $(BUILD)/bench_nn $(BUILD)/bench_ot
+	$(BUILD)/bench_nn $(BENCH_RUNS)
+	OPENBLAS_NUM_THREADS=1 $(BUILD)/bench_ot $(BENCH_RUNS)
+	env -u OPENBLAS_CORETYPE $(BUILD)/bench_nn $(BENCH_RUNS)

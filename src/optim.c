@@ -1,10 +1,21 @@
-/* optim.c: Adam/AdamW with warm-up and clipping, and the weight EMA (see optim.h). */
+/* optim.c: Adam/AdamW with warm-up and clipping, and the weight EMA (see optim.h).
+ *
+ * The loops over the parameters run as CM_OPTIM_PARTS fixed element ranges (cm_parallel_for
+ * tasks): updates are element-wise, so any split gives the same bits, and the gradient norm's
+ * sum has a fixed order (each range in CM_OPTIM_LANES interleaved partial sums, then the
+ * partial sums in order), which does not depend on the thread count.
+ */
 #include "cm/optim.h"
 
 #include <math.h>
 #include <string.h>
 
 #include "cm/alloc.h"
+#include "cm/parallel.h"
+#include "vectorize.h"
+
+#define CM_OPTIM_PARTS 8 /* element ranges: enough for 8 threads, few enough to cost nothing */
+#define CM_OPTIM_LANES 8 /* partial sums per range: one AVX2 register of floats */
 
 cm_adam_config cm_adam_config_default(void) {
     return (cm_adam_config){.learning_rate = 1e-4,
@@ -64,38 +75,116 @@ double cm_adam_current_rate(const cm_adam *adam) {
     return c->learning_rate * (c->final_fraction + (1.0 - c->final_fraction) * cosine);
 }
 
+/* Sum of squares of x[n] in double, in CM_OPTIM_LANES interleaved partial sums (vectorisable,
+ * fixed order). */
+VECTOR_CLONES
+static double sum_of_squares(const float *restrict x, size_t n) {
+    double lane[CM_OPTIM_LANES] = {0};
+    size_t blocks = n / CM_OPTIM_LANES;
+    for (size_t b = 0; b < blocks; b++)
+        for (size_t j = 0; j < CM_OPTIM_LANES; j++) {
+            double value = x[b * CM_OPTIM_LANES + j];
+            lane[j] += value * value;
+        }
+    double total = 0.0;
+    for (size_t i = blocks * CM_OPTIM_LANES; i < n; i++) total += (double)x[i] * x[i];
+    for (size_t j = 0; j < CM_OPTIM_LANES; j++) total += lane[j];
+    return total;
+}
+
+typedef struct {
+    const float *grad;
+    size_t count;
+    double partial[CM_OPTIM_PARTS];
+} norm_job;
+
+static void norm_part(void *context, size_t part) {
+    norm_job *j = context;
+    size_t first, end;
+    cm_parallel_range(&first, &end, j->count, part, CM_OPTIM_PARTS);
+    j->partial[part] = sum_of_squares(j->grad + first, end - first);
+}
+
 double cm_gradient_norm(const float *grad, size_t count) {
+    norm_job j = {grad, count, {0}};
+    cm_parallel_for(norm_part, &j, CM_OPTIM_PARTS);
     double squared = 0.0;
-    for (size_t i = 0; i < count; i++) squared += (double)grad[i] * grad[i];
+    for (size_t p = 0; p < CM_OPTIM_PARTS; p++) squared += j.partial[p];
     return sqrt(squared);
+}
+
+/* The per-step constants of one Adam update, and the arrays it runs over. */
+typedef struct {
+    float *params, *grad, *m, *v;
+    size_t count;
+    float clip_factor; /* 1: no clipping */
+    float b1, b2, step_size, inv_sqrt_c2, eps, decay;
+} adam_job;
+
+VECTOR_CLONES
+static void adam_update(float *restrict params, float *restrict grad, float *restrict m_all,
+                        float *restrict v_all, size_t n, const adam_job *c) {
+    float b1 = c->b1, b2 = c->b2, step_size = c->step_size, inv_sqrt_c2 = c->inv_sqrt_c2;
+    float eps = c->eps, decay = c->decay, factor = c->clip_factor;
+    if (factor != 1.0f)
+        for (size_t i = 0; i < n; i++) grad[i] *= factor;
+    for (size_t i = 0; i < n; i++) {
+        float g = grad[i];
+        float m = b1 * m_all[i] + (1.0f - b1) * g;
+        float v = b2 * v_all[i] + (1.0f - b2) * g * g;
+        m_all[i] = m;
+        v_all[i] = v;
+        params[i] -= step_size * m / (sqrtf(v) * inv_sqrt_c2 + eps) + decay * params[i];
+    }
+}
+
+static void adam_part(void *context, size_t part) {
+    const adam_job *j = context;
+    size_t first, end;
+    cm_parallel_range(&first, &end, j->count, part, CM_OPTIM_PARTS);
+    adam_update(j->params + first, j->grad + first, j->m + first, j->v + first, end - first, j);
 }
 
 void cm_adam_step(cm_adam *adam, float *params, float *grad, double grad_norm) {
     const cm_adam_config *c = &adam->config;
-    if (c->clip_norm > 0 && grad_norm > c->clip_norm) {
-        float factor = (float)(c->clip_norm / grad_norm);
-        for (size_t i = 0; i < adam->count; i++) grad[i] *= factor;
-    }
+    adam_job j = {.params = params, .grad = grad, .m = adam->m, .v = adam->v,
+                 .count = adam->count, .clip_factor = 1.0f};
+    if (c->clip_norm > 0 && grad_norm > c->clip_norm) j.clip_factor = (float)(c->clip_norm / grad_norm);
     double rate = cm_adam_current_rate(adam);
     adam->step++;
     /* bias corrections 1 - beta^step, in double */
     double correction1 = 1.0 - pow(c->beta1, (double)adam->step);
     double correction2 = 1.0 - pow(c->beta2, (double)adam->step);
-    float b1 = (float)c->beta1, b2 = (float)c->beta2;
-    float step_size = (float)(rate / correction1);
-    float inv_sqrt_c2 = (float)(1.0 / sqrt(correction2));
-    float eps = (float)c->epsilon, decay = (float)(rate * c->weight_decay);
-    for (size_t i = 0; i < adam->count; i++) {
-        float g = grad[i];
-        float m = b1 * adam->m[i] + (1.0f - b1) * g;
-        float v = b2 * adam->v[i] + (1.0f - b2) * g * g;
-        adam->m[i] = m;
-        adam->v[i] = v;
-        params[i] -= step_size * m / (sqrtf(v) * inv_sqrt_c2 + eps) + decay * params[i];
-    }
+    j.b1 = (float)c->beta1;
+    j.b2 = (float)c->beta2;
+    j.step_size = (float)(rate / correction1);
+    j.inv_sqrt_c2 = (float)(1.0 / sqrt(correction2));
+    j.eps = (float)c->epsilon;
+    j.decay = (float)(rate * c->weight_decay);
+    cm_parallel_for(adam_part, &j, CM_OPTIM_PARTS);
+}
+
+typedef struct {
+    float *ema;
+    const float *params;
+    size_t count;
+    float d, one_minus;
+} ema_job;
+
+VECTOR_CLONES
+static void ema_update(float *restrict ema, const float *restrict params, size_t n, float d,
+                       float one_minus) {
+    for (size_t i = 0; i < n; i++) ema[i] = d * ema[i] + one_minus * params[i];
+}
+
+static void ema_part(void *context, size_t part) {
+    const ema_job *j = context;
+    size_t first, end;
+    cm_parallel_range(&first, &end, j->count, part, CM_OPTIM_PARTS);
+    ema_update(j->ema + first, j->params + first, end - first, j->d, j->one_minus);
 }
 
 void cm_ema_update(float *ema, const float *params, size_t count, double decay) {
-    float d = (float)decay, one_minus = (float)(1.0 - decay);
-    for (size_t i = 0; i < count; i++) ema[i] = d * ema[i] + one_minus * params[i];
+    ema_job j = {ema, params, count, (float)decay, (float)(1.0 - decay)};
+    cm_parallel_for(ema_part, &j, CM_OPTIM_PARTS);
 }

@@ -20,6 +20,9 @@
 #include "cm/status.h"
 
 #define CM_MLP_MAX_DEPTH 16
+/* The MLP runs a batch as this many fixed row blocks (in parallel when cm_parallel has threads);
+ * the split depends only on B, so results do not depend on the thread count. */
+#define CM_MLP_SHARDS 2
 
 /* ---- layer kernels (float and double) */
 

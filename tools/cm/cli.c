@@ -11,6 +11,8 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "cm/parallel.h"
+
 int cli_fail(const char *command, cm_status status) {
     const char *detail = cm_error_detail();
     fprintf(stderr, "cm %s: error: %s%s%s\n", command, cm_status_name(status), detail[0] ? ": " : "",
@@ -206,4 +208,10 @@ double cli_seconds(void) {
     return (double)now.tv_sec + 1e-9 * (double)now.tv_nsec;
 }
 
-void cli_set_threads(size_t threads) { openblas_set_num_threads((int)threads); }
+/* The library's pool runs the batch halves of training and sampling (parallel.h); OpenBLAS gets
+ * the same count for the products outside the pool (metrics, OT). If a thread cannot start, the
+ * pool keeps one thread: slower, the same results. */
+void cli_set_threads(size_t threads) {
+    openblas_set_num_threads((int)threads);
+    if (cm_parallel_set_threads(threads) != CM_OK) cm_error_clear();
+}
