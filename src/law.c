@@ -440,6 +440,9 @@ static cm_status check_batch(const cm_law *law, double lambda, const void *x, si
     if (!law || (!x && n) || (!out && n))
         return cm_error_set(CM_ERR_INVALID, "law: NULL argument");
     if (!isfinite(lambda)) return cm_error_set(CM_ERR_NONFINITE, "law: lambda %g", lambda);
+    if (fabs(lambda) > CM_LAW_MAX_ABS_LAMBDA)
+        return cm_error_set(CM_ERR_INVALID, "law: |lambda| = %g > %g (1 - abar or abar would "
+                            "underflow)", fabs(lambda), CM_LAW_MAX_ABS_LAMBDA);
     return CM_OK;
 }
 

@@ -146,6 +146,8 @@ cm_status cm_law_flow(const cm_law *law, double lambda_from, double lambda_to, c
     if (!law || (n && (!x || !out))) return cm_error_set(CM_ERR_INVALID, "flow map: NULL argument");
     if (!isfinite(lambda_from) || !isfinite(lambda_to))
         return cm_error_set(CM_ERR_NONFINITE, "flow map: lambda %g -> %g", lambda_from, lambda_to);
+    if (fabs(lambda_from) > CM_LAW_MAX_ABS_LAMBDA || fabs(lambda_to) > CM_LAW_MAX_ABS_LAMBDA)
+        return cm_error_set(CM_ERR_INVALID, "flow map: |lambda| beyond %g", CM_LAW_MAX_ABS_LAMBDA);
     cm_law_flow_options o = options ? *options : cm_law_flow_options_default();
     if (!(o.relative_tolerance > 0.0) || !(o.absolute_tolerance > 0.0) || o.max_steps == 0)
         return cm_error_set(CM_ERR_INVALID, "flow map: tolerances %g, %g and max_steps %zu must "

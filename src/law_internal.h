@@ -22,6 +22,10 @@ struct cm_law {
     int equal_weights;   /* 1: components are drawn uniformly (as data.c's cm_rng_below) */
 };
 
+/* |lambda| above which 1 / (1 + e^|lambda|) underflows toward the subnormals (e^-700 = 1e-304):
+ * a point mass (variance 0) would then have v = 0. */
+#define CM_LAW_MAX_ABS_LAMBDA 700.0
+
 /* abar and 1 - abar at log-SNR lambda, each without cancellation. */
 void cm_law_abar(double lambda, double *abar, double *one_minus_abar);
 /* y = U' r (copy when basis is NULL); y and r distinct. */

@@ -73,11 +73,16 @@ cm_status cm_theory_gaussian_mean(cm_theory_gaussian_result *out, size_t d, cons
     double ideal2 = 0.0, exact2 = 0.0, lower = 0.0, exact_lower = 0.0;
     double gain_min = INFINITY, gain_max = -INFINITY;
     int isotropic = 1, zero_mean = 1;
+    double last_l = NAN, last_gain = NAN; /* O(T) per distinct variance, not per coordinate */
     cm_status status = CM_OK;
     for (size_t i = 0; i < d && status == CM_OK; i++) {
         double l = variances[i], mu = mean ? mean[i] : 0.0;
-        double target = sqrt(ab1 * l + om1);                   /* std of X_1 */
-        double ideal = exp(cm_theory_gaussian_log_gain(&s, l)); /* A_T(l) */
+        double target = sqrt(ab1 * l + om1); /* std of X_1 */
+        if (l != last_l) {
+            last_l = l;
+            last_gain = exp(cm_theory_gaussian_log_gain(&s, l));
+        }
+        double ideal = last_gain; /* A_T(l) */
         double exact = sqrt((ab1 * l + om1) / (abT * l + omT)); /* Phi_{T->1} gain */
         double ideal_shift = ideal * sqrt(abT) * mu, exact_shift = exact * sqrt(abT) * mu;
         ideal2 += (ideal - target) * (ideal - target) + ideal_shift * ideal_shift;

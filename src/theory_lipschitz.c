@@ -17,6 +17,8 @@
 #define LIPSCHITZ_DEFAULT_STEP 1e-5
 #define POWER_TOLERANCE 1e-12 /* relative change of the estimate that stops power iteration */
 #define POWER_MAX_ITERATIONS 1000
+/* The Jacobian and the 2 d probes take 4 d^2 doubles: 32 MB at d = 1024. */
+#define LIPSCHITZ_MAX_DIM 1024
 
 /* ||J||_2 of the d x d row-major J by power iteration on J'J (v: d scratch, w: d scratch). */
 static double spectral_norm(const double *J, size_t d, double *v, double *w) {
@@ -52,7 +54,8 @@ cm_status cm_theory_lipschitz(double *out, size_t *argmax, cm_theory_map map, vo
                             n);
     if (!(step >= 0.0) || !isfinite(step))
         return cm_error_set(CM_ERR_INVALID, "lipschitz: step %g", step);
-    if (d > 4096) return cm_error_set(CM_ERR_INVALID, "lipschitz: d = %zu > 4096", d);
+    if (d > LIPSCHITZ_MAX_DIM)
+        return cm_error_set(CM_ERR_INVALID, "lipschitz: d = %zu > %d", d, LIPSCHITZ_MAX_DIM);
     if (step == 0.0) step = LIPSCHITZ_DEFAULT_STEP;
     double *probe = cm_malloc(4 * d * d + 2 * d, sizeof(double));
     if (!probe) return cm_error_set(CM_ERR_NOMEM, "lipschitz: workspace for d = %zu", d);

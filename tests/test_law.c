@@ -330,6 +330,8 @@ static void test_flow_inverse_mixture(void) {
     o.max_steps = 2;
     CM_CHECK(cm_law_flow(law, -5.0, 6.0, x, 1, y, &o, NULL) == CM_ERR_INVALID, "max_steps");
     CM_CHECK(cm_law_flow(law, NAN, 6.0, x, 1, y, NULL, NULL) == CM_ERR_NONFINITE, "NaN lambda");
+    CM_CHECK(cm_law_flow(law, 0.0, 800.0, x, 1, y, NULL, NULL) == CM_ERR_INVALID, "lambda 800");
+    CM_CHECK(cm_law_denoise(law, -701.0, x, 1, y) == CM_ERR_INVALID, "lambda -701");
     cm_law_free(law);
 }
 

@@ -94,8 +94,9 @@ cm_status cm_theory_mixture1d_ideal_map(double *out, const cm_law *law, size_t T
  * differences (2 d map evaluations, one batched call), then its spectral norm by power
  * iteration on J'J to relative change 1e-12. */
 typedef cm_status (*cm_theory_map)(void *context, const double *x, size_t n, double *out);
-/* out: max over the n points (n x d) of ||J(x)||_2; step: finite-difference step (relative to
- * 1 + |x_i|; 0 = 1e-5); argmax (may be NULL): index of the maximising point. */
+/* out: max over the n points (n x d, d <= 1024) of ||J(x)||_2; step: finite-difference step
+ * (relative to 1 + |x_i|; 0 = 1e-5); argmax (may be NULL): index of the maximising point. The map
+ * is called with 2 d points at a time; one workspace of 4 d^2 doubles per call. */
 cm_status cm_theory_lipschitz(double *out, size_t *argmax, cm_theory_map map, void *context,
                               size_t d, const double *points, size_t n, double step);
 /* The same for the exact flow map Phi_{lambda_from -> lambda_to} of a law (cm_law_flow). */
