@@ -280,7 +280,10 @@ cm_status cm_diffusion_sample(double *out, const cm_denoiser *den, const cm_diff
     if (n == 0) return cm_error_set(CM_ERR_INVALID, "number of samples must be >= 1");
     if (o->sampler >= CM_DIFFUSION_SAMPLER_COUNT || o->grid >= CM_GRID_COUNT)
         return cm_error_set(CM_ERR_INVALID, "unknown sampler or grid");
-    double *grid = cm_malloc(o->steps + 1 > 2 ? o->steps + 1 : 2, sizeof(double));
+    if (o->steps < 1 || o->steps > CM_DIFFUSION_MAX_STEPS)
+        return cm_error_set(CM_ERR_INVALID, "steps %zu out of [1, %d]", o->steps,
+                            CM_DIFFUSION_MAX_STEPS);
+    double *grid = cm_malloc(o->steps + 1, sizeof(double));
     if (!grid) return cm_error_set(CM_ERR_NOMEM, "grid");
     cm_status status = cm_diffusion_grid(grid, o);
     cm_rng root, stream;

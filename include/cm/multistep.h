@@ -22,8 +22,9 @@
  * delta = 0 chains the map (an ODE solve), delta < 0 means "jump to t_end every time" ([CM]
  * Algorithm 1 on the levels sigma(T - k eta)). One map call per step: NFE = K.
  * [LFC] correction: then L unadjusted Langevin steps x += h score(x, sigma_end) + sqrt(2 h) Z.
- * Noise: stage k (Langevin step j is stage K + j) point i uses only
- * cm_rng_fork(cm_rng_fork(sample stream of seed, k), i).
+ * Noise: the prior is stage 0, the re-noising after step k stage k + 1, Langevin step j stage
+ * K + 1 + j; point i of a stage uses only
+ * cm_rng_fork(cm_rng_fork(sample stream of seed, stage), i).
  */
 #ifndef CM_MULTISTEP_H
 #define CM_MULTISTEP_H

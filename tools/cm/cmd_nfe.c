@@ -6,6 +6,8 @@
  *     and the others chosen by the greedy golden-section search of multistep.h on a held-out
  *     reference (sliced W1, samples drawn with seed + 1; the prefix of the k-level search is the
  *     search for fewer levels, so it runs once for the largest k);
+ *   VE consistency models, k >= 2, also "chain": the [JHMZ] sampler with delta = 0 over our
+ *     two-time construction (multistep.h), k equal steps in OU time from sigma_max;
  *   dsm models: DDIM (Euler, N = k), Heun (N = (k + 1) / 2 steps: 2N - 1 <= k calls) and DDPM
  *     (N = k) on the Karras grid of the model's sigma range.
  * Table on stdout, tidy CSV (--csv) and a log-log PNG (--png) of W1 against NFE.
@@ -87,6 +89,35 @@ typedef struct {
     int quiet;
 } nfe_settings;
 
+/* VE consistency models (ct, ict, cd), k >= 2: the [JHMZ] sampler with delta = 0 over our
+ * two-time construction, k steps of eta = (t(sigma_max) - t(sigma_min)) / k in OU time (so it
+ * starts at sigma_max): chaining, no fresh noise after the prior. */
+static cm_status chain_rows(nfe_table *t, const cm_model *model, const char *name,
+                            const cm_data *data, const nfe_settings *s, double *samples) {
+    cm_method method = model->config.method;
+    if (method != CM_METHOD_CT && method != CM_METHOD_ICT && method != CM_METHOD_CD) return CM_OK;
+    cm_two_time_map map;
+    CM_TRY(cm_two_time_from_model(&map, model));
+    cm_status status = CM_OK;
+    size_t dim = model->config.network.dim;
+    double span = cm_ou_time(model->config.sigma_max) - cm_ou_time(model->config.sigma_min);
+    for (size_t i = 0; i < s->nfe_count && status == CM_OK; i++) {
+        size_t k = (size_t)s->nfe[i];
+        if (k < 2) continue;
+        cm_jhmz_options o = cm_jhmz_options_default();
+        o.steps = k, o.eta = span / (double)k, o.delta = 0.0, o.sigma_end = model->config.sigma_min;
+        nfe_row *r = add_row(t, name, cm_method_name(method), "chain", k, k);
+        if (!r) break;
+        status = cm_jhmz_sample(samples, &map, NULL, &o, s->n, s->seed);
+        if (status == CM_OK) cm_transform_invert(&model->transform, samples, s->n);
+        if (status == CM_OK)
+            status = evaluate_w1(&r->w1, &r->floor, samples, s->n, dim, data, s->seed);
+        snprintf(r->levels, sizeof r->levels, "jhmz eta %.4g delta 0", o.eta);
+    }
+    cm_two_time_free(&map);
+    return status;
+}
+
 /* Rows of one consistency model: searched levels for the largest budget, prefixes for the rest. */
 static cm_status consistency_rows(nfe_table *t, const cm_model *model, const char *name,
                                   const cm_data *data, const nfe_settings *s, double *samples) {
@@ -118,7 +149,7 @@ static cm_status consistency_rows(nfe_table *t, const cm_model *model, const cha
             used += (size_t)snprintf(r->levels + used, sizeof r->levels - used, "%s%.4g",
                                      j ? " " : "", levels[j]);
     }
-    return CM_OK;
+    return chain_rows(t, model, name, data, s, samples);
 }
 
 static cm_status denoiser_rows(nfe_table *t, const cm_model *model, const char *name,
