@@ -105,9 +105,11 @@ expect 2 "--weights has 1 values for 2 means" -- "$CM" theory mixture1d --means 
 expect 2 "--std: '-1'" -- "$CM" theory mixture1d --means 1,2 --std -1
 expect 2 "--std: 'nan'" -- "$CM" theory mixture1d --means 1,2 --std nan
 expect 2 "--grid: '2'" -- "$CM" theory mixture1d --means 1,2 --grid 2
-expect 2 "grid_points 99999999999 not in" -- "$CM" theory mixture1d --means 1,2 --grid 99999999999
+expect 2 "grid_points 99999999999 not in|exceeds" -- "$CM" theory mixture1d --means 1,2 --grid 99999999999
+expect 2 "exceeds 3e\+11 steps" -- "$CM" theory mixture1d --means 1,2 --T 10000000 --grid 100000
+expect 2 "exceeds 3e\+11 steps" -- "$CM" theory gaussian --d 100000 --spectrum 'logspace(-1,1)' --T 10000000
 expect 2 "--nodes: '0'" -- "$CM" theory mixture1d --means 1,2 --nodes 0
-expect 2 "hermite_nodes 100000 not in" -- "$CM" theory mixture1d --means 1,2 --nodes 100000
+expect 2 "hermite_nodes 100000 not in" -- "$CM" theory mixture1d --means 1,2 --T 10 --nodes 100000
 expect 2 "--halfwidth: '0.5'" -- "$CM" theory mixture1d --means 1,2 --halfwidth 0.5
 expect 2 "halfwidth_stds 1e\+06 not in" -- "$CM" theory mixture1d --means 1,2 --halfwidth 1e6
 expect 2 "--T: 1 is not an integer" -- "$CM" theory mixture1d --means 1,2 --T 1

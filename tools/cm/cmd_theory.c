@@ -25,6 +25,10 @@
 #define THEORY_MAX_T 10000000.0
 #define THEORY_MAX_D 100000.0
 #define THEORY_MAX_COMPONENTS 256
+/* Elementary operations one command may ask for (about an hour at 10^8 per second): d T for a
+ * spectrum (one gain recursion per coordinate), T x grid x nodes x K x 5 for mixture1d (the
+ * refinement run costs 4 times the first). */
+#define THEORY_MAX_WORK 3e11
 
 /* ---------------------------------------------------------------- shared helpers */
 
@@ -200,6 +204,11 @@ static int theory_gaussian(int argc, char **argv) {
     if (integer_list(&d_list, "d", 1, THEORY_MAX_D, command) != CLI_OK ||
         integer_list(&T_list, "T", 2, THEORY_MAX_T, command) != CLI_OK)
         return CLI_USAGE_ERROR;
+    for (size_t a = 0; a < d_list.count && spectrum; a++)
+        for (size_t c = 0; c < T_list.count; c++)
+            if (d_list.values[a] * T_list.values[c] > THEORY_MAX_WORK)
+                return cli_usage_error(command, "d %g x T %g exceeds %g steps", d_list.values[a],
+                                       T_list.values[c], THEORY_MAX_WORK);
     size_t vars = spectrum ? 1 : var_list.count;
     size_t count = d_list.count * vars * T_list.count * c0_list.count * c1_list.count;
     if (count > THEORY_MAX_ROWS)
@@ -340,6 +349,14 @@ static int theory_mixture1d(int argc, char **argv) {
     for (size_t j = 0; j < k; j++) weights[j] = weight_list.count ? weight_list.values[j] : 1.0;
     if (integer_list(&T_list, "T", 2, THEORY_MAX_T, command) != CLI_OK) return CLI_USAGE_ERROR;
     o.refine = !no_refine;
+    for (size_t c = 0; c < T_list.count; c++) {
+        double work = T_list.values[c] * (double)o.grid_points * (double)o.hermite_nodes *
+                      (double)k * (o.refine ? 5.0 : 1.0);
+        if (work > THEORY_MAX_WORK)
+            return cli_usage_error(command, "T %g x grid %zu x nodes %zu x %zu components "
+                                   "exceeds %g steps", T_list.values[c], o.grid_points,
+                                   o.hermite_nodes, k, THEORY_MAX_WORK);
+    }
     size_t count = std_list.count * T_list.count * c0_list.count * c1_list.count;
     if (count > THEORY_MAX_ROWS)
         return cli_usage_error(command, "%zu combinations exceed %d rows", count, THEORY_MAX_ROWS);
