@@ -43,7 +43,10 @@
 /* Quantile bracket: component means -+ this many of the largest std (log CDF of a Gaussian is
  * accurate far beyond: the asymptotic series takes over at z < LOG_NDTR_ASYMPTOTIC). */
 #define QUANTILE_BRACKET_STDS 40.0
-#define QUANTILE_MAX_BISECTIONS 200
+#define QUANTILE_MAX_ITERATIONS 200
+/* A Newton step this small (relative to 1 + |q|) means convergence: the next would be below
+ * the rounding of the log tail itself. */
+#define QUANTILE_STEP_TOLERANCE 1e-15
 #define LOG_NDTR_ASYMPTOTIC -37.0
 #define MAX_GRID_POINTS ((size_t)1 << 24)
 /* Relative accuracy of a mixture tail probability (log-sum-exp of erfc, a few ulps), and the
@@ -102,8 +105,10 @@ static double mix_log_pdf(const mix1 *m, double q, double *terms) {
     return log_sum_exp(terms, m->k);
 }
 
-/* The q with log F(q) = log_p (upper = 0) or log S(q) = log_p (upper = 1), by bisection to the
- * last representable bracket. */
+/* The q with log F(q) = log_p (upper = 0) or log S(q) = log_p (upper = 1): Newton's method on
+ * the log tail (slope p / F, or -p / S), kept inside a bracket that every evaluation narrows and
+ * replaced by bisection when it would leave it (flat CDF between far modes, underflowing
+ * density); stops when a step or the bracket reaches rounding. */
 static double mix_quantile(const mix1 *m, double log_p, int upper, double *terms) {
     double lo = INFINITY, hi = -INFINITY, widest = 0.0;
     for (size_t j = 0; j < m->k; j++) {
@@ -113,15 +118,20 @@ static double mix_quantile(const mix1 *m, double log_p, int upper, double *terms
     }
     lo -= QUANTILE_BRACKET_STDS * widest;
     hi += QUANTILE_BRACKET_STDS * widest;
-    for (int i = 0; i < QUANTILE_MAX_BISECTIONS; i++) {
-        double mid = 0.5 * (lo + hi);
-        if (mid <= lo || mid >= hi) break;
-        double value = mix_log_tail(m, mid, upper, terms);
-        int below = upper ? value > log_p : value < log_p; /* mid is left of the quantile */
-        if (below) lo = mid;
-        else hi = mid;
+    double q = 0.5 * (lo + hi);
+    for (int i = 0; i < QUANTILE_MAX_ITERATIONS; i++) {
+        double value = mix_log_tail(m, q, upper, terms), residual = value - log_p;
+        if (residual == 0.0) return q;
+        if (upper ? residual > 0.0 : residual < 0.0) lo = q; /* q is left of the quantile */
+        else hi = q;
+        double slope = exp(mix_log_pdf(m, q, terms) - value) * (upper ? -1.0 : 1.0);
+        double next = q - residual / slope;
+        if (!(next > lo && next < hi)) next = 0.5 * (lo + hi);
+        if (next <= lo || next >= hi) return q; /* the bracket is down to adjacent doubles */
+        if (fabs(next - q) <= QUANTILE_STEP_TOLERANCE * (1.0 + fabs(q))) return next;
+        q = next;
     }
-    return 0.5 * (lo + hi);
+    return q;
 }
 
 /* Q(Phi(y)) of the mixture: the quantile at the normal level of y, from the smaller tail. */
