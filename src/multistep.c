@@ -344,13 +344,21 @@ cm_status cm_multistep_search_levels(double *levels, double *out_distance, const
     search_context s = {model, reference, m, n, projections, seed, cm_malloc(n * D, sizeof(double))};
     if (!s.samples) return cm_error_set(CM_ERR_NOMEM, "search samples");
     int is_lhw = model->config.method == CM_METHOD_LHW;
-    /* lowest admissible level: above sigma_min (VE), or the chain level of t = 2 (lhw) */
-    double floor_level = is_lhw ? model->schedule.sigma[2] : model->config.sigma_min * 1.0001;
+    if (is_lhw && count + 1 > model->config.chain_T)
+        return cm_error_set(CM_ERR_INVALID, "%zu levels need a chain of more than T = %zu indices",
+                            count, model->config.chain_T);
     const double golden = 0.5 * (sqrt(5.0) - 1.0);
     cm_status status = distance_at(out_distance, &s, levels, 1);
     for (size_t k = 1; k < count && status == CM_OK; k++) {
-        double lo = log(floor_level), hi = log(levels[k - 1]) - 1e-6;
-        if (!(hi > lo)) {
+        /* VE: anywhere in (sigma_min, previous level). lhw: a chain index below the previous
+         * one that leaves room for the count - 1 - k levels still to come (t >= 2 each). */
+        double lo = log(model->config.sigma_min * 1.0001), hi = log(levels[k - 1]) - 1e-6;
+        if (is_lhw) {
+            size_t previous = cm_lhw_schedule_nearest(&model->schedule, levels[k - 1]);
+            lo = log(model->schedule.sigma[2 + (count - 1 - k)]);
+            hi = log(model->schedule.sigma[previous - 1]);
+        }
+        if (!(hi >= lo)) {
             status = cm_error_set(CM_ERR_INVALID, "no room below level %g for %zu levels",
                                   levels[k - 1], count);
             break;
