@@ -150,7 +150,7 @@ static double mix_transport(const mix1 *from, const mix1 *to, double x, double *
 
 typedef struct {
     size_t n;
-    double x0, h;
+    double x0, h, inverse_h;
     double *f, *m2; /* values and second derivatives at x0 + i h */
 } spline;
 
@@ -176,7 +176,7 @@ static void spline_fit(spline *s, double *c) {
 }
 
 static double spline_eval(const spline *s, double y) {
-    double u = (y - s->x0) / s->h, h = s->h;
+    double u = (y - s->x0) * s->inverse_h, h = s->h;
     size_t n = s->n;
     if (u <= 0.0) {
         double slope = (s->f[1] - s->f[0]) / h - h * (2.0 * s->m2[0] + s->m2[1]) / 6.0;
@@ -211,20 +211,52 @@ static cm_status gauss_hermite(double *nodes, double *weights, size_t n, double 
     return CM_OK;
 }
 
-/* Posterior of X_0 given X_t = x for the 1-D law: normalised weights w[K], means m[K], stds
- * tau[K] (returns log p_t(x) up to the constant). */
-static void posterior1(const cm_law *law, double abar, double one_minus, double x, double *w,
-                       double *m, double *tau) {
-    size_t k = law->k;
+/* The posterior of X_0 given X_t = x for the 1-D law, with everything that depends on t only
+ * computed once per t: per component, log pi_j - log(v_j) / 2, 1 / (2 v_j), sqrt(abar) m_j, the
+ * gain sqrt(abar) l_j / v_j and the posterior std tau_j = sqrt(l_j (1 - abar) / v_j). */
+typedef struct {
+    size_t k;
+    double *base, *half_precision, *centre, *gain, *tau; /* k each, caller storage (5 k) */
+} posterior_table;
+
+static void posterior_prepare(posterior_table *p, const cm_law *law, double abar,
+                              double one_minus) {
     double root = sqrt(abar);
-    for (size_t j = 0; j < k; j++) {
-        double l = law->eigenvalues[j], v = abar * l + one_minus, r = x - root * law->means[j];
-        w[j] = law->log_weights[j] - 0.5 * (r * r / v + log(v));
-        m[j] = law->means[j] + root * l / v * r;
-        tau[j] = sqrt(l * (one_minus / v));
+    for (size_t j = 0; j < p->k; j++) {
+        double l = law->eigenvalues[j], v = abar * l + one_minus;
+        p->base[j] = law->log_weights[j] - 0.5 * log(v);
+        p->half_precision[j] = 0.5 / v;
+        p->centre[j] = root * law->means[j];
+        p->gain[j] = root * l / v;
+        p->tau[j] = sqrt(l * (one_minus / v));
     }
-    double total = log_sum_exp(w, k);
-    for (size_t j = 0; j < k; j++) w[j] = exp(w[j] - total);
+}
+
+/* Normalised weights w[K] (by log-sum-exp) and posterior means m[K] at x. */
+static void posterior_at(const posterior_table *p, const cm_law *law, double x, double *w,
+                         double *m) {
+    double largest = -INFINITY, sum = 0.0;
+    for (size_t j = 0; j < p->k; j++) {
+        double r = x - p->centre[j];
+        w[j] = p->base[j] - p->half_precision[j] * r * r;
+        m[j] = law->means[j] + p->gain[j] * r;
+        if (w[j] > largest) largest = w[j];
+    }
+    for (size_t j = 0; j < p->k; j++) {
+        w[j] = exp(w[j] - largest);
+        sum += w[j];
+    }
+    for (size_t j = 0; j < p->k; j++) w[j] /= sum;
+}
+
+/* Caller storage of 5 k doubles for a table. */
+static void posterior_table_at(posterior_table *p, size_t k, double *storage) {
+    p->k = k;
+    p->base = storage;
+    p->half_precision = storage + k;
+    p->centre = storage + 2 * k;
+    p->gain = storage + 3 * k;
+    p->tau = storage + 4 * k;
 }
 
 /* Grid of X_t: the outer component means -+ halfwidth component stds. */
@@ -239,12 +271,14 @@ static void grid_for(spline *s, const cm_law *law, double abar, double one_minus
     s->n = n;
     s->x0 = lo;
     s->h = (hi - lo) / (double)(n - 1);
+    s->inverse_h = 1.0 / s->h;
 }
 
 typedef struct {
     size_t n, q, k;
     double *nodes, *weights;   /* q each */
-    double *w, *m, *tau;       /* k each */
+    double *w, *m;             /* k each */
+    posterior_table posterior; /* 5 k */
     spline a, b;               /* f_{t-1}, f_t: n values and second derivatives each */
     double *c;                 /* n: spline scratch */
 } recursion_work;
@@ -260,12 +294,13 @@ static void ideal_ct(const cm_law *law, const cm_lhw_schedule *s, double halfwid
         double a, b, abar = exp(s->log_abar[t]), one_minus = s->one_minus_abar[t];
         cm_theory_ddim_coefficients(s, t, &a, &b);
         grid_for(current, law, abar, one_minus, halfwidth, w->n);
+        posterior_prepare(&w->posterior, law, abar, one_minus);
         for (size_t g = 0; g < w->n; g++) {
             double x = current->x0 + (double)g * current->h, value = 0.0;
-            posterior1(law, abar, one_minus, x, w->w, w->m, w->tau);
+            posterior_at(&w->posterior, law, x, w->w, w->m);
             for (size_t j = 0; j < law->k; j++) {
                 if (w->w[j] == 0.0) continue;
-                double centre = a * x + b * w->m[j], spread = b * w->tau[j], e = 0.0;
+                double centre = a * x + b * w->m[j], spread = b * w->posterior.tau[j], e = 0.0;
                 for (size_t i = 0; i < w->q; i++)
                     e += w->weights[i] * spline_eval(previous, centre + spread * w->nodes[i]);
                 value += w->w[j] * e;
@@ -286,13 +321,13 @@ static cm_status recursion_alloc(recursion_work *w, size_t n, size_t q, size_t k
     w->q = q;
     w->k = k;
     size_t gh = q * q + 3 * q; /* gauss_hermite: e, z, dstev work */
-    w->nodes = cm_malloc(2 * q + 3 * k + 5 * n + gh, sizeof(double));
+    w->nodes = cm_malloc(2 * q + 7 * k + 5 * n + gh, sizeof(double));
     if (!w->nodes) return cm_error_set(CM_ERR_NOMEM, "mixture1d: grid of %zu points", n);
     w->weights = w->nodes + q;
     w->w = w->weights + q;
     w->m = w->w + k;
-    w->tau = w->m + k;
-    w->a.f = w->tau + k;
+    posterior_table_at(&w->posterior, k, w->m + k);
+    w->a.f = w->m + 6 * k;
     w->a.m2 = w->a.f + n;
     w->b.f = w->a.m2 + n;
     w->b.m2 = w->b.f + n;
@@ -529,12 +564,14 @@ static cm_status reference_maps(cm_theory_mixture1d_result *out, const cm_law *l
     quadrature qd;
     CM_TRY(quadrature_alloc(&qd, m, x1, terms));
     size_t k = law->k;
-    double *w = cm_malloc(3 * k, sizeof(double));
+    double *w = cm_malloc(7 * k, sizeof(double));
     if (!w) {
         quadrature_free(&qd);
         return cm_error_set(CM_ERR_NOMEM, "mixture1d: posterior");
     }
-    double *mean = w + k, *tau = mean + k;
+    double *mean = w + k;
+    posterior_table table;
+    posterior_table_at(&table, k, mean + k);
     int monotone;
     for (size_t i = 0; i < qd.m; i++) qd.F[i] = mix_transport(xT, x1, qd.y[i], terms);
     out->w1_exact_map = w1_quantiles(&qd, x1, terms, &monotone);
@@ -542,8 +579,9 @@ static cm_status reference_maps(cm_theory_mixture1d_result *out, const cm_law *l
     for (size_t t = s->T; t >= 2; t--) { /* x_{t-1} = a_t x + b_t D_t(x) */
         double a, b, abar = exp(s->log_abar[t]), one_minus = s->one_minus_abar[t];
         cm_theory_ddim_coefficients(s, t, &a, &b);
+        posterior_prepare(&table, law, abar, one_minus);
         for (size_t i = 0; i < qd.m; i++) {
-            posterior1(law, abar, one_minus, qd.F[i], w, mean, tau);
+            posterior_at(&table, law, qd.F[i], w, mean);
             double den = 0.0;
             for (size_t j = 0; j < k; j++) den += w[j] * mean[j];
             qd.F[i] = a * qd.F[i] + b * den;
