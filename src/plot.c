@@ -273,6 +273,7 @@ cm_status cm_plot_line_png(const char *path, const double *x, const double *y, s
 }
 
 #define LOGLOG_MAX_SERIES 16
+#define LOGLOG_WIDTH_PX 1200 /* room for the legend right of the frame */
 
 /* Distinct colours for the series of a log-log figure (cmap0 entries from 5 on). */
 static const unsigned char SERIES_RGB[LOGLOG_MAX_SERIES][3] = {
@@ -317,12 +318,17 @@ cm_status cm_plot_loglog_png(const char *path, const cm_plot_series *series, siz
     if (!(y1 > y0)) y0 -= 0.5, y1 += 0.5;
     double xpad = LIMIT_PAD * (x1 - x0), ypad = LIMIT_PAD * (y1 - y0);
     figure fig;
-    cm_status status = figure_begin(&fig, path, LINE_WIDTH_PX, LINE_HEIGHT_PX);
+    cm_status status = figure_begin(&fig, path, LOGLOG_WIDTH_PX, LINE_HEIGHT_PX);
     if (status != CM_OK) {
         cm_free(buffer);
         return status;
     }
-    plenv(x0 - xpad, x1 + xpad, y0 - ypad, y1 + ypad, 0, 30); /* axis 30: log x and log y */
+    /* the frame on the left 60% of the page, the legend (one coloured line of text per series)
+     * to its right, so that it never hides a curve */
+    pladv(0);
+    plvpor(0.10, 0.62, 0.12, 0.90);
+    plwind(x0 - xpad, x1 + xpad, y0 - ypad, y1 + ypad);
+    plbox("bcnstl", 0.0, 0, "bcnstvl", 0.0, 0);
     pllab(x_label ? x_label : "", y_label ? y_label : "", title ? title : "");
     double xs[PLOT_LEGEND_MAX_POINTS], ys[PLOT_LEGEND_MAX_POINTS];
     for (size_t s = 0; s < count; s++) {
@@ -340,16 +346,11 @@ cm_status cm_plot_loglog_png(const char *path, const cm_plot_series *series, siz
         if (m > 1) plline((PLINT)m, xs, ys);
         pllsty(1);
         if (!series[s].style) plpoin((PLINT)m, xs, ys, 4);
-        /* legend: a short line and the label in the upper right, one row per series */
-        double lx = x1 + xpad - 0.42 * (x1 - x0 + 2 * xpad);
-        double ly = y1 + ypad - (0.06 + 0.055 * (double)s) * (y1 - y0 + 2 * ypad);
-        double seg_x[2] = {lx, lx + 0.05 * (x1 - x0 + 2 * xpad)}, seg_y[2] = {ly, ly};
-        pllsty(series[s].style ? 2 : 1);
-        plline(2, seg_x, seg_y);
-        pllsty(1);
-        plschr(0.0, 0.75);
-        plptex(seg_x[1] + 0.01 * (x1 - x0 + 2 * xpad), ly, 1.0, 0.0, 0.0,
-               series[s].label ? series[s].label : "");
+        char text[200];
+        snprintf(text, sizeof text, "%s%s", series[s].style ? "- - " : "-o- ",
+                 series[s].label ? series[s].label : "");
+        plschr(0.0, 0.8);
+        plmtex("rv", 1.0, 0.97 - 0.06 * (double)s, 0.0, text);
         plschr(0.0, 1.0);
     }
     status = figure_end(&fig);

@@ -34,7 +34,8 @@ static const char *PARAM_NAMES[P_COUNT] = {"T", "d", "var", "c0", "c1", "sep", "
 
 typedef struct {
     double p[P_COUNT];
-    double error, w1_floor, eps, eps_F, lipschitz, extra1, extra2;
+    double error, w1_floor, eps, eps_F, w1_ideal, w2, w1_lower, w1_ddim;
+    double lipschitz, lipschitz_exact, lipschitz_theory, gap_total; /* lipschitz: learned map */
     size_t series;
 } point;
 
@@ -95,8 +96,9 @@ static cm_status run_gaussian(point *pt) {
     if (status != CM_OK) return status;
     /* W1 where closed; otherwise its upper bound W2 (stated in the CSV's error_kind column) */
     pt->error = isfinite(g.w1_ideal) ? g.w1_ideal : g.w2_ideal;
-    pt->extra1 = g.w2_ideal;
-    pt->extra2 = g.w1_ideal_lower;
+    pt->w1_ideal = g.w1_ideal;
+    pt->w2 = g.w2_ideal;
+    pt->w1_lower = g.w1_ideal_lower;
     return CM_OK;
 }
 
@@ -120,7 +122,7 @@ static cm_status run_mixture1d(point *pt, const sweep_settings *s) {
         for (size_t k = 0; k < CM_LEARNED_GRID_POINTS; k++)
             grid[k] = CM_LEARNED_GRID_HALFWIDTH *
                       (2.0 * (double)k / (double)(CM_LEARNED_GRID_POINTS - 1) - 1.0);
-        status = cm_learned_lipschitz_exact(&pt->lipschitz, law,
+        status = cm_learned_lipschitz_exact(&pt->lipschitz_exact, law,
                                             cm_lhw_schedule_log_snr(&schedule, T),
                                             cm_lhw_schedule_log_snr(&schedule, 1), grid,
                                             CM_LEARNED_GRID_POINTS);
@@ -129,9 +131,9 @@ static cm_status run_mixture1d(point *pt, const sweep_settings *s) {
     cm_free(grid);
     cm_law_free(law);
     if (status != CM_OK) return status;
-    pt->error = m.w1_ideal;
-    pt->extra1 = m.w1_ddim;
-    pt->extra2 = m.lipschitz; /* theory.h's own estimate, for comparison */
+    pt->error = pt->w1_ideal = m.w1_ideal;
+    pt->w1_ddim = m.w1_ddim;
+    pt->lipschitz_theory = m.lipschitz; /* theory.h's own estimate, for comparison */
     return CM_OK;
 }
 
@@ -162,13 +164,28 @@ static cm_status run_learned(point *pt, const sweep_settings *s) {
     cm_learned_result r;
     if (status == CM_OK) status = cm_learned_alloc(&chain, law, &o);
     if (status == CM_OK) status = cm_learned_run(chain, &r, NULL);
+    /* W1 of ideal CT on the same law, where theory.h has it (NaN otherwise) */
+    if (status == CM_OK && pt->p[P_SEP] > 0) {
+        cm_theory_mixture1d_result m;
+        status = cm_theory_mixture1d(&m, law, o.T, o.c0, o.c1, NULL);
+        if (status == CM_OK) pt->w1_ideal = m.w1_ideal;
+    } else if (status == CM_OK) {
+        size_t d = (size_t)pt->p[P_D];
+        double *variances = cm_malloc(d, sizeof(double));
+        cm_theory_gaussian_result g;
+        if (!variances) status = cm_error_set(CM_ERR_NOMEM, "sweep: variances");
+        for (size_t i = 0; variances && i < d; i++) variances[i] = pt->p[P_VAR];
+        if (status == CM_OK) status = cm_theory_gaussian(&g, d, variances, o.T, o.c0, o.c1);
+        if (status == CM_OK) pt->w1_ideal = isfinite(g.w1_ideal) ? g.w1_ideal : g.w1_ideal_upper;
+        cm_free(variances);
+    }
     if (status == CM_OK) {
         pt->error = isfinite(r.w1_learned_closed) ? r.w1_learned_closed : r.w1_learned;
         pt->w1_floor = isfinite(r.w1_learned_closed) ? 0.0 : r.w1_floor;
         pt->eps = r.eps_l1;
         pt->eps_F = r.eps_f_l1;
         pt->lipschitz = r.lipschitz_learned;
-        pt->extra1 = r.lipschitz_exact;
+        pt->lipschitz_exact = r.lipschitz_exact;
     }
     cm_learned_free(chain);
     cm_law_free(law);
@@ -206,8 +223,8 @@ static cm_status run_width(point *pt, const sweep_settings *s) {
         pt->error = r.w1;
         pt->w1_floor = r.w1_floor;
         pt->lipschitz = r.lipschitz_learned;
-        pt->extra1 = r.lipschitz_exact;
-        pt->extra2 = r.gap_total;
+        pt->lipschitz_exact = r.lipschitz_exact;
+        pt->gap_total = r.gap_total;
     }
     cm_law_free(law);
     cm_trainer_free(trainer);
@@ -216,8 +233,7 @@ static cm_status run_width(point *pt, const sweep_settings *s) {
 }
 
 static const char *error_kind(const char *kind, const point *pt) {
-    if (!strcmp(kind, "gaussian")) return pt->error == pt->extra1 && !(pt->p[P_D] == 1) &&
-                                                 pt->p[P_SPECTRUM] > 0 ? "w2_upper" : "w1";
+    if (!strcmp(kind, "gaussian")) return isfinite(pt->w1_ideal) ? "w1" : "w2_upper";
     return "w1";
 }
 
@@ -225,14 +241,17 @@ static int write_csv(const char *path, const point *points, size_t count, const 
     FILE *f = fopen(path, "w");
     if (!f) return 0;
     fprintf(f, "kind,T,d,var,spectrum,c0,c1,sep,n,width,series,error,error_kind,w1_floor,eps,"
-               "eps_F,lipschitz,extra1,extra2\n");
+               "eps_F,w1_ideal,w2_ideal,w1_lower,w1_ddim,lipschitz_learned,lipschitz_exact,"
+               "lipschitz_theory,gap_total\n");
     for (size_t i = 0; i < count; i++) {
         const point *p = &points[i];
-        fprintf(f, "%s,%g,%g,%g,%s,%g,%g,%g,%g,%g,%zu,%.10g,%s,%.10g,%.10g,%.10g,%.10g,%.10g,%.10g\n",
+        fprintf(f, "%s,%g,%g,%g,%s,%g,%g,%g,%g,%g,%zu,%.10g,%s,%.10g,%.10g,%.10g,%.10g,%.10g,"
+                   "%.10g,%.10g,%.10g,%.10g,%.10g,%.10g\n",
                 kind, p->p[P_T], p->p[P_D], p->p[P_VAR], p->p[P_SPECTRUM] > 0 ? "aniso" : "iso",
                 p->p[P_C0], p->p[P_C1], p->p[P_SEP], p->p[P_N], p->p[P_WIDTH], p->series, p->error,
-                error_kind(kind, p), p->w1_floor, p->eps, p->eps_F, p->lipschitz, p->extra1,
-                p->extra2);
+                error_kind(kind, p), p->w1_floor, p->eps, p->eps_F, p->w1_ideal, p->w2,
+                p->w1_lower, p->w1_ddim, p->lipschitz, p->lipschitz_exact, p->lipschitz_theory,
+                p->gap_total);
     }
     return fclose(f) == 0;
 }
@@ -383,7 +402,9 @@ int cmd_sweep(int argc, char **argv) {
             pt->p[k] = lists[k].values[rest % lists[k].count];
             rest /= lists[k].count;
         }
-        pt->w1_floor = pt->eps = pt->eps_F = pt->lipschitz = pt->extra1 = pt->extra2 = NAN;
+        pt->w1_floor = pt->eps = pt->eps_F = pt->w1_ideal = pt->w2 = pt->w1_lower = NAN;
+        pt->w1_ddim = pt->lipschitz = pt->lipschitz_exact = pt->lipschitz_theory = NAN;
+        pt->gap_total = NAN;
         if (kind_gaussian) status = run_gaussian(pt);
         else if (kind_mixture) status = run_mixture1d(pt, &s);
         else if (kind_learned) status = run_learned(pt, &s);
@@ -401,8 +422,8 @@ int cmd_sweep(int argc, char **argv) {
         if (!write_csv(path, points, total, s.kind))
             status = cm_error_set(CM_ERR_IO, "cannot write '%.200s'", path);
     }
-    cm_plot_series series[MAX_SERIES + 1];
-    char labels[MAX_SERIES + 1][160];
+    cm_plot_series series[MAX_SERIES + 4];
+    char labels[MAX_SERIES + 4][160];
     double slopes[MAX_SERIES][2];
     double *x = xs, *shape = xs + total;
     FILE *fits = NULL;
@@ -454,13 +475,36 @@ int cmd_sweep(int argc, char **argv) {
             series[count] = (cm_plot_series){x, shape, x_count, labels[count], 1};
             count++;
         }
+        /* learned, one series: the terms beside the measured W1 (Theorem 1 with the rate term
+         * replaced by the exact ideal-CT error) */
+        double *terms = NULL;
+        if (kind_learned && series_count == 1) {
+            terms = cm_malloc(4 * x_count, sizeof(double));
+            if (!terms) status = cm_error_set(CM_ERR_NOMEM, "sweep: plot");
+            for (size_t i = 0; terms && i < x_count; i++) {
+                terms[i] = points[i].w1_ideal;
+                terms[x_count + i] = points[i].eps;
+                terms[2 * x_count + i] = points[i].eps_F;
+                terms[3 * x_count + i] = points[i].w1_ideal + points[i].eps + points[i].eps_F;
+            }
+            const char *names[4] = {"W1 of ideal CT", "eps (sum over t)", "eps_F (sum over t)",
+                                    "W1 ideal + eps + eps_F"};
+            for (int q = 0; terms && q < 4; q++) {
+                snprintf(labels[count], sizeof labels[count], "%s", names[q]);
+                series[count] = (cm_plot_series){x, terms + q * x_count, x_count, labels[count],
+                                                 q == 3 ? 1 : 0};
+                count++;
+            }
+        }
         char title[160];
         snprintf(title, sizeof title, "cm sweep --kind %s: error vs %s", s.kind,
                  PARAM_NAMES[x_param]);
         snprintf(path, sizeof path, "%s/sweep.png", s.out);
-        status = cm_plot_loglog_png(path, series, count, title, PARAM_NAMES[x_param],
-                                    kind_gaussian ? "W1 of ideal CT (W2 where W1 not closed)"
-                                                  : "W1 vs X_1");
+        if (status == CM_OK)
+            status = cm_plot_loglog_png(path, series, count, title, PARAM_NAMES[x_param],
+                                        kind_gaussian ? "W1 of ideal CT (W2 where W1 not closed)"
+                                                      : "W1 vs X_1");
+        cm_free(terms);
     }
     if (status == CM_OK)
         printf("wrote %s/sweep.csv, %s/fits.csv, %s/sweep.png\n", s.out, s.out, s.out);
