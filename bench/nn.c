@@ -11,6 +11,9 @@
  * against the reference evaluation of the same noise, and training bit-identical with 1 and 2
  * threads. Allocations are counted (malloc/calloc/realloc wrapped at link time: -Wl,--wrap)
  * across the timed steps, which must make none.
+ * Workload 5, the theory sweep: exact ideal CT for X_0 ~ N(0, diag(l)) in d = 256 (l spread
+ * log-uniformly over [0.1, 10]) at T = 50 ... 3200 (cm_theory_gaussian), validated against the
+ * plain product of the per-step gains; its T values run as pool tasks.
  * Usage: make bench (all of it)  or  build/bench_nn [RUNS [FILTER]]  (FILTER: substring of a
  * workload name, e.g. "sample" or "d=784").
  */
@@ -27,6 +30,7 @@
 #include "cm/parallel.h"
 #include "cm/rng.h"
 #include "cm/sampler.h"
+#include "cm/theory.h"
 #include "cm/train.h"
 #include "reference.h"
 
@@ -439,6 +443,81 @@ static result bench_sample(size_t n) {
     return res;
 }
 
+/* ---- workload 5: theory sweep */
+
+#define SWEEP_D 256
+#define SWEEP_T_COUNT 7
+static const size_t sweep_T[SWEEP_T_COUNT] = {50, 100, 200, 400, 800, 1600, 3200};
+
+typedef struct {
+    double variances[SWEEP_D];
+    cm_theory_gaussian_result result[SWEEP_T_COUNT];
+    cm_status status[SWEEP_T_COUNT];
+} sweep_job;
+
+static void sweep_task(void *context, size_t i) {
+    sweep_job *j = context;
+    j->status[i] = cm_theory_gaussian(&j->result[i], SWEEP_D, j->variances, sweep_T[i], 2.0, 4.0);
+}
+
+/* W2 of ideal CT by the plain product A_T(l) = prod_{t=2..T} g_t(l) (theory.h). */
+static double plain_w2(const double *variances, size_t T) {
+    cm_lhw_schedule s;
+    if (cm_lhw_schedule_init(&s, T, 2.0, 4.0) != CM_OK) die("schedule");
+    double total = 0.0;
+    for (size_t i = 0; i < SWEEP_D; i++) {
+        double l = variances[i], gain = 1.0;
+        for (size_t t = 2; t <= T; t++) {
+            double abar_prev = exp(s.log_abar[t - 1]), abar = exp(s.log_abar[t]);
+            double v = abar * l + s.one_minus_abar[t];
+            gain *= (sqrt(abar_prev * abar) * l + sqrt(s.one_minus_abar[t - 1] * s.one_minus_abar[t])) / v;
+        }
+        double v1 = exp(s.log_abar[1]) * l + s.one_minus_abar[1];
+        total += (gain - sqrt(v1)) * (gain - sqrt(v1));
+    }
+    cm_lhw_schedule_free(&s);
+    return sqrt(total);
+}
+
+static result bench_theory(void) {
+    result res = {{0}, {0}};
+    static sweep_job j;
+    for (size_t i = 0; i < SWEEP_D; i++) j.variances[i] = pow(10.0, -1.0 + 2.0 * i / (SWEEP_D - 1));
+    printf("\ntheory: ideal CT for N(0, diag(l)), d = %d, l log-uniform in [0.1, 10], T = 50, 100, "
+           "..., 3200 (c0 = 2, c1 = 4): the whole sweep\n", SWEEP_D);
+    set_threads(1);
+    cm_parallel_for(sweep_task, &j, SWEEP_T_COUNT);
+    double worst = 0.0;
+    for (size_t i = 0; i < SWEEP_T_COUNT; i++) {
+        if (j.status[i] != CM_OK) die("cm_theory_gaussian");
+        double ref = plain_w2(j.variances, sweep_T[i]);
+        worst = fmax(worst, fabs(j.result[i].w2_ideal - ref) / ref);
+    }
+    printf("  validate: W2 of ideal CT vs the plain product of the step gains: max relative "
+           "difference %.2e over the 7 T values (W2 at T = 3200: %.6g)\n", worst,
+           j.result[SWEEP_T_COUNT - 1].w2_ideal);
+    if (!(worst < 1e-9)) {
+        fprintf(stderr, "theory validation failed\n");
+        exit(1);
+    }
+    printf("  %-8s %26s\n", "threads", "sweep seconds [min-max]");
+    for (int t = 0; t < 2; t++) {
+        set_threads(thread_counts[t]);
+        double seconds[BENCH_MAX_RUNS];
+        for (int r = 0; r < runs; r++) {
+            double t0 = bench_seconds();
+            cm_parallel_for(sweep_task, &j, SWEEP_T_COUNT);
+            seconds[r] = bench_seconds() - t0;
+        }
+        bench_stats s = bench_summary(seconds, runs);
+        res.rate[t] = 1.0 / s.median;
+        printf("  %-8zu %10.4f [%6.4f-%6.4f]\n", thread_counts[t], s.median, s.min, s.max);
+    }
+    printf("  speed-up 1 -> 2 threads: %.2fx (T values as pool tasks; no GEMM: no fraction)\n",
+           res.rate[1] / res.rate[0]);
+    return res;
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     runs = argc > 1 ? atoi(argv[1]) : 5;
@@ -480,12 +559,20 @@ int main(int argc, char **argv) {
         names[done] = "sample-100000 (samples/s)";
         results[done++] = bench_sample(100000);
     }
+    if (strstr("theory-sweep", filter)) {
+        names[done] = "theory-sweep (sweeps/s)";
+        results[done++] = bench_theory();
+    }
     printf("\nsummary (%s kernel)\n%-26s %12s %12s %8s %10s %10s\n", openblas_get_corename(),
            "workload", "1 thread", "2 threads", "speed-up", "fraction 1", "fraction 2");
-    for (size_t i = 0; i < done; i++)
-        printf("%-26s %12.1f %12.1f %7.2fx %9.0f%% %9.0f%%\n", names[i], results[i].rate[0],
-               results[i].rate[1], results[i].rate[1] / results[i].rate[0],
-               100 * results[i].fraction[0], 100 * results[i].fraction[1]);
+    for (size_t i = 0; i < done; i++) {
+        printf("%-26s %12.1f %12.1f %7.2fx", names[i], results[i].rate[0], results[i].rate[1],
+               results[i].rate[1] / results[i].rate[0]);
+        if (results[i].fraction[0] > 0)
+            printf(" %9.0f%% %9.0f%%\n", 100 * results[i].fraction[0], 100 * results[i].fraction[1]);
+        else
+            printf(" %10s %10s\n", "-", "-");
+    }
     printf("(fraction = GFLOP/s of the workload / sgemm GFLOP/s at its own shapes, same thread "
            "count)\n");
     return 0;
