@@ -301,6 +301,38 @@ static void test_lipschitz(void) {
     cm_law_free(law);
 }
 
+/* A linear map has ||J|| = its largest singular value: M = [[1, 2], [0, 3]] gives
+ * sqrt((14 + sqrt(160)) / 2); a map with J = diag(2 x_0, 1) peaks at the point of largest |x_0|. */
+static cm_status linear_map(void *context, const double *x, size_t n, double *out) {
+    (void)context;
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = x[2 * i] + 2.0 * x[2 * i + 1];
+        out[2 * i + 1] = 3.0 * x[2 * i + 1];
+    }
+    return CM_OK;
+}
+
+static cm_status square_map(void *context, const double *x, size_t n, double *out) {
+    (void)context;
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = x[2 * i] * x[2 * i];
+        out[2 * i + 1] = x[2 * i + 1];
+    }
+    return CM_OK;
+}
+
+static void test_lipschitz_maps(void) {
+    double points[6] = {0.5, -1.0, -3.0, 2.0, 1.0, 0.0}, L;
+    size_t argmax = 99;
+    CM_CHECK_OK(cm_theory_lipschitz(&L, &argmax, linear_map, NULL, 2, points, 3, 0.0));
+    CM_CHECK_CLOSE(L, sqrt((14.0 + sqrt(160.0)) / 2.0), 1e-9, "linear map norm");
+    CM_CHECK_OK(cm_theory_lipschitz(&L, &argmax, square_map, NULL, 2, points, 3, 0.0));
+    CM_CHECK_CLOSE(L, 6.0, 1e-8, "square map norm at x_0 = -3");
+    CM_CHECK(argmax == 1, "argmax %zu", argmax);
+    CM_CHECK(cm_theory_lipschitz(&L, NULL, square_map, NULL, 2, points, 0, 0.0) == CM_ERR_INVALID,
+             "no points");
+}
+
 const cm_test_case cm_tests_theory[] = {
     {"gaussian_gain_recursion", test_gaussian_gain_recursion},
     {"gaussian_T2_by_hand", test_gaussian_T2_by_hand},
@@ -311,5 +343,6 @@ const cm_test_case cm_tests_theory[] = {
     {"mixture1d_far_modes", test_mixture1d_far_modes},
     {"mixture1d_lipschitz_peak", test_mixture1d_lipschitz_peak},
     {"lipschitz", test_lipschitz},
+    {"lipschitz_maps", test_lipschitz_maps},
     {NULL, NULL},
 };
