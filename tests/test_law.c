@@ -501,12 +501,59 @@ static void test_out_of_memory(void) {
     CM_CHECK(succeeded, "never succeeded");
 }
 
+/* A full-covariance Gaussian by explicit 2 x 2 conditioning: with C = abar S + (1 - abar) I,
+ * E[X_0 | x] = mu + sqrt(abar) S C^-1 (x - sqrt(abar) mu) and Cov = S - abar S C^-1 S; the
+ * denoiser exactly, the posterior draws' covariance within its sampling error. */
+static void test_posterior_full_covariance(void) {
+    uint64_t seed = cm_test_seed(66);
+    double S[4] = {2.0, 0.8, 0.8, 1.0}, mu[2] = {1.0, -0.5}, x[2] = {0.3, 0.9}, lambda = 0.7;
+    cm_law *law = NULL;
+    CM_CHECK_OK(cm_law_gaussian(&law, 2, mu, S));
+    if (!law) return;
+    double ab = 1.0 / (1.0 + exp(-lambda)), om = 1.0 / (1.0 + exp(lambda)), r = sqrt(ab);
+    double C[4] = {ab * S[0] + om, ab * S[1], ab * S[2], ab * S[3] + om};
+    double det = C[0] * C[3] - C[1] * C[2];
+    double Ci[4] = {C[3] / det, -C[1] / det, -C[2] / det, C[0] / det};
+    double SCi[4]; /* S C^-1 */
+    for (int a = 0; a < 2; a++)
+        for (int b = 0; b < 2; b++) SCi[a * 2 + b] = S[a * 2] * Ci[b] + S[a * 2 + 1] * Ci[2 + b];
+    double want_mean[2], want_cov[4], den[2];
+    for (int a = 0; a < 2; a++)
+        want_mean[a] = mu[a] + r * (SCi[a * 2] * (x[0] - r * mu[0]) + SCi[a * 2 + 1] * (x[1] - r * mu[1]));
+    for (int a = 0; a < 2; a++)
+        for (int b = 0; b < 2; b++)
+            want_cov[a * 2 + b] = S[a * 2 + b] - ab * (SCi[a * 2] * S[b] + SCi[a * 2 + 1] * S[2 + b]);
+    CM_CHECK_OK(cm_law_denoise(law, lambda, x, 1, den));
+    CM_CHECK(max_abs_diff(den, want_mean, 2) < 1e-13, "full-covariance denoiser off by %.3g",
+             max_abs_diff(den, want_mean, 2));
+    size_t n = 40000;
+    double *draws = malloc(2 * n * sizeof(double));
+    cm_rng rng;
+    cm_rng_init(&rng, seed);
+    CM_CHECK_OK(cm_law_posterior_sample(law, lambda, x, &rng, n, draws));
+    for (int a = 0; a < 2; a++)
+        for (int b = a; b < 2; b++) {
+            double sum = 0.0, sum2 = 0.0;
+            for (size_t i = 0; i < n; i++) {
+                double p = (draws[2 * i + a] - want_mean[a]) * (draws[2 * i + b] - want_mean[b]);
+                sum += p;
+                sum2 += p * p;
+            }
+            double c = sum / (double)n, var = sum2 / (double)n - c * c;
+            CM_CHECK_CLOSE(c, want_cov[a * 2 + b], SIGMAS * sqrt(var / (double)n),
+                           "full-covariance posterior covariance");
+        }
+    free(draws);
+    cm_law_free(law);
+}
+
 const cm_test_case cm_tests_law[] = {
     {"flow_gaussian_closed_form", test_flow_gaussian_closed_form},
     {"gaussian_moments", test_gaussian_moments},
     {"score_denoiser_finite_differences", test_score_denoiser_finite_differences},
     {"posterior_far_modes", test_posterior_far_modes},
     {"posterior_sample_moments", test_posterior_sample_moments},
+    {"posterior_full_covariance", test_posterior_full_covariance},
     {"ddim_identity", test_ddim_identity},
     {"flow_in_law", test_flow_in_law},
     {"flow_inverse_mixture", test_flow_inverse_mixture},
