@@ -431,7 +431,7 @@ int cmd_sweep(int argc, char **argv) {
         snprintf(path, sizeof path, "%s/fits.csv", s.out);
         fits = fopen(path, "w");
         if (!fits) status = cm_error_set(CM_ERR_IO, "cannot write '%.200s'", path);
-        else fprintf(fits, "series,vary,slope,ci_low,ci_high,points\n");
+        else fprintf(fits, "series,vary,slope,ci_low,ci_high,points,parameters\n");
     }
     for (size_t k = 0; status == CM_OK && k < series_count; k++) {
         point *run = points + k * x_count;
@@ -452,8 +452,9 @@ int cmd_sweep(int argc, char **argv) {
             }
         snprintf(labels[k] + length, sizeof labels[k] - length, "slope %.3f +- %.3f",
                  slopes[k][0], slopes[k][1]);
-        fprintf(fits, "%zu,%s,%.6g,%.6g,%.6g,%zu\n", k, PARAM_NAMES[x_param], slopes[k][0],
-                slopes[k][0] - slopes[k][1], slopes[k][0] + slopes[k][1], x_count);
+        fprintf(fits, "%zu,%s,%.6g,%.6g,%.6g,%zu,%.*s\n", k, PARAM_NAMES[x_param], slopes[k][0],
+                slopes[k][0] - slopes[k][1], slopes[k][0] + slopes[k][1], x_count,
+                length > 0 ? length - 1 : 0, labels[k]); /* the series' own parameters */
         printf("series %zu: %s\n", k, labels[k]);
     }
     if (fits && fclose(fits) != 0 && status == CM_OK)
