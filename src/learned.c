@@ -18,13 +18,14 @@
 #include "cm/ot.h"
 #include "cm/rng.h"
 #include "cm/schedule.h"
+#include "cm/theory.h"
 
 #define CHUNK 2048          /* rows per normal-equation update and per evaluation batch */
 #define TWO_PI 6.283185307179586
 /* Jitter on the diagonal of a Gram matrix, relative to its mean diagonal entry: keeps Cholesky
  * defined when a class has a direction the data never excite (it moves fits by ~1e-12). */
 #define GRAM_JITTER 1e-12
-#define MAX_DIM 4096
+#define MAX_DIM CM_LEARNED_MAX_DIM
 #define MAX_FEATURES 4096
 #define MAX_T 100000
 /* Gauss-Hermite nodes of f*_t in 1-D: the integrand f_{t-1}(a x + b (m + tau u)) is smooth
@@ -609,7 +610,8 @@ static cm_status lipschitz(cm_learned *c, cm_learned_result *out) {
         cm_rng_fork(&stream, &root, CM_STREAM_LEVEL);
         cm_rng_normal_fill_f64(&stream, points, n * d);
     }
-    cm_status status = cm_learned_lipschitz(&out->lipschitz_learned, apply_map, c, points, n, d);
+    cm_status status = cm_theory_lipschitz(&out->lipschitz_learned, NULL, apply_map, c, d, points,
+                                           n, CM_LEARNED_FD_STEP);
     if (status == CM_OK)
         status = cm_learned_lipschitz_exact(&out->lipschitz_exact, c->law,
                                             cm_lhw_schedule_log_snr(&c->schedule, c->o.T),

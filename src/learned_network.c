@@ -15,6 +15,7 @@
 #include "cm/metrics.h"
 #include "cm/ot.h"
 #include "cm/sampler.h"
+#include "cm/theory.h"
 
 #define NETWORK_CHUNK 1024
 #define NETWORK_MAX_POINTS 10000
@@ -160,7 +161,8 @@ cm_status cm_learned_network(cm_network_diagnostics *out, double *gap, const cm_
         cm_rng_fork(&points_rng, &root, CM_STREAM_LEVEL);
         cm_rng_normal_fill_f64(&points_rng, points, lp * D);
         w.t = T;
-        status = cm_learned_lipschitz(&out->lipschitz_learned, network_map, &w, points, lp, D);
+        status = cm_theory_lipschitz(&out->lipschitz_learned, NULL, network_map, &w, D, points, lp,
+                                     CM_LEARNED_FD_STEP);
         if (status == CM_OK)
             status = cm_learned_lipschitz_exact(&out->lipschitz_exact, law_s,
                                                 cm_lhw_schedule_log_snr(&model->schedule, T),

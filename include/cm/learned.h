@@ -65,6 +65,8 @@ cm_status cm_learned_class_parse(cm_learned_class *out, const char *text);
 /* Central-difference step of the Jacobians, relative to 1 + |x|: error O(h^2) against rounding
  * O(eps / h), balanced near eps^(1/3) ~ 6e-6. */
 #define CM_LEARNED_FD_STEP 1e-5
+/* Largest dimension: that of cm_theory_lipschitz. */
+#define CM_LEARNED_MAX_DIM 1024
 
 typedef struct {
     size_t T;
@@ -129,20 +131,13 @@ cm_status cm_learned_apply(cm_learned *chain, const double *x, size_t n, double 
  * (cm_metrics_w1_1d), otherwise by optimal transport (cm_ot_wasserstein). Allocates. */
 cm_status cm_learned_w1(double *out, const double *x, const double *y, size_t n, size_t d);
 
-/* ---- Lipschitz constants of maps R^d -> R^d by Jacobians (SPEC section 4). */
-typedef cm_status (*cm_map_fn)(void *context, const double *x, size_t n, double *out);
-
-/* max over points[n x d] of the largest singular value of the Jacobian of `map`: central
- * differences with step CM_LEARNED_FD_STEP (1 + |x_i|) (one batch of 2 d points per point), then
- * power iteration on J'J to relative change 1e-12 (at most 1000 iterations). Allocates its
- * scratch once. */
-cm_status cm_learned_lipschitz(double *out, cm_map_fn map, void *context, const double *points,
-                               size_t n, size_t d);
+/* ---- Lipschitz constants (SPEC section 4). Jacobian spectral norms of maps R^d -> R^d come
+ * from cm_theory_lipschitz (theory.h): central differences and power iteration on J'J. */
 
 /* The Lipschitz constant of the exact noise-to-data map Phi_{T -> 1} of `law` over points:
  * in 1-D the exact formula p_T(x) / p_1(Phi(x)) at the points and, through the inverse flow, on
  * a 4001-point grid of y = Phi(x) over the range they reach (which resolves the narrow peak of
- * Phi' between separated modes); otherwise cm_learned_lipschitz of cm_law_flow. */
+ * Phi' between separated modes); otherwise cm_theory_lipschitz_flow. */
 cm_status cm_learned_lipschitz_exact(double *out, const cm_law *law, double lambda_T,
                                      double lambda_1, const double *points, size_t n);
 
