@@ -146,13 +146,18 @@ int cmd_theory_learned(int argc, char **argv) {
             printf("%-44s %12.6g\n", "W1(f_T(Y), X_1), closed form", r.w1_learned_closed);
         if (isfinite(r.w2_learned_closed))
             printf("%-44s %12.6g\n", "W2(f_T(Y), X_1), closed form", r.w2_learned_closed);
-        printf("%-44s %12.6g\n", "W1 of ideal CT (eps = eps_F = 0)", w1_ideal);
+        if (isfinite(w1_ideal))
+            printf("%-44s %12.6g\n", "W1 of ideal CT (eps = eps_F = 0)", w1_ideal);
+        else
+            printf("%-44s %12s   (exact ideal CT: Gaussians and 1-D mixtures only)\n",
+                   "W1 of ideal CT (eps = eps_F = 0)", "n/a");
         printf("%-44s %12.6g   (+- %.2g; RMS form %.6g)\n", "eps   = sum_t E|f_t - f^F_t|",
                r.eps_l1, r.eps_l1_se, r.eps_rms);
         printf("%-44s %12.6g   (+- %.2g; RMS form %.6g; MC noise %.2g)\n",
                "eps_F = sum_t E|f^F_t - f*_t|", r.eps_f_l1, r.eps_f_l1_se, r.eps_f_rms,
                r.eps_f_mc_noise);
-        printf("%-44s %12.6g\n", "W1 ideal + eps + eps_F", w1_ideal + r.eps_l1 + r.eps_f_l1);
+        if (isfinite(w1_ideal))
+            printf("%-44s %12.6g\n", "W1 ideal + eps + eps_F", w1_ideal + r.eps_l1 + r.eps_f_l1);
         printf("%-44s %12.6g\n", "L_f of the learned f_T", r.lipschitz_learned);
         printf("%-44s %12.6g\n", "L_f of the exact map Phi_{T->1}", r.lipschitz_exact);
         if (bound.T > 0)
