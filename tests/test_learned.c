@@ -158,7 +158,7 @@ static void test_monte_carlo_target(void) {
 }
 
 static double run_eps(const cm_law *law, size_t n, uint64_t seed, double *eps_f) {
-    cm_learned_options o = quick_options(10, n);
+    cm_learned_options o = quick_options(20, n);
     o.seed = seed;
     o.lipschitz_points = 0;
     cm_learned *chain = NULL;
@@ -177,9 +177,12 @@ static void test_eps_falls_with_n(void) {
     CM_CHECK_OK(cm_law_mixture_isotropic(&law, 1, 2, weights, means, stds));
     if (!law) return;
     double f_small, f_large;
-    double small = run_eps(law, 500, seed, &f_small), large = run_eps(law, 8000, seed, &f_large);
-    /* 16 times the pairs: eps / 4 in expectation; 0.4 leaves room for the noise of 9 steps */
-    CM_CHECK(large < 0.4 * small, "eps %g (n 500) -> %g (n 8000)", small, large);
+    double small = run_eps(law, 500, seed, &f_small), large = run_eps(law, 32000, seed, &f_large);
+    /* 64 times the pairs: eps / 8 in expectation. Each step's eps_t is one draw of the fit's
+     * error (a folded normal), so the sum over 19 steps varies by about 20%: over seeds 1..30 the
+     * ratio was 0.094..0.20 (mean 0.13); [0.04, 0.3] fails only if eps does not fall as n^-1/2 */
+    CM_CHECK(large < 0.3 * small && large > 0.04 * small, "eps %g (n 500) -> %g (n 32000)",
+             small, large);
     CM_CHECK(f_small > 0.01 && fabs(f_large - f_small) < 0.2 * f_small,
              "eps_F of an affine fit to a bimodal law is the class's gap, not n's: %g vs %g",
              f_small, f_large);
