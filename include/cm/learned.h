@@ -32,8 +32,10 @@
  * feeds Y ~ N(0, I) instead of X_T (abar_T ~ T^-(c1 - c0) makes them close).
  *
  * Ownership: a cm_learned chain is opaque; it borrows the law (which must outlive it) and holds
- * every buffer the run needs, allocated once in cm_learned_alloc: a fit step allocates nothing
- * (the Monte Carlo posterior draws of eps_F go through cm_law_posterior_sample).
+ * every buffer the run needs, allocated once in cm_learned_alloc: the fits and evaluations of a
+ * step allocate nothing. The exact terms f*_t for a non-affine class go through law.h's
+ * cm_law_posterior (1-D) and cm_law_posterior_sample (d > 1), which allocate their own scratch
+ * once per conditioning point.
  */
 #ifndef CM_LEARNED_H
 #define CM_LEARNED_H
