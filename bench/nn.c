@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bench.h"
 #include "cm/alloc.h"
@@ -529,8 +530,11 @@ int main(int argc, char **argv) {
     char cpu[256];
     bench_cpu_name(cpu, sizeof cpu);
     bench_print_command(argc, argv);
-    printf("machine: %s; OpenBLAS kernel %s (%s); medians of %d runs [min-max]\n", cpu,
-           openblas_get_corename(), openblas_get_config(), runs);
+    char load[64];
+    bench_load_average(load, sizeof load);
+    printf("machine: %s, %ld cores online, load average %s; OpenBLAS kernel %s (%s); medians of "
+           "%d runs [min-max]\n", cpu, sysconf(_SC_NPROCESSORS_ONLN), load, openblas_get_corename(),
+           openblas_get_config(), runs);
     square_gemm(2048);
     struct {
         const char *name;
@@ -573,7 +577,8 @@ int main(int argc, char **argv) {
         else
             printf(" %10s %10s\n", "-", "-");
     }
+    bench_load_average(load, sizeof load);
     printf("(fraction = GFLOP/s of the workload / sgemm GFLOP/s at its own shapes, same thread "
-           "count)\n");
+           "count; load average at the end %s)\n", load);
     return 0;
 }

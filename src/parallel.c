@@ -1,10 +1,17 @@
 /* parallel.c: the persistent thread pool of parallel.h.
  *
- * Workers wait for a new job number: first by spinning for a short while (a training step
- * starts several jobs a few microseconds apart, and waking a sleeping thread costs tens of
- * microseconds), then asleep on a condition variable (so an idle pool costs nothing). The caller
- * runs its own share of the tasks and then waits for the workers. Task i always goes to thread
- * i % threads: a static partition, no work stealing, so which thread computes what is fixed.
+ * Workers wait for a new job: first by spinning for a short while (a training step starts
+ * several jobs a few microseconds apart, and waking a sleeping thread costs tens of
+ * microseconds), then asleep on a condition variable (so an idle pool costs nothing). Every
+ * thread, the caller included, claims the job's tasks one at a time from a shared counter, and
+ * the caller returns once all tasks are done. Which thread runs a task is therefore not fixed,
+ * but what a task computes is (the caller's split is fixed), so results are too; and a worker
+ * that the system has descheduled (a machine shared with other jobs) never holds the caller
+ * up: the caller runs the tasks it has not claimed.
+ *
+ * Publishing a job is a seqlock: the caller makes the job number odd, waits until no worker is
+ * still inside the previous job's fields, writes the new ones, and makes the number even; a
+ * worker marks itself active before reading the number and backs off while it is odd.
  */
 #include "cm/parallel.h"
 
@@ -20,6 +27,9 @@ extern void openblas_set_num_threads(int threads) __attribute__((weak));
 /* Spins before a worker sleeps (a pause is some tens of cycles: of the order of a millisecond,
  * longer than the serial gaps of a training step, short enough to idle politely). */
 #define CM_PARALLEL_SPINS (1 << 15)
+/* While spinning, give the core away this often (on a machine shared with other processes a
+ * spinning thread would otherwise hold the core that the thread it waits for needs). */
+#define CM_PARALLEL_YIELD_EVERY 1024
 
 static inline void cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -32,51 +42,83 @@ static struct {
     pthread_t workers[CM_PARALLEL_MAX_THREADS];
     pthread_mutex_t lock;
     pthread_cond_t wake;
-    atomic_ulong generation; /* job number; a change means "new job" (or stop) */
-    atomic_size_t pending;   /* workers that have not finished the current job */
-    int stop;                /* read under the lock or after a generation change */
-    unsigned long start_generation; /* generation when the workers were started */
+    atomic_ulong generation; /* job number, odd while the caller writes a job */
+    atomic_int active;       /* workers reading the current job's fields */
+    atomic_size_t next;      /* next task to claim */
+    atomic_size_t done;      /* tasks finished */
+    int stop;                /* written before a publish, read after it */
+    unsigned long start_generation; /* job number when the workers were started */
     cm_parallel_task run;
     void *context;
     size_t tasks;
 } pool = {.threads = 1, .lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
 
-static void *worker_main(void *argument) {
-    size_t id = (size_t)(uintptr_t)argument;
-    /* the job number when the pool was started: a job announced before this thread first
-     * runs must still be seen as new */
-    unsigned long seen = pool.start_generation;
+/* Claim and run tasks of the current job until none is left. */
+static void run_tasks(void) {
     for (;;) {
-        unsigned long now = seen;
-        for (int spin = 0; spin < CM_PARALLEL_SPINS && now == seen; spin++) {
-            cpu_relax();
-            now = atomic_load_explicit(&pool.generation, memory_order_acquire);
-        }
-        if (now == seen) {
-            pthread_mutex_lock(&pool.lock);
-            while ((now = atomic_load_explicit(&pool.generation, memory_order_acquire)) == seen)
-                pthread_cond_wait(&pool.wake, &pool.lock);
-            pthread_mutex_unlock(&pool.lock);
-        }
-        seen = now;
-        if (pool.stop) return NULL;
-        for (size_t t = id; t < pool.tasks; t += pool.threads) pool.run(pool.context, t);
-        atomic_fetch_sub_explicit(&pool.pending, 1, memory_order_acq_rel);
+        size_t t = atomic_fetch_add(&pool.next, 1);
+        if (t >= pool.tasks) return;
+        pool.run(pool.context, t);
+        atomic_fetch_add_explicit(&pool.done, 1, memory_order_release);
     }
 }
 
-/* Publish a job (or a stop) to every worker. */
-static void announce(void) {
+/* Wait until the job number differs from `seen`: spin (yielding now and then), then sleep. */
+static void wait_for_job(unsigned long seen) {
+    for (int spin = 0; spin < CM_PARALLEL_SPINS; spin++) {
+        if (atomic_load_explicit(&pool.generation, memory_order_acquire) != seen) return;
+        cpu_relax();
+        if (spin % CM_PARALLEL_YIELD_EVERY == CM_PARALLEL_YIELD_EVERY - 1) sched_yield();
+    }
     pthread_mutex_lock(&pool.lock);
-    atomic_fetch_add_explicit(&pool.generation, 1, memory_order_acq_rel);
+    while (atomic_load_explicit(&pool.generation, memory_order_acquire) == seen)
+        pthread_cond_wait(&pool.wake, &pool.lock);
+    pthread_mutex_unlock(&pool.lock);
+}
+
+static void *worker_main(void *argument) {
+    (void)argument;
+    /* the job number when the pool was started: a job published before this thread first
+     * runs must still be seen as new */
+    unsigned long seen = pool.start_generation;
+    for (;;) {
+        wait_for_job(seen);
+        atomic_fetch_add(&pool.active, 1); /* before reading the number (seq_cst: see top) */
+        unsigned long now = atomic_load(&pool.generation);
+        if (now & 1) { /* the caller is writing the next job: come back when it is out */
+            atomic_fetch_sub(&pool.active, 1);
+            cpu_relax();
+            continue;
+        }
+        seen = now;
+        if (pool.stop) {
+            atomic_fetch_sub(&pool.active, 1);
+            return NULL;
+        }
+        run_tasks();
+        atomic_fetch_sub(&pool.active, 1);
+    }
+}
+
+/* Publish a job (or a stop): the fields are written between the odd and the even number. */
+static void publish(cm_parallel_task run, void *context, size_t tasks, int stop) {
+    atomic_fetch_add(&pool.generation, 1); /* odd */
+    while (atomic_load(&pool.active) != 0) cpu_relax();
+    pool.run = run;
+    pool.context = context;
+    pool.tasks = tasks;
+    pool.stop = stop;
+    atomic_store(&pool.next, 0);
+    atomic_store(&pool.done, 0);
+    pthread_mutex_lock(&pool.lock);
+    atomic_fetch_add(&pool.generation, 1); /* even: published */
     pthread_cond_broadcast(&pool.wake);
     pthread_mutex_unlock(&pool.lock);
 }
 
 static void stop_workers(void) {
     if (pool.threads <= 1) return;
-    pool.stop = 1;
-    announce();
+    publish(NULL, NULL, 0, 1);
     for (size_t i = 1; i < pool.threads; i++) pthread_join(pool.workers[i], NULL);
     pool.stop = 0;
     pool.threads = 1;
@@ -89,15 +131,14 @@ cm_status cm_parallel_set_threads(size_t threads) {
     if (threads == pool.threads) return CM_OK;
     stop_workers();
     pool.tasks = 0;
-    /* workers read pool.threads for their stride: set it before any starts */
-    pool.threads = threads;
     pool.start_generation = atomic_load(&pool.generation);
     for (size_t i = 1; i < threads; i++) {
-        if (pthread_create(&pool.workers[i], NULL, worker_main, (void *)(uintptr_t)i) != 0) {
+        if (pthread_create(&pool.workers[i], NULL, worker_main, NULL) != 0) {
             pool.threads = i; /* the ones started so far */
             stop_workers();
             return cm_error_set(CM_ERR_NOMEM, "cannot start thread %zu of %zu", i + 1, threads);
         }
+        pool.threads = i + 1;
     }
     return CM_OK;
 }
@@ -111,15 +152,12 @@ void cm_parallel_for(cm_parallel_task run, void *context, size_t tasks) {
     }
     int blas_threads = openblas_get_num_threads ? openblas_get_num_threads() : 1;
     if (blas_threads > 1 && openblas_set_num_threads) openblas_set_num_threads(1);
-    pool.run = run;
-    pool.context = context;
-    pool.tasks = tasks;
-    atomic_store_explicit(&pool.pending, pool.threads - 1, memory_order_release);
-    announce();
-    for (size_t t = 0; t < tasks; t += pool.threads) run(context, t);
-    for (unsigned spin = 0; atomic_load_explicit(&pool.pending, memory_order_acquire) != 0; spin++) {
+    publish(run, context, tasks, 0);
+    run_tasks();
+    for (unsigned spin = 0; atomic_load_explicit(&pool.done, memory_order_acquire) != tasks; spin++) {
         cpu_relax();
-        if (spin % 4096 == 4095) sched_yield(); /* a worker may have lost its core */
+        /* a worker running a task may have lost its core to another process: let it have ours */
+        if (spin % CM_PARALLEL_YIELD_EVERY == CM_PARALLEL_YIELD_EVERY - 1) sched_yield();
     }
     if (blas_threads > 1 && openblas_set_num_threads) openblas_set_num_threads(blas_threads);
 }
