@@ -84,15 +84,29 @@ static void target_sample(double *out, const cm_law *law_s, const cm_model *mode
     cm_transform_invert(&model->transform, out, n);
 }
 
-/* gap[t] for t = 2..T over n same-noise pairs (standardised units). */
-static cm_status consistency_gap(double *gap, network *w, const cm_law *law_s, cm_rng *data,
-                                 cm_rng *noise, size_t n, double *buffer) {
+static double mean_distance(const double *a, const double *b, size_t n, size_t D) {
+    double sum = 0.0;
+    for (size_t r = 0; r < n; r++) {
+        double q = 0.0;
+        for (size_t i = 0; i < D; i++) {
+            double e = a[r * D + i] - b[r * D + i];
+            q += e * e;
+        }
+        sum += sqrt(q);
+    }
+    return sum / (double)n;
+}
+
+/* gap[t] and gap_exact[t] for t = 2..T over n same-noise pairs (standardised units). */
+static cm_status consistency_gap(double *gap, double *gap_exact, network *w, const cm_law *law_s,
+                                 cm_rng *data, cm_rng *noise, size_t n, double *buffer) {
     const cm_model *model = w->model;
     const cm_lhw_schedule *s = &model->schedule;
     size_t D = model->config.network.dim, T = model->config.chain_T;
     double *x0 = buffer, *z = x0 + n * D, *u = z + n * D, *v = u + n * D, *fu = v + n * D,
            *fv = fu + n * D;
-    gap[0] = gap[1] = 0.0;
+    double lambda_1 = cm_lhw_schedule_log_snr(s, 1);
+    gap[0] = gap[1] = gap_exact[0] = gap_exact[1] = 0.0;
     for (size_t t = 2; t <= T; t++) {
         cm_law_sample(law_s, data, n, x0);
         cm_rng_normal_fill_f64(noise, z, n * D);
@@ -104,24 +118,23 @@ static cm_status consistency_gap(double *gap, network *w, const cm_law *law_s, c
         }
         network_apply(w, t, u, n, fu);
         network_apply(w, t - 1, v, n, fv);
-        double sum = 0.0;
-        for (size_t r = 0; r < n; r++) {
-            double q = 0.0;
-            for (size_t i = 0; i < D; i++) {
-                double e = fu[r * D + i] - fv[r * D + i];
-                q += e * e;
-            }
-            sum += sqrt(q);
-        }
-        gap[t] = sum / (double)n;
+        gap[t] = mean_distance(fu, fv, n, D);
         if (!isfinite(gap[t]))
             return cm_error_set(CM_ERR_NONFINITE, "network diagnostics: gap at t = %zu", t);
+        CM_TRY(cm_law_flow(law_s, cm_lhw_schedule_log_snr(s, t), lambda_1, u, n, fu, NULL, NULL));
+        if (t - 1 > 1)
+            CM_TRY(cm_law_flow(law_s, cm_lhw_schedule_log_snr(s, t - 1), lambda_1, v, n, fv, NULL,
+                               NULL));
+        else
+            memcpy(fv, v, n * D * sizeof(double)); /* f(x, 1) = x */
+        gap_exact[t] = mean_distance(fu, fv, n, D);
     }
     return CM_OK;
 }
 
-cm_status cm_learned_network(cm_network_diagnostics *out, double *gap, const cm_model *model,
-                             const cm_law *law, size_t n, size_t lipschitz_points, uint64_t seed) {
+cm_status cm_learned_network(cm_network_diagnostics *out, double *gap, double *gap_exact,
+                             const cm_model *model, const cm_law *law, size_t n,
+                             size_t lipschitz_points, uint64_t seed) {
     if (model->config.method != CM_METHOD_LHW)
         return cm_error_set(CM_ERR_INVALID, "network diagnostics: the model is not an [LHW] model");
     size_t D = model->config.network.dim, T = model->config.chain_T;
@@ -139,9 +152,12 @@ cm_status cm_learned_network(cm_network_diagnostics *out, double *gap, const cm_
     network w;
     cm_status status = network_alloc(&w, model);
     size_t lp = lipschitz_points ? lipschitz_points : 1;
-    double *buffer = cm_malloc(6 * n * D + lp * D + T + 1, sizeof(double));
+    double *buffer = cm_malloc(6 * n * D + lp * D + 2 * (T + 1), sizeof(double));
     if (status == CM_OK && !buffer) status = cm_error_set(CM_ERR_NOMEM, "network diagnostics");
     double *own_gap = buffer ? buffer + 6 * n * D + lp * D : NULL;
+    double *own_exact = own_gap ? own_gap + T + 1 : NULL;
+    if (!gap) gap = own_gap;
+    if (!gap_exact) gap_exact = own_exact;
     cm_rng root, data, noise;
     cm_rng_init(&root, seed);
     cm_rng_fork(&data, &root, CM_STREAM_EVAL);
@@ -170,9 +186,11 @@ cm_status cm_learned_network(cm_network_diagnostics *out, double *gap, const cm_
                                                 points, lp);
     }
     if (status == CM_OK)
-        status = consistency_gap(gap ? gap : own_gap, &w, law_s, &data, &noise, n, buffer);
-    if (status == CM_OK)
-        for (size_t t = 2; t <= T; t++) out->gap_total += (gap ? gap : own_gap)[t];
+        status = consistency_gap(gap, gap_exact, &w, law_s, &data, &noise, n, buffer);
+    for (size_t t = 2; status == CM_OK && t <= T; t++) {
+        out->gap_total += gap[t];
+        out->gap_exact_total += gap_exact[t];
+    }
     cm_free(buffer);
     network_free(&w);
     cm_law_free(law_s);

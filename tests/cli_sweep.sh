@@ -86,9 +86,9 @@ one_line_error "$CM" theory learned --class cubic
 
 # --- cm theory network: a small lhw model trained here (few steps: only the plumbing is tested)
 expect 0 "" -- "$CM" train --data gauss:d=2,std=0.5 --method lhw --T 20 --steps 200 --width 32 --seed 1 --out "$work/m"
-expect 0 '"w1".*"w1_floor".*"lipschitz_learned".*"gap_total"' -- \
+expect 0 '"w1".*"w1_floor".*"lipschitz_learned".*"gap_total".*"gap_exact_total"' -- \
   "$CM" theory network --model "$work/m/model.safetensors" --n 500 --csv "$work/gap.csv" --json
-check "gap CSV has T - 1 rows" '[ "$(wc -l < "$work/gap.csv")" -eq 20 ]'
+check "gap CSV has T - 1 rows and the exact column" '[ "$(wc -l < "$work/gap.csv")" -eq 20 ] && head -1 "$work/gap.csv" | grep -q gap_exact_map'
 expect 2 "--model is required" -- "$CM" theory network
 expect 1 "missing" -- "$CM" theory network --model "$work/missing.safetensors"
 expect 2 "--n 20000: at most" -- "$CM" theory network --model "$work/m/model.safetensors" --n 20000

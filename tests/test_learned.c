@@ -335,9 +335,9 @@ static void test_network_units(void) {
     model.transform.shift[0] = 3.0;
     model.transform.scale[0] = 4.0;
     size_t n = 2000, T = config.chain_T;
-    double gap[21];
+    double gap[21], gap_exact[21];
     cm_network_diagnostics r;
-    CM_CHECK_OK(cm_learned_network(&r, gap, &model, law, n, 8, seed));
+    CM_CHECK_OK(cm_learned_network(&r, gap, gap_exact, &model, law, n, 8, seed));
     const cm_lhw_schedule *s = &model.schedule;
     double skip_T = cm_model_coefficients(&model, (double)T).skip;
     double a1 = exp(s->log_abar[1]), v1 = a1 * 0.25 + s->one_minus_abar[1];
@@ -358,6 +358,12 @@ static void test_network_units(void) {
         double sd = sqrt(k1 * k1 * vt + k0 * k0 * vp - 2 * k1 * k0 * cov);
         double se = sd * sqrt(1.0 - 2.0 / PI) / sqrt((double)n);
         CM_CHECK_CLOSE(gap[t], sd * sqrt(2.0 / PI), 5.0 * se + 1e-6 * sd, "gap E|f_t - f_{t-1}|");
+        /* the exact consistency function of N(0, 1/4): Phi_{t->1}(x) = sqrt(v_1 / v_t) x */
+        double r1 = sqrt(v1 / vt), r0 = sqrt(v1 / vp);
+        double sd_exact = sqrt(r1 * r1 * vt + r0 * r0 * vp - 2 * r1 * r0 * cov);
+        double se_exact = sd_exact * sqrt(1.0 - 2.0 / PI) / sqrt((double)n);
+        CM_CHECK_CLOSE(gap_exact[t], sd_exact * sqrt(2.0 / PI), 5.0 * se_exact + 1e-6 * sd_exact,
+                       "gap of the exact consistency function");
     }
     cm_model_free(&model);
     cm_law_free(law);

@@ -158,12 +158,17 @@ typedef struct {
     double lipschitz_learned;     /* sup over points of ||J_x f(x, T)|| (standardised units) */
     double lipschitz_exact;       /* the same for Phi_{T->1} of the standardised law */
     double gap_total;             /* sum over t of the consistency gap */
+    double gap_exact_total;       /* the same for the exact consistency function Phi_{t->1} */
 } cm_network_diagnostics;
 
 /* model: an [LHW] model; law: the exact law of its training source in data units (borrowed).
  * gap (may be NULL) receives T + 1 entries: gap[t] = E||f(U_t, t) - f(U_{t-1}, t-1)|| over n
- * same-noise pairs (t = 2..T; gap[0] = gap[1] = 0). n points in W1 (<= 10000). */
-cm_status cm_learned_network(cm_network_diagnostics *out, double *gap, const cm_model *model,
-                             const cm_law *law, size_t n, size_t lipschitz_points, uint64_t seed);
+ * same-noise pairs (t = 2..T; gap[0] = gap[1] = 0); gap_exact (may be NULL) the same for the
+ * exact consistency function f(x, t) = Phi_{t->1}(x) of the standardised law on the same pairs:
+ * the gap a perfect model shows (same-noise pairs are not on one flow trajectory). n points in
+ * W1 (<= 10000). */
+cm_status cm_learned_network(cm_network_diagnostics *out, double *gap, double *gap_exact,
+                             const cm_model *model, const cm_law *law, size_t n,
+                             size_t lipschitz_points, uint64_t seed);
 
 #endif

@@ -35,7 +35,8 @@ static const char *PARAM_NAMES[P_COUNT] = {"T", "d", "var", "c0", "c1", "sep", "
 typedef struct {
     double p[P_COUNT];
     double error, w1_floor, eps, eps_F, w1_ideal, w2, w1_lower, w1_ddim;
-    double lipschitz, lipschitz_exact, lipschitz_theory, gap_total; /* lipschitz: learned map */
+    double lipschitz, lipschitz_exact, lipschitz_theory, gap_total, gap_exact_total;
+    /* lipschitz: of the learned map */
     size_t series;
 } point;
 
@@ -218,13 +219,15 @@ static cm_status run_width(point *pt, const sweep_settings *s) {
     if (status == CM_OK) status = cm_law_from_data(&law, data);
     cm_network_diagnostics r;
     if (status == CM_OK)
-        status = cm_learned_network(&r, NULL, cm_trainer_model(trainer), law, 2000, 16, s->seed);
+        status = cm_learned_network(&r, NULL, NULL, cm_trainer_model(trainer), law, 2000, 16,
+                                    s->seed);
     if (status == CM_OK) {
         pt->error = r.w1;
         pt->w1_floor = r.w1_floor;
         pt->lipschitz = r.lipschitz_learned;
         pt->lipschitz_exact = r.lipschitz_exact;
         pt->gap_total = r.gap_total;
+        pt->gap_exact_total = r.gap_exact_total;
     }
     cm_law_free(law);
     cm_trainer_free(trainer);
@@ -242,16 +245,16 @@ static int write_csv(const char *path, const point *points, size_t count, const 
     if (!f) return 0;
     fprintf(f, "kind,T,d,var,spectrum,c0,c1,sep,n,width,series,error,error_kind,w1_floor,eps,"
                "eps_F,w1_ideal,w2_ideal,w1_lower,w1_ddim,lipschitz_learned,lipschitz_exact,"
-               "lipschitz_theory,gap_total\n");
+               "lipschitz_theory,gap_total,gap_exact_total\n");
     for (size_t i = 0; i < count; i++) {
         const point *p = &points[i];
         fprintf(f, "%s,%g,%g,%g,%s,%g,%g,%g,%g,%g,%zu,%.10g,%s,%.10g,%.10g,%.10g,%.10g,%.10g,"
-                   "%.10g,%.10g,%.10g,%.10g,%.10g,%.10g\n",
+                   "%.10g,%.10g,%.10g,%.10g,%.10g,%.10g,%.10g\n",
                 kind, p->p[P_T], p->p[P_D], p->p[P_VAR], p->p[P_SPECTRUM] > 0 ? "aniso" : "iso",
                 p->p[P_C0], p->p[P_C1], p->p[P_SEP], p->p[P_N], p->p[P_WIDTH], p->series, p->error,
                 error_kind(kind, p), p->w1_floor, p->eps, p->eps_F, p->w1_ideal, p->w2,
                 p->w1_lower, p->w1_ddim, p->lipschitz, p->lipschitz_exact, p->lipschitz_theory,
-                p->gap_total);
+                p->gap_total, p->gap_exact_total);
     }
     return fclose(f) == 0;
 }
@@ -404,7 +407,7 @@ int cmd_sweep(int argc, char **argv) {
         }
         pt->w1_floor = pt->eps = pt->eps_F = pt->w1_ideal = pt->w2 = pt->w1_lower = NAN;
         pt->w1_ddim = pt->lipschitz = pt->lipschitz_exact = pt->lipschitz_theory = NAN;
-        pt->gap_total = NAN;
+        pt->gap_total = pt->gap_exact_total = NAN;
         if (kind_gaussian) status = run_gaussian(pt);
         else if (kind_mixture) status = run_mixture1d(pt, &s);
         else if (kind_learned) status = run_learned(pt, &s);
