@@ -314,8 +314,7 @@ int cmd_sweep(int argc, char **argv) {
          0, 1, 0},
         {"T", OPT_LIST, &lists[P_T], "chain lengths", 0, 0, 0},
         {"d", OPT_LIST, &lists[P_D], "dimensions (gaussian, learned, width)", 0, 0, 0},
-        {"var", OPT_LIST, &lists[P_VAR], "data variance (largest of the spectrum: var 10^-2..var 10^2 "
-         "for aniso)", 0, 0, 0},
+        {"var", OPT_LIST, &lists[P_VAR], "data variance (aniso: the spectrum var 10^-2 .. var 10^2)", 0, 0, 0},
         {"spectrum", OPT_STRING, &spectrum, "gaussian: iso, aniso (logspace(-2,2)) or iso,aniso", 0,
          0, 0},
         {"c0", OPT_LIST, &lists[P_C0], "schedule constant c0", 0, 0, 0},
