@@ -519,16 +519,11 @@ cm_status cm_law_posterior(const cm_law *law, double lambda, const double *x, do
     return CM_OK;
 }
 
-cm_status cm_law_posterior_sample(const cm_law *law, double lambda, const double *x, cm_rng *rng,
-                                  size_t n, double *out) {
-    if (!rng || (!out && n)) return cm_error_set(CM_ERR_INVALID, "law posterior: NULL argument");
-    size_t d = law->d, k = law->k;
-    double *log_weights = cm_malloc(k + 2 * k * d, sizeof(double));
-    if (!log_weights) return cm_error_set(CM_ERR_NOMEM, "law posterior: %zu x %zu", k, d);
-    double *means = log_weights + k, *variances = means + k * d;
-    cm_status status = cm_law_posterior(law, lambda, x, log_weights, means, variances);
+void cm_law_posterior_draw(const cm_law *law, const double *log_weights, const double *means,
+                          const double *variances, cm_rng *rng, size_t n, double *out) {
+    size_t d = law->d;
     uint64_t base = rng->position;
-    for (size_t p = 0; status == CM_OK && p < n; p++) {
+    for (size_t p = 0; p < n; p++) {
         cm_rng point;
         cm_rng_fork(&point, rng, base + p);
         size_t j = cm_law_draw_component(law, log_weights, &point);
@@ -545,7 +540,18 @@ cm_status cm_law_posterior_sample(const cm_law *law, double lambda, const double
             for (size_t i = 0; i < d; i++) sample[i] += u[i] * scaled;
         }
     }
-    if (status == CM_OK) rng->position = base + n;
+    rng->position = base + n;
+}
+
+cm_status cm_law_posterior_sample(const cm_law *law, double lambda, const double *x, cm_rng *rng,
+                                  size_t n, double *out) {
+    if (!rng || (!out && n)) return cm_error_set(CM_ERR_INVALID, "law posterior: NULL argument");
+    size_t d = law->d, k = law->k;
+    double *log_weights = cm_malloc(k + 2 * k * d, sizeof(double));
+    if (!log_weights) return cm_error_set(CM_ERR_NOMEM, "law posterior: %zu x %zu", k, d);
+    double *means = log_weights + k, *variances = means + k * d;
+    cm_status status = cm_law_posterior(law, lambda, x, log_weights, means, variances);
+    if (status == CM_OK) cm_law_posterior_draw(law, log_weights, means, variances, rng, n, out);
     cm_free(log_weights);
     return status;
 }

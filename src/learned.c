@@ -451,7 +451,9 @@ static cm_status exact_target(cm_learned *c, size_t t, cm_rng *posterior) {
     if (d == 1 && !c->o.monte_carlo_target) return hermite_target(c, a, b, lambda);
     for (size_t r = 0; r < ne; r++) {
         const double *x = c->xe + r * d;
-        CM_TRY(cm_law_posterior_sample(c->law, lambda, x, posterior, np, c->post));
+        CM_TRY(cm_law_posterior(c->law, lambda, x, c->post_log_w, c->post_mean, c->post_var));
+        cm_law_posterior_draw(c->law, c->post_log_w, c->post_mean, c->post_var, posterior, np,
+                              c->post);
         for (size_t k = 0; k < np; k++)
             for (size_t i = 0; i < d; i++) c->post_in[k * d + i] = a * x[i] + b * c->post[k * d + i];
         for (size_t first = 0; first < np; first += CHUNK) {

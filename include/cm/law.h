@@ -96,6 +96,10 @@ cm_status cm_law_posterior(const cm_law *law, double lambda, const double *x, do
  * only cm_rng_fork(rng, rng->position + i). */
 cm_status cm_law_posterior_sample(const cm_law *law, double lambda, const double *x, cm_rng *rng,
                                   size_t n, double *out);
+/* The same draws from a posterior already computed by cm_law_posterior (its three outputs), with
+ * no allocation: for callers that condition on many points in a loop. */
+void cm_law_posterior_draw(const cm_law *law, const double *log_weights, const double *means,
+                           const double *variances, cm_rng *rng, size_t n, double *out);
 
 /* Options and counters of the flow-map integrator. */
 typedef struct {

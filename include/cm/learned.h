@@ -34,8 +34,8 @@
  * Ownership: a cm_learned chain is opaque; it borrows the law (which must outlive it) and holds
  * every buffer the run needs, allocated once in cm_learned_alloc: the fits and evaluations of a
  * step allocate nothing. The exact terms f*_t for a non-affine class go through law.h's
- * cm_law_posterior (1-D) and cm_law_posterior_sample (d > 1), which allocate their own scratch
- * once per conditioning point.
+ * cm_law_posterior and (d > 1) cm_law_posterior_draw into the chain's own buffers, so they
+ * allocate nothing either.
  */
 #ifndef CM_LEARNED_H
 #define CM_LEARNED_H
