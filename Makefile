@@ -90,8 +90,9 @@ clean:
 
 # Benchmarks (bench/; not tests; docs/performance.md). `make bench` builds and runs all of them:
 # bench_nn (training steps and one-step sampling against the sgemm rate measured in the same run,
-# 1 and 2 threads), bench_ot (exact W1 on one core), then bench_nn again with OPENBLAS_CORETYPE
-# unset for that command alone (the machine may pin OpenBLAS to an older kernel).
+# 1 and 2 threads), bench_ot (exact W1 on one core; n = 5000 again with 2 BLAS threads), then
+# bench_nn again with OPENBLAS_CORETYPE unset for that command alone (the machine may pin
+# OpenBLAS to an older kernel).
 # BENCH_RUNS repetitions per figure (default 5).
 .PHONY: bench bench-ot bench-nn
 BENCH_RUNS ?= 5
@@ -111,4 +112,5 @@ bench-nn: $(BUILD)/bench_nn
 bench: $(BUILD)/bench_nn $(BUILD)/bench_ot
 	$(BUILD)/bench_nn $(BENCH_RUNS)
 	OPENBLAS_NUM_THREADS=1 $(BUILD)/bench_ot $(BENCH_RUNS)
+	OPENBLAS_NUM_THREADS=2 $(BUILD)/bench_ot $(BENCH_RUNS) 5000
 	env -u OPENBLAS_CORETYPE $(BUILD)/bench_nn $(BENCH_RUNS)

@@ -5,6 +5,7 @@
  * first draw (same data every run). Peak memory is getrusage's ru_maxrss after each size (sizes
  * run in increasing order, so it is that size's peak). Not a test: it prints, it takes a minute.
  * Usage: make BUILD=build bench-ot   or   OPENBLAS_NUM_THREADS=1 build/bench_ot [RUNS [N...]]
+ * (make bench also runs n = 5000 with OPENBLAS_NUM_THREADS=2: only the cost matrix can use it)
  */
 #include <math.h>
 #include <stdio.h>
@@ -13,27 +14,14 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include <cblas.h>
+
+#include "bench.h"
 #include "cm/alloc.h"
 #include "cm/ot.h"
 #include "cm/rng.h"
 
-#define MAX_RUNS 64
-
-static double seconds(void) {
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (double)now.tv_sec + 1e-9 * (double)now.tv_nsec;
-}
-
-static int compare(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *x, int count) {
-    qsort(x, (size_t)count, sizeof(double), compare);
-    return count % 2 ? x[count / 2] : 0.5 * (x[count / 2 - 1] + x[count / 2]);
-}
+#define MAX_RUNS BENCH_MAX_RUNS
 
 int main(int argc, char **argv) {
     int runs = argc > 1 ? atoi(argv[1]) : 5;
@@ -48,10 +36,14 @@ int main(int argc, char **argv) {
             sizes[count++] = (size_t)strtoull(argv[k], NULL, 10);
     }
     const size_t dims[2] = {2, 16};
-    const char *threads = getenv("OPENBLAS_NUM_THREADS");
-    printf("command: OPENBLAS_NUM_THREADS=%s", threads ? threads : "(unset)");
-    for (int k = 0; k < argc; k++) printf(" %s", argv[k]);
-    printf("\nexact W1 between two independent samples of N(0, I_d), n = m; median of %d runs\n",
+    bench_print_command(argc, argv);
+    char cpu[256], load[64];
+    bench_cpu_name(cpu, sizeof cpu);
+    bench_load_average(load, sizeof load);
+    printf("machine: %s, load average %s; OpenBLAS kernel %s, %d BLAS thread(s) (the solvers "
+           "themselves run on one thread)\n", cpu, load, openblas_get_corename(),
+           openblas_get_num_threads());
+    printf("exact W1 between two independent samples of N(0, I_d), n = m; median of %d runs\n",
            runs);
     printf("%6s %4s %12s %10s %10s %8s %6s %10s %10s %10s\n", "n", "d", "W1", "total s",
            "costs s", "pivots", "scans", "simplex s", "assign s", "peak MB");
@@ -81,17 +73,17 @@ int main(int argc, char **argv) {
             }
             double total[MAX_RUNS], costs[MAX_RUNS], solve[MAX_RUNS], assignment[MAX_RUNS];
             for (int k = 0; k < runs; k++) {
-                double t0 = seconds();
+                double t0 = bench_seconds();
                 cm_ot_distance(&value, &r, w, x, n, y, n, d, CM_OT_W1, NULL, NULL);
-                double t1 = seconds();
+                double t1 = bench_seconds();
                 cm_ot_cost_matrix(cm_ot_workspace_costs(w), x, n, y, n, d, CM_OT_W1);
-                double t2 = seconds();
+                double t2 = bench_seconds();
                 cm_ot_result rs; /* the network simplex alone, with the matrix-only order */
                 cm_ot_solve(&rs, w, cm_ot_workspace_costs(w), n, n, NULL, NULL);
-                double t3 = seconds();
+                double t3 = bench_seconds();
                 cm_ot_result ra; /* the second exact method, checked equal */
                 cm_ot_solve_assignment(&ra, w, cm_ot_workspace_costs(w), n);
-                double t4 = seconds();
+                double t4 = bench_seconds();
                 if (fabs(ra.cost - rs.cost) > 1e-9 * rs.cost || fabs(r.cost - rs.cost) > 1e-9 * rs.cost) {
                     fprintf(stderr, "n = %zu, d = %zu: simplex %.17g, assignment %.17g, "
                             "distance %.17g\n", n, d, rs.cost, ra.cost, r.cost);
@@ -105,8 +97,9 @@ int main(int argc, char **argv) {
             struct rusage usage;
             getrusage(RUSAGE_SELF, &usage);
             printf("%6zu %4zu %12.8f %10.3f %10.3f %8zu %6zu %10.3f %10.3f %10.1f\n", n, d, value,
-                   median(total, runs), median(costs, runs), r.pivots, r.rounds,
-                   median(solve, runs), median(assignment, runs),
+                   bench_summary(total, runs).median, bench_summary(costs, runs).median,
+                   r.pivots, r.rounds, bench_summary(solve, runs).median,
+                   bench_summary(assignment, runs).median,
                    (double)usage.ru_maxrss / 1024.0);
             fflush(stdout);
             cm_ot_workspace_free(w);
