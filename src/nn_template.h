@@ -321,5 +321,5 @@ void FN(cm_mlp_backward)(REAL *dparams, REAL *dx_in, const REAL *params,
     ws->dx_in = dx_in;
     ws->B = B;
     cm_parallel_for(FN(backward_shard), ws, CM_MLP_SHARDS);
-    cm_parallel_for(FN(reduce_shards), ws, CM_MLP_SHARDS);
+    cm_parallel_for_sized(FN(reduce_shards), ws, CM_MLP_SHARDS, layout->param_count);
 }

@@ -107,7 +107,7 @@ static void norm_part(void *context, size_t part) {
 
 double cm_gradient_norm(const float *grad, size_t count) {
     norm_job j = {grad, count, {0}};
-    cm_parallel_for(norm_part, &j, CM_OPTIM_PARTS);
+    cm_parallel_for_sized(norm_part, &j, CM_OPTIM_PARTS, count);
     double squared = 0.0;
     for (size_t p = 0; p < CM_OPTIM_PARTS; p++) squared += j.partial[p];
     return sqrt(squared);
@@ -161,7 +161,7 @@ void cm_adam_step(cm_adam *adam, float *params, float *grad, double grad_norm) {
     j.inv_sqrt_c2 = (float)(1.0 / sqrt(correction2));
     j.eps = (float)c->epsilon;
     j.decay = (float)(rate * c->weight_decay);
-    cm_parallel_for(adam_part, &j, CM_OPTIM_PARTS);
+    cm_parallel_for_sized(adam_part, &j, CM_OPTIM_PARTS, 8 * adam->count); /* ~8 operations each */
 }
 
 typedef struct {
@@ -186,5 +186,5 @@ static void ema_part(void *context, size_t part) {
 
 void cm_ema_update(float *ema, const float *params, size_t count, double decay) {
     ema_job j = {ema, params, count, (float)decay, (float)(1.0 - decay)};
-    cm_parallel_for(ema_part, &j, CM_OPTIM_PARTS);
+    cm_parallel_for_sized(ema_part, &j, CM_OPTIM_PARTS, count);
 }

@@ -185,6 +185,14 @@ void cm_parallel_for(cm_parallel_task run, void *context, size_t tasks) {
     if (blas_threads > 1 && openblas_set_num_threads) openblas_set_num_threads(blas_threads);
 }
 
+void cm_parallel_for_sized(cm_parallel_task run, void *context, size_t tasks, size_t work) {
+    if (work >= CM_PARALLEL_MIN_WORK) {
+        cm_parallel_for(run, context, tasks);
+        return;
+    }
+    for (size_t t = 0; t < tasks; t++) run(context, t);
+}
+
 void cm_parallel_range(size_t *first, size_t *end, size_t count, size_t part, size_t parts) {
     size_t base = count / parts, extra = count % parts;
     *first = part * base + (part < extra ? part : extra);

@@ -33,6 +33,13 @@ size_t cm_parallel_threads(void);
 typedef void (*cm_parallel_task)(void *context, size_t task);
 void cm_parallel_for(cm_parallel_task run, void *context, size_t tasks);
 
+/* cm_parallel_for if `work` (element operations, roughly) is worth handing tasks to other threads
+ * (>= CM_PARALLEL_MIN_WORK), else the tasks in order on the caller's thread: the same results,
+ * since a task's arithmetic does not depend on where it runs. A hand-off costs microseconds
+ * (much more on a machine shared with other processes). */
+#define CM_PARALLEL_MIN_WORK ((size_t)1 << 18)
+void cm_parallel_for_sized(cm_parallel_task run, void *context, size_t tasks, size_t work);
+
 /* Row range [*first, *end) of part `part` of `count` rows split into `parts` near-equal parts
  * (the first count % parts parts get one more). */
 void cm_parallel_range(size_t *first, size_t *end, size_t count, size_t part, size_t parts);
