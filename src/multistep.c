@@ -309,6 +309,10 @@ cm_status cm_cm_gaussian(double *out_mean, double *out_variances, const cm_gauss
 
 /* ---- level search for [CM] Algorithm 1 */
 
+/* VE levels keep at least this gap in log sigma from each other and from sigma_min, so that the
+ * greedy search always leaves room for the levels still to come. */
+#define SEARCH_LOG_GAP 1e-3
+
 typedef struct {
     const cm_model *model;
     const double *reference;
@@ -352,7 +356,8 @@ cm_status cm_multistep_search_levels(double *levels, double *out_distance, const
     for (size_t k = 1; k < count && status == CM_OK; k++) {
         /* VE: anywhere in (sigma_min, previous level). lhw: a chain index below the previous
          * one that leaves room for the count - 1 - k levels still to come (t >= 2 each). */
-        double lo = log(model->config.sigma_min * 1.0001), hi = log(levels[k - 1]) - 1e-6;
+        double lo = log(model->config.sigma_min) + (double)(count - k) * SEARCH_LOG_GAP;
+        double hi = log(levels[k - 1]) - SEARCH_LOG_GAP;
         if (is_lhw) {
             size_t previous = cm_lhw_schedule_nearest(&model->schedule, levels[k - 1]);
             lo = log(model->schedule.sigma[2 + (count - 1 - k)]);

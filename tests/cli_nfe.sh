@@ -74,9 +74,10 @@ expect 0 "onestep.*multistep|multistep" -- "$CM" nfe --model "$work/cd/model.saf
 exists "$work/nfe.csv"
 exists "$work/nfe.png"
 expect 0 "^model,method,sampler,data,nfe,steps,w1,w1_floor,levels" -- head -1 "$work/nfe.csv"
-# one row per (model, sampler, NFE): cd 3 (one/multistep) + 2 (chain, NFE >= 2) + dsm 3 samplers x 3
-expect 0 "^15$" -- bash -c "wc -l < '$work/nfe.csv' | tr -d ' '"
-expect 0 "^3$" -- grep -c heun "$work/nfe.csv"
+# one row per (model, sampler, NFE): cd 3 (one/multistep) + 2 (chain, NFE >= 2) + dsm ddim 3,
+# heun 2 (budgets 1 and 2 are both N = 1), ddpm 3
+expect 0 "^14$" -- bash -c "wc -l < '$work/nfe.csv' | tr -d ' '"
+expect 0 "^2$" -- grep -c heun "$work/nfe.csv"
 expect 0 "C. \[LFC\]" -- "$CM" nfe --gaussian --dims 1,4 --max-steps 8 --csv "$work/g.csv" --png "$work/g.png"
 exists "$work/g.png"
 expect 0 "kl_vs_steps" -- head -3 "$work/g.csv"

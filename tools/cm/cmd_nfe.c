@@ -158,12 +158,13 @@ static cm_status denoiser_rows(nfe_table *t, const cm_model *model, const char *
     const cm_diffusion_sampler samplers[3] = {CM_DIFFUSION_EULER, CM_DIFFUSION_HEUN,
                                               CM_DIFFUSION_DDPM};
     for (int m = 0; m < 3; m++)
-        for (size_t i = 0; i < s->nfe_count; i++) {
+        for (size_t i = 0, previous = 0; i < s->nfe_count; i++) {
             size_t k = (size_t)s->nfe[i];
             cm_diffusion_options o = cm_diffusion_options_for_model(model);
             o.sampler = samplers[m];
             o.steps = samplers[m] == CM_DIFFUSION_HEUN ? (k + 1) / 2 : k;
-            if (o.steps > CM_DIFFUSION_MAX_STEPS) continue;
+            if (o.steps > CM_DIFFUSION_MAX_STEPS || o.steps == previous) continue; /* heun 1, 2 */
+            previous = o.steps;
             size_t nfe = cm_diffusion_nfe(o.sampler, o.steps);
             nfe_row *r = add_row(t, name, "dsm", cm_diffusion_sampler_name(o.sampler), nfe, o.steps);
             if (!r) return CM_OK;
