@@ -51,6 +51,7 @@ cm_status cm_grid_kind_parse(cm_grid_kind *out, const char *text) {
 
 typedef struct {
     const cm_model *model;     /* borrowed */
+    size_t rows;               /* rows per network call (the chunk shape) */
     cm_mlp_workspace *workspace;
     float *block, *x, *x_in, *F_out, *out, *coef;
 } model_denoiser;
@@ -69,7 +70,7 @@ static cm_status model_denoise(void *context, const double *x, const double *sig
                                double *out) {
     model_denoiser *m = context;
     const cm_model *model = m->model;
-    size_t D = model->config.network.dim, R = CM_SAMPLER_CHUNK;
+    size_t D = model->config.network.dim, R = m->rows;
     double sd = model->config.sigma_data;
     for (size_t first = 0; first < n; first += R) {
         size_t rows = n - first < R ? n - first : R;
@@ -91,14 +92,22 @@ static cm_status model_denoise(void *context, const double *x, const double *sig
 }
 
 cm_status cm_denoiser_from_model(cm_denoiser *out, const cm_model *model) {
+    return cm_denoiser_from_model_rows(out, model, CM_SAMPLER_CHUNK);
+}
+
+cm_status cm_denoiser_from_model_rows(cm_denoiser *out, const cm_model *model, size_t rows) {
     *out = (cm_denoiser){0};
+    if (rows < 1 || rows > CM_SAMPLER_CHUNK)
+        return cm_error_set(CM_ERR_INVALID, "denoiser rows %zu out of [1, %d]", rows,
+                            CM_SAMPLER_CHUNK);
     if (model->config.method != CM_METHOD_DSM)
         return cm_error_set(CM_ERR_INVALID, "a %s model is a consistency function, not a denoiser "
                             "(train one with --method dsm)", cm_method_name(model->config.method));
-    size_t R = CM_SAMPLER_CHUNK, D = model->config.network.dim;
+    size_t R = rows, D = model->config.network.dim;
     model_denoiser *m = cm_calloc(1, sizeof *m);
     if (!m) return cm_error_set(CM_ERR_NOMEM, "denoiser");
     m->model = model;
+    m->rows = R;
     m->block = cm_malloc(4 * R * D + 4 * R, sizeof(float));
     cm_status status = m->block ? CM_OK : cm_error_set(CM_ERR_NOMEM, "denoiser buffers");
     if (status == CM_OK) status = cm_mlp_workspace_alloc(&m->workspace, &model->layout, R);

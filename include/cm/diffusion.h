@@ -53,6 +53,9 @@ typedef struct {
  * CM_SAMPLER_CHUNK rows, always at full chunk shape (so a point's value does not depend on the
  * batch it came in). CM_ERR_INVALID unless the model's method is dsm. */
 cm_status cm_denoiser_from_model(cm_denoiser *out, const cm_model *model);
+/* The same with `rows` (1..CM_SAMPLER_CHUNK) rows per network call: a trainer's teacher uses its
+ * batch size, so that a batch of B points costs B rows of work, not a padded chunk. */
+cm_status cm_denoiser_from_model_rows(cm_denoiser *out, const cm_model *model, size_t rows);
 /* The exact denoiser of a law (law.h, borrowed), in the law's units. */
 cm_status cm_denoiser_from_law(cm_denoiser *out, const cm_law *law);
 void cm_denoiser_free(cm_denoiser *denoiser);

@@ -29,6 +29,7 @@
 #include "cm/io.h"
 #include "cm/law.h"
 #include "cm/plot.h"
+#include "cm/sampler.h"
 #include "cm/train.h"
 
 #define TRAIN_SAVE_EVERY_DEFAULT 1000
@@ -328,7 +329,9 @@ static cm_status attach_teacher(train_session *s, int fresh) {
     }
     if (s->o->teacher_model) {
         CM_TRY(cm_model_load(&s->teacher_model, s->o->teacher_model));
-        CM_TRY(cm_denoiser_from_model(&s->teacher, &s->teacher_model));
+        CM_TRY(cm_denoiser_from_model_rows(&s->teacher, &s->teacher_model,
+                                           s->config->batch < CM_SAMPLER_CHUNK ? s->config->batch
+                                                                               : CM_SAMPLER_CHUNK));
         return cm_trainer_set_teacher(s->trainer, &s->teacher,
                                       fresh ? &s->teacher_model.transform : NULL);
     }
