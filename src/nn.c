@@ -10,6 +10,7 @@
 
 #include "cm/alloc.h"
 #include "cm/parallel.h"
+#include "nn_blocks.h"
 #include "vectorize.h"
 
 /* exp(-|x|) in float for SiLU, in a form the compiler vectorises (libm's expf is a call per

@@ -213,22 +213,23 @@ void FN(cm_mlp_workspace_free)(struct WORKSPACE *workspace) {
     cm_free(workspace);
 }
 
-/* Forward of row block s of the current call. */
-static void FN(forward_shard)(void *context, size_t s) {
-    struct WORKSPACE *ws = context;
-    const cm_mlp_layout *layout = ws->layout;
+/* Forward of row block s alone: rows [first, end) of out from the same rows of x_in and c_noise,
+ * activations into block s's buffers. Blocks touch disjoint rows and buffers, so different
+ * blocks may run at the same time (one pool job running several networks' blocks). */
+void FN(cm_mlp_forward_block)(REAL *out_all, const REAL *params, const cm_mlp_layout *layout,
+                              struct WORKSPACE *ws, const REAL *x_in, const REAL *c_noise, int B,
+                              size_t s) {
     const cm_mlp_config *c = &layout->config;
-    const REAL *params = ws->params;
     size_t first, end;
-    cm_parallel_range(&first, &end, (size_t)ws->B, s, CM_MLP_SHARDS);
+    cm_parallel_range(&first, &end, (size_t)B, s, CM_MLP_SHARDS);
     if (end == first) return;
     struct SHARD *sh = &ws->shard[s];
     int R = (int)(end - first), D = (int)c->dim, E = (int)c->embed, W = (int)c->width;
     size_t in0 = (size_t)(D + E);
     /* input = [x_in, embedding(c_noise)] per row */
     for (int r = 0; r < R; r++)
-        memcpy(sh->input + r * in0, ws->x_in + (first + r) * D, (size_t)D * sizeof(REAL));
-    FN(embed_rows)(sh->input + D, in0, ws->c_noise + first, R, E, c->embed_max_frequency);
+        memcpy(sh->input + r * in0, x_in + (first + r) * D, (size_t)D * sizeof(REAL));
+    FN(embed_rows)(sh->input + D, in0, c_noise + first, R, E, c->embed_max_frequency);
     const REAL *layer_in = sh->input;
     for (size_t l = 0; l < c->depth; l++) {
         int C = (int)layout->in[l];
@@ -238,10 +239,16 @@ static void FN(forward_shard)(void *context, size_t s) {
         layer_in = sh->act[l];
     }
     size_t last = c->depth;
-    REAL *out = ws->out + first * D;
+    REAL *out = out_all + first * D;
     CBLAS_GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, R, D, W, (REAL)1, layer_in, W,
                params + layout->weight_offset[last], W, (REAL)0, out, D);
     FN(add_bias)(out, params + layout->bias_offset[last], R, D);
+}
+
+/* Forward of row block s of the current call (the arguments in ws). */
+static void FN(forward_shard)(void *context, size_t s) {
+    struct WORKSPACE *ws = context;
+    FN(cm_mlp_forward_block)(ws->out, ws->params, ws->layout, ws, ws->x_in, ws->c_noise, ws->B, s);
 }
 
 void FN(cm_mlp_forward)(REAL *out, const REAL *params, const cm_mlp_layout *layout,
@@ -255,22 +262,22 @@ void FN(cm_mlp_forward)(REAL *out, const REAL *params, const cm_mlp_layout *layo
     cm_parallel_for(FN(forward_shard), ws, CM_MLP_SHARDS);
 }
 
-/* Backward of row block s: block 0 adds into the caller's dparams, block s > 0 overwrites its
- * own gradient (GEMM beta 0). */
-static void FN(backward_shard)(void *context, size_t s) {
-    struct WORKSPACE *ws = context;
-    const cm_mlp_layout *layout = ws->layout;
+/* Backward of row block s alone (after its cm_mlp_forward_block): block 0 adds into dparams,
+ * block s > 0 overwrites its own gradient in the workspace (GEMM beta 0), which
+ * cm_mlp_reduce_blocks then adds to dparams. */
+void FN(cm_mlp_backward_block)(REAL *dparams_all, REAL *dx_in, const REAL *params,
+                               const cm_mlp_layout *layout, struct WORKSPACE *ws,
+                               const REAL *dout_all, int B, size_t s) {
     const cm_mlp_config *c = &layout->config;
-    const REAL *params = ws->params;
     size_t first, end;
-    cm_parallel_range(&first, &end, (size_t)ws->B, s, CM_MLP_SHARDS);
+    cm_parallel_range(&first, &end, (size_t)B, s, CM_MLP_SHARDS);
     if (end == first) return;
     struct SHARD *sh = &ws->shard[s];
     int R = (int)(end - first), D = (int)c->dim, E = (int)c->embed, W = (int)c->width;
     int accumulate = s == 0;
     REAL beta = accumulate ? (REAL)1 : (REAL)0;
-    REAL *dparams = accumulate ? ws->dparams : sh->dparams;
-    const REAL *dout = ws->dout + first * D;
+    REAL *dparams = accumulate ? dparams_all : sh->dparams;
+    const REAL *dout = dout_all + first * D;
     size_t last = c->depth;
     REAL *d_act = sh->grad_a, *d_pre = sh->grad_b;
     /* output layer: d_act[R,W] = dout @ weight; dweight (+)= dout^T @ act[L-1]; dbias */
@@ -284,16 +291,23 @@ static void FN(backward_shard)(void *context, size_t s) {
                                accumulate);
         const REAL *layer_in = l > 0 ? sh->act[l - 1] : sh->input;
         int C = (int)layout->in[l];
-        if (l > 0 || ws->dx_in)
+        if (l > 0 || dx_in)
             CBLAS_GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, R, C, W, (REAL)1, d_pre, W,
                        params + layout->weight_offset[l], C, (REAL)0, d_act, C);
         CBLAS_GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, W, C, R, (REAL)1, d_pre, W, layer_in,
                    C, beta, dparams + layout->weight_offset[l], C);
     }
-    if (ws->dx_in)
+    if (dx_in)
         for (int r = 0; r < R; r++)
-            memcpy(ws->dx_in + (first + r) * D, d_act + (size_t)r * (D + E),
+            memcpy(dx_in + (first + r) * D, d_act + (size_t)r * (D + E),
                    (size_t)D * sizeof(REAL));
+}
+
+/* Backward of row block s of the current call (the arguments in ws). */
+static void FN(backward_shard)(void *context, size_t s) {
+    struct WORKSPACE *ws = context;
+    FN(cm_mlp_backward_block)(ws->dparams, ws->dx_in, ws->params, ws->layout, ws, ws->dout, ws->B,
+                              s);
 }
 
 /* dparams += the gradients of blocks 1.., in block order; element ranges split over threads. */
@@ -311,6 +325,14 @@ static void FN(reduce_shards)(void *context, size_t part) {
     }
 }
 
+void FN(cm_mlp_reduce_blocks)(REAL *dparams, const cm_mlp_layout *layout, struct WORKSPACE *ws,
+                              int B) {
+    ws->layout = layout;
+    ws->dparams = dparams;
+    ws->B = B;
+    cm_parallel_for_sized(FN(reduce_shards), ws, CM_MLP_SHARDS, layout->param_count);
+}
+
 void FN(cm_mlp_backward)(REAL *dparams, REAL *dx_in, const REAL *params,
                          const cm_mlp_layout *layout, struct WORKSPACE *ws, const REAL *dout,
                          int B) {
@@ -321,5 +343,5 @@ void FN(cm_mlp_backward)(REAL *dparams, REAL *dx_in, const REAL *params,
     ws->dx_in = dx_in;
     ws->B = B;
     cm_parallel_for(FN(backward_shard), ws, CM_MLP_SHARDS);
-    cm_parallel_for_sized(FN(reduce_shards), ws, CM_MLP_SHARDS, layout->param_count);
+    FN(cm_mlp_reduce_blocks)(dparams, layout, ws, B);
 }

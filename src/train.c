@@ -17,7 +17,9 @@
 
 #include "cm/alloc.h"
 #include "cm/diffusion.h"
+#include "cm/parallel.h"
 #include "cm/schedule.h"
+#include "nn_blocks.h"
 
 #define CM_TRANSFORM_FIT_DRAWS 65536 /* draws of a law used to fit the standardising transform */
 
@@ -32,6 +34,7 @@ struct cm_trainer {
     /* batch buffers, one block */
     float *block;
     double *x0_double;                                   /* [B, D] */
+    double *row_loss;                                    /* [B], after x0_double */
     float *x0, *z, *x_student, *x_teacher;               /* [B, D] */
     float *out_student, *out_teacher, *x_in, *F_out, *dout, *dF; /* [B, D] */
     float *coef_student, *coef_teacher;                  /* [4B] */
@@ -62,7 +65,7 @@ static cm_status allocate_buffers(cm_trainer *tr) {
     tr->target = needs_target ? cm_malloc(P, sizeof(float)) : NULL;
     size_t floats = 10 * B * D + 9 * B;
     tr->block = cm_malloc(floats, sizeof(float));
-    tr->x0_double = cm_malloc(B * D, sizeof(double));
+    tr->x0_double = cm_malloc(B * D + B, sizeof(double));
     tr->row_sigma = cm_malloc(2 * B, sizeof(double));
     if (tr->config.method == CM_METHOD_CD) {
         tr->cd_x = cm_malloc(B * D, sizeof(double));
@@ -76,6 +79,7 @@ static cm_status allocate_buffers(cm_trainer *tr) {
         !tr->x0_double || !tr->row_sigma || (levels && !tr->grid))
         return cm_error_set(CM_ERR_NOMEM, "trainer buffers (batch %zu, %zu parameters)", B, P);
     tr->probabilities = tr->grid ? tr->grid + levels : NULL;
+    tr->row_loss = tr->x0_double + B * D;
     float *p = tr->block;
     float **arrays[] = {&tr->x0, &tr->z, &tr->x_student, &tr->x_teacher, &tr->out_student,
                         &tr->out_teacher, &tr->x_in, &tr->F_out, &tr->dout, &tr->dF};
@@ -362,21 +366,97 @@ static cm_status check_ready(const cm_trainer *tr) {
     return CM_OK;
 }
 
-/* Loss and gradient (into tr->grad) of the prepared batch. */
-static double batch_loss_and_gradient(cm_trainer *tr, const float *teacher) {
+/* Rows [first, end) of cm_consistency_forward (consistency_template.h), the network part
+ * being row block `block` of the MLP: the same arithmetic row by row, so the same bits. */
+static void consistency_forward_rows(cm_trainer *tr, float *out, const float *params,
+                                     const float *x, const float *coef, size_t first, size_t end,
+                                     size_t block) {
+    int B = (int)tr->config.batch, D = (int)tr->config.network.dim;
+    const float *skip = coef, *scale_out = coef + B, *scale_in = coef + 2 * B;
+    for (size_t b = first; b < end; b++)
+        for (int i = 0; i < D; i++) tr->x_in[b * D + i] = scale_in[b] * x[b * D + i];
+    cm_mlp_forward_block(tr->F_out, params, &tr->model.layout, tr->workspace, tr->x_in,
+                         coef + 3 * B, B, block);
+    for (size_t b = first; b < end; b++)
+        for (int i = 0; i < D; i++) {
+            size_t k = b * D + i;
+            out[k] = skip[b] * x[k] + scale_out[b] * tr->F_out[k];
+        }
+}
+
+/* Rows [first, end) of cm_loss_l2 / cm_loss_pseudo_huber (consistency_template.h): dout of those
+ * rows, and each row's term of the loss's sum into row_loss[b] (the caller adds them in row
+ * order and divides by B, as those functions do, so the loss has the same bits). */
+static void loss_rows(cm_trainer *tr, size_t first, size_t end) {
     const cm_train_config *c = &tr->config;
     int B = (int)c->batch, D = (int)c->network.dim;
-    batch_target(tr, teacher);
-    cm_consistency_forward(tr->out_student, tr->x_in, tr->F_out, tr->params, &tr->model.layout,
-                           tr->workspace, tr->x_student, tr->coef_student, B);
-    double loss = c->loss == CM_LOSS_PSEUDO_HUBER
-                      ? cm_loss_pseudo_huber(tr->dout, tr->out_student, tr->out_teacher, tr->weight,
-                                             cm_train_config_huber_c(c), B, D)
-                      : cm_loss_l2(tr->dout, tr->out_student, tr->out_teacher, tr->weight, B, D);
+    const float *out = tr->out_student, *target = tr->out_teacher;
+    int huber = c->loss == CM_LOSS_PSEUDO_HUBER;
+    double hc = huber ? cm_train_config_huber_c(c) : 0.0;
+    for (size_t b = first; b < end; b++) {
+        double w = (double)tr->weight[b], squared = 0.0;
+        for (int i = 0; i < D; i++) {
+            size_t k = b * D + i;
+            double diff = (double)out[k] - (double)target[k];
+            squared += diff * diff;
+            if (!huber) tr->dout[k] = (float)(2.0 * w * diff / B);
+        }
+        if (!huber) {
+            tr->row_loss[b] = w * squared;
+            continue;
+        }
+        double root = sqrt(squared + hc * hc);
+        tr->row_loss[b] = w * (root - hc);
+        for (int i = 0; i < D; i++) {
+            size_t k = b * D + i;
+            tr->dout[k] = (float)(w * ((double)out[k] - (double)target[k]) / (root * B));
+        }
+    }
+}
+
+struct step_job {
+    cm_trainer *tr;
+    const float *teacher; /* NULL: the target is x0 (dsm) */
+};
+
+/* Task `block` of a step: for that row block, the target (teacher forward), the student forward,
+ * the loss's rows and the backward (cm_consistency_backward's dF, then the block's gradient).
+ * One pool job per step instead of one per network pass: half the hand-offs, and the per-row
+ * work between passes runs on both threads (docs/performance.md). */
+static void step_block(void *context, size_t block) {
+    const struct step_job *job = context;
+    cm_trainer *tr = job->tr;
+    int B = (int)tr->config.batch, D = (int)tr->config.network.dim;
+    size_t first, end;
+    cm_parallel_range(&first, &end, (size_t)B, block, CM_MLP_SHARDS);
+    if (end == first) return;
+    if (job->teacher)
+        consistency_forward_rows(tr, tr->out_teacher, job->teacher, tr->x_teacher,
+                                 tr->coef_teacher, first, end, block);
+    else
+        memcpy(tr->out_teacher + first * D, tr->x0 + first * D, (end - first) * D * sizeof(float));
+    consistency_forward_rows(tr, tr->out_student, tr->params, tr->x_student, tr->coef_student,
+                             first, end, block);
+    loss_rows(tr, first, end);
+    const float *scale_out = tr->coef_student + B;
+    for (size_t b = first; b < end; b++)
+        for (int i = 0; i < D; i++) tr->dF[b * D + i] = scale_out[b] * tr->dout[b * D + i];
+    cm_mlp_backward_block(tr->grad, NULL, tr->params, &tr->model.layout, tr->workspace, tr->dF,
+                          B, block);
+}
+
+/* Loss and gradient (into tr->grad) of the prepared batch: batch_target, the student's
+ * cm_consistency_forward, the loss and cm_consistency_backward, as one pool job of
+ * CM_MLP_SHARDS row-block tasks (step_block), then the blocks' gradients added in order. */
+static double batch_loss_and_gradient(cm_trainer *tr, const float *teacher) {
+    int B = (int)tr->config.batch;
+    struct step_job job = {tr, teacher};
     memset(tr->grad, 0, tr->model.layout.param_count * sizeof(float));
-    cm_consistency_backward(tr->grad, tr->dF, tr->params, &tr->model.layout, tr->workspace,
-                            tr->dout, tr->coef_student, B);
-    return loss;
+    cm_parallel_for(step_block, &job, CM_MLP_SHARDS);
+    cm_mlp_reduce_blocks(tr->grad, &tr->model.layout, tr->workspace, B);
+    double total = 0.0;
+    for (int b = 0; b < B; b++) total += tr->row_loss[b];
+    return total / B;
 }
 
 cm_status cm_trainer_batch_gradient(cm_trainer *tr, size_t k, double *out_loss, float *grad) {
