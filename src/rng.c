@@ -104,6 +104,20 @@ void cm_rng_normal_fill_f32(cm_rng *rng, float *out, size_t n) {
     for (size_t i = 0; i < n; i++) out[i] = (float)cm_rng_normal(rng);
 }
 
+void cm_rng_normal_fill_f32_part(const cm_rng *rng, float *out, size_t first, size_t end) {
+    cm_rng r = *rng;
+    size_t i = first, spare = r.has_spare ? 1 : 0;
+    if (spare && i == 0 && i < end) out[i++] = (float)r.spare_normal;
+    r.has_spare = 0;
+    if (i >= end) return;
+    /* value i (i >= spare) is output (i - spare) % 2 of Box-Muller pair (i - spare) / 2, and each
+     * pair takes two 64-bit uniforms, i.e. 4 words */
+    size_t pair = (i - spare) / 2;
+    r.position += 4 * (uint64_t)pair;
+    if ((i - spare) % 2) (void)cm_rng_normal(&r); /* the pair's first value belongs to out[i - 1] */
+    for (; i < end; i++) out[i] = (float)cm_rng_normal(&r);
+}
+
 void cm_rng_normal_fill_f64(cm_rng *rng, double *out, size_t n) {
     for (size_t i = 0; i < n; i++) out[i] = cm_rng_normal(rng);
 }

@@ -282,19 +282,43 @@ static size_t sequential_stage(const cm_train_config *c, size_t k) {
     return cm_lhw_stage(k, c->steps, c->chain_T);
 }
 
+/* The batch's data and noise (independent streams) as one pool job: task 0 draws the data (then
+ * the transform and the float copy), task 1 + p draws part p of the noise, in pairs of values
+ * (cm_rng_normal_fill_f32_part: the same values as one fill). The noise of a d = 784 batch is
+ * 800k normals, half a step when drawn on one thread (docs/performance.md). */
+#define CM_TRAIN_NOISE_PARTS 8 /* noise parts: enough for 8 threads, a fixed split */
+
+struct draw_job {
+    cm_trainer *tr;
+    cm_rng *data_rng, *noise_rng; /* forks of this step; the data's is advanced by task 0 */
+};
+
+static void draw_part(void *context, size_t task) {
+    const struct draw_job *job = context;
+    cm_trainer *tr = job->tr;
+    size_t B = tr->config.batch, D = tr->config.network.dim, n = B * D;
+    if (task == 0) {
+        cm_data_sample(tr->data, job->data_rng, B, tr->x0_double);
+        cm_transform_apply(&tr->model.transform, tr->x0_double, B);
+        for (size_t i = 0; i < n; i++) tr->x0[i] = (float)tr->x0_double[i];
+        return;
+    }
+    size_t first, end;
+    cm_parallel_range(&first, &end, (n + 1) / 2, task - 1, CM_TRAIN_NOISE_PARTS);
+    cm_rng_normal_fill_f32_part(job->noise_rng, tr->z, 2 * first, 2 * end < n ? 2 * end : n);
+}
+
 /* Draw the batch of step k; returns the teacher weights to use and fills the report's levels. */
 static const float *prepare_batch(cm_trainer *tr, size_t k, cm_train_report *report,
                                   cm_status *status) {
     const cm_train_config *c = &tr->config;
-    size_t B = c->batch, D = c->network.dim;
+    size_t B = c->batch;
     cm_rng data_rng, noise_rng, level_rng;
     cm_rng_fork(&data_rng, &tr->streams[CM_STREAM_DATA], k);
     cm_rng_fork(&noise_rng, &tr->streams[CM_STREAM_NOISE], k);
     cm_rng_fork(&level_rng, &tr->streams[CM_STREAM_LEVEL], k);
-    cm_data_sample(tr->data, &data_rng, B, tr->x0_double);
-    cm_transform_apply(&tr->model.transform, tr->x0_double, B);
-    for (size_t i = 0; i < B * D; i++) tr->x0[i] = (float)tr->x0_double[i];
-    cm_rng_normal_fill_f32(&noise_rng, tr->z, B * D);
+    struct draw_job draws = {tr, &data_rng, &noise_rng};
+    cm_parallel_for(draw_part, &draws, 1 + CM_TRAIN_NOISE_PARTS);
     report->target_decay = 0.0;
     *status = CM_OK;
     switch (c->method) {

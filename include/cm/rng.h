@@ -52,5 +52,10 @@ double cm_rng_normal(cm_rng *rng);
 /* Fill out[0..n) with standard normals (float or double). */
 void cm_rng_normal_fill_f32(cm_rng *rng, float *out, size_t n);
 void cm_rng_normal_fill_f64(cm_rng *rng, double *out, size_t n);
+/* out[first, end) = the values first .. end - 1 of what cm_rng_normal_fill_f32(rng, out, n) would
+ * write (any n >= end), bit for bit; *rng is not advanced. Box-Muller pair j after any spare uses
+ * the words position + 4j .. + 3, so a fill can be split into parts that run on different
+ * threads and give the same values as the whole (docs/performance.md). */
+void cm_rng_normal_fill_f32_part(const cm_rng *rng, float *out, size_t first, size_t end);
 
 #endif
