@@ -35,6 +35,10 @@ $(BUILD)/%.o: %.c $(wildcard include/cm/*.h src/*.h tests/*.h tools/cm/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Isrc -c $< -o $@
 
+# optim.c: sqrtf without errno, so that GCC vectorises Adam's update (optim.c never reads errno;
+# sqrt is correctly rounded either way: the same bits; docs/performance.md).
+$(BUILD)/src/optim.o: CFLAGS += -fno-math-errno
+
 $(BUILD)/libcm.a: $(LIB_OBJ)
 	ar rcs $@ $^
 

@@ -121,6 +121,7 @@ typedef struct {
     float b1, b2, step_size, inv_sqrt_c2, eps, decay;
 } adam_job;
 
+/* Vectorised (sqrtf included) because the Makefile compiles this file with -fno-math-errno. */
 VECTOR_CLONES
 static void adam_update(float *restrict params, float *restrict grad, float *restrict m_all,
                         float *restrict v_all, size_t n, const adam_job *c) {
