@@ -19,7 +19,9 @@ check() { local what=$1; shift; if "$@" >/dev/null 2>&1; then pass; else fail "$
 STEPS=4000        # long enough that the signal lands mid-run, short enough to take a second
 SAVE_EVERY=100
 WAIT_LIMIT=3000   # polls of 10 ms: 30 s before a missing checkpoint counts as a failure
-net=(--width 32 --depth 2 --batch 64 --steps "$STEPS" --save-every "$SAVE_EVERY" --quiet)
+# --keep 100 keeps every numbered checkpoint, so the one a case waits for cannot be pruned
+# between two polls (a fast run on a busy machine did exactly that)
+net=(--width 32 --depth 2 --batch 64 --steps "$STEPS" --save-every "$SAVE_EVERY" --keep 100 --quiet)
 
 # wait_for FILE PID: until FILE exists (0), or PID ended or the time ran out (1)
 wait_for() {
