@@ -69,7 +69,30 @@ static void test_single_values(void) {
     }
 }
 
+/* A long fill from a fresh fork (the trainer's case: whole pairs from a block boundary, the
+ * batched Philox path of rng.c) against value-by-value cm_rng_normal, in two parts. */
+static void test_long_fill_matches_scalar(void) {
+    enum { N = 100000 };
+    static float fast[N];
+    cm_rng root, rng;
+    cm_rng_init(&root, cm_test_seed(11));
+    cm_rng_fork(&rng, &root, 3u);
+    cm_rng_normal_fill_f32_part(&rng, fast, 0, 40001);
+    cm_rng_normal_fill_f32_part(&rng, fast, 40001, N);
+    size_t bad = 0, first_bad = N;
+    for (size_t i = 0; i < N; i++) {
+        float scalar = (float)cm_rng_normal(&rng);
+        if (memcmp(&scalar, &fast[i], sizeof scalar) != 0) {
+            if (!bad) first_bad = i;
+            bad++;
+        }
+    }
+    CM_CHECK(bad == 0, "%zu of %d values differ from cm_rng_normal, first at %zu", bad, N,
+             first_bad);
+}
+
 const cm_test_case cm_tests_rng_parts[] = {
+    {"long_fill_matches_scalar", test_long_fill_matches_scalar},
     {"parts_equal_whole", test_parts_equal_whole},
     {"single_values", test_single_values},
     {NULL, NULL},
