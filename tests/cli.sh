@@ -3,29 +3,7 @@
 # 2 usage error), one-line error messages naming the problem, no crash (a signal would give
 # an exit code >= 128), outputs that read back, and nothing overwritten on failure.
 # Usage: CM=build/cm tests/cli.sh     Ends with "cli: N passed, N failed".
-set -u
-CM=${CM:-build/cm}
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-passed=0; failed=0
-
-# expect CODE PATTERN -- command...: exit code CODE, stderr+stdout matching PATTERN (grep -E)
-expect() {
-  local code=$1 pattern=$2; shift 3
-  local output status
-  output=$("$@" 2>&1); status=$?
-  if [ "$status" -eq "$code" ] && echo "$output" | grep -qE -- "$pattern"; then
-    passed=$((passed + 1))
-  else
-    failed=$((failed + 1))
-    echo "  FAIL: $* -> exit $status (want $code), output:"; echo "$output" | head -5 | sed 's/^/      /'
-  fi
-}
-# errors must be a single line on stderr
-one_line_error() {
-  local lines; lines=$("$@" 2>&1 >/dev/null | wc -l)
-  if [ "$lines" -eq 1 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "  FAIL: $* printed $lines error lines"; fi
-}
+source "$(dirname "$0")/expect.sh"   # CM, $work, counters, expect, one_line_error, check, exists
 
 # --- top level
 expect 2 "usage: cm <command>" -- "$CM"

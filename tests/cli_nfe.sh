@@ -4,31 +4,7 @@
 # --gaussian; exit codes (0 ok, 1 runtime error, 2 usage error), one-line errors, no crash,
 # outputs that exist and read back. Tiny networks and few steps: seconds in all.
 # Usage: CM=build/cm tests/cli_nfe.sh     Ends with "cli_nfe: N passed, N failed".
-set -u
-CM=${CM:-build/cm}
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-passed=0; failed=0
-
-# expect CODE PATTERN -- command...: exit code CODE, stderr+stdout matching PATTERN (grep -E)
-expect() {
-  local code=$1 pattern=$2; shift 3
-  local output status
-  output=$("$@" 2>&1); status=$?
-  if [ "$status" -eq "$code" ] && echo "$output" | grep -qE -- "$pattern"; then
-    passed=$((passed + 1))
-  else
-    failed=$((failed + 1))
-    echo "  FAIL: $* -> exit $status (want $code), output:"; echo "$output" | head -5 | sed 's/^/      /'
-  fi
-}
-one_line_error() {
-  local lines; lines=$("$@" 2>&1 >/dev/null | wc -l)
-  if [ "$lines" -eq 1 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "  FAIL: $* printed $lines error lines"; fi
-}
-exists() {
-  if [ -s "$1" ]; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "  FAIL: $1 missing or empty"; fi
-}
+source "$(dirname "$0")/expect.sh"   # CM, $work, counters, expect, one_line_error, check, exists
 
 small="--width 16 --depth 1 --embed 8 --batch 64 --quiet"
 

@@ -3,32 +3,7 @@
 # outputs that exist and read back, exit codes (0 ok, 1 runtime error, 2 usage error) and
 # one-line errors for malformed, NaN, negative, huge and missing values.
 # Usage: CM=build/cm tests/cli_sweep.sh     Ends with "cli_sweep: N passed, N failed".
-set -u
-CM=${CM:-build/cm}
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-passed=0; failed=0
-
-# expect CODE PATTERN -- command...: exit code CODE, stderr+stdout matching PATTERN (grep -E)
-expect() {
-  local code=$1 pattern=$2; shift 3
-  local output status
-  output=$("$@" 2>&1); status=$?
-  if [ "$status" -eq "$code" ] && echo "$output" | grep -qE -- "$pattern"; then
-    passed=$((passed + 1))
-  else
-    failed=$((failed + 1))
-    echo "  FAIL: $* -> exit $status (want $code), output:"; echo "$output" | head -5 | sed 's/^/      /'
-  fi
-}
-one_line_error() {
-  local lines; lines=$("$@" 2>&1 >/dev/null | wc -l)
-  if [ "$lines" -eq 1 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "  FAIL: $* printed $lines error lines"; fi
-}
-# check NAME CONDITION: a shell test on outputs
-check() {
-  if eval "$2"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "  FAIL: $1"; fi
-}
+source "$(dirname "$0")/expect.sh"   # CM, $work, counters, expect, one_line_error, check, exists
 
 # --- cm sweep
 expect 0 "usage: cm sweep" -- "$CM" sweep --help
