@@ -379,24 +379,33 @@ void cm_law_abar(double lambda, double *abar, double *one_minus_abar) {
  * Scratch layout of the *_point functions (cm_law_scratch_size = 2K + 2d): lw[K], K spare,
  * r[d] = x - sqrt(abar) m_j, y[d] = U' r. */
 
-/* Unnormalised log terms lw[j] = log pi_j + log N(x; sqrt(abar) m_j, U diag(v_j) U') into
- * scratch[0..K); returns their log-sum-exp, log p_t(x). */
+/* Component j's unnormalised log term log pi_j + log N(x; sqrt(abar) m_j, U diag(v_j) U'),
+ * v_j = abar l_j + 1 - abar; leaves r = x - sqrt(abar) m_j and y = U' r (each d) behind for
+ * the caller. */
+static double component_log_term(const cm_law *law, size_t j, double abar, double one_minus,
+                                 const double *x, double *r, double *y) {
+    size_t d = law->d;
+    const double *m = law->means + j * d, *l = law->eigenvalues + j * d;
+    double root = sqrt(abar);
+    for (size_t i = 0; i < d; i++) r[i] = x[i] - root * m[i];
+    cm_law_to_eigen(law, r, y);
+    double quadratic = 0.0, log_det = 0.0;
+    for (size_t i = 0; i < d; i++) {
+        double v = abar * l[i] + one_minus;
+        quadratic += y[i] * y[i] / v;
+        log_det += log(v);
+    }
+    return law->log_weights[j] - 0.5 * (quadratic + log_det + (double)d * LOG_2PI);
+}
+
+/* lw[j] = component_log_term(j) into scratch[0..K); returns their log-sum-exp, log p_t(x). */
 static double log_terms(const cm_law *law, double abar, double one_minus, const double *x,
                         double *scratch) {
     size_t d = law->d, k = law->k;
     double *lw = scratch, *r = scratch + 2 * k, *y = r + d;
-    double root = sqrt(abar), largest = -INFINITY;
+    double largest = -INFINITY;
     for (size_t j = 0; j < k; j++) {
-        const double *m = law->means + j * d, *l = law->eigenvalues + j * d;
-        for (size_t i = 0; i < d; i++) r[i] = x[i] - root * m[i];
-        cm_law_to_eigen(law, r, y);
-        double quadratic = 0.0, log_det = 0.0;
-        for (size_t i = 0; i < d; i++) {
-            double v = abar * l[i] + one_minus;
-            quadratic += y[i] * y[i] / v;
-            log_det += log(v);
-        }
-        lw[j] = law->log_weights[j] - 0.5 * (quadratic + log_det + (double)d * LOG_2PI);
+        lw[j] = component_log_term(law, j, abar, one_minus, x, r, y);
         if (lw[j] > largest) largest = lw[j];
     }
     double sum = 0.0;
@@ -497,16 +506,8 @@ cm_status cm_law_posterior(const cm_law *law, double lambda, const double *x, do
     for (size_t j = 0; j < k; j++) {
         const double *m = law->means + j * d, *l = law->eigenvalues + j * d;
         double *mean = means + j * d, *y = variances + j * d;
-        for (size_t i = 0; i < d; i++) mean[i] = x[i] - root * m[i];
-        cm_law_to_eigen(law, mean, y);
-        double quadratic = 0.0, log_det = 0.0;
-        for (size_t i = 0; i < d; i++) {
-            double v = abar * l[i] + one_minus;
-            quadratic += y[i] * y[i] / v;
-            log_det += log(v);
-            y[i] *= root * l[i] / v;
-        }
-        log_weights[j] = law->log_weights[j] - 0.5 * (quadratic + log_det + (double)d * LOG_2PI);
+        log_weights[j] = component_log_term(law, j, abar, one_minus, x, mean, y);
+        for (size_t i = 0; i < d; i++) y[i] *= root * l[i] / (abar * l[i] + one_minus);
         memcpy(mean, m, d * sizeof(double));
         cm_law_from_eigen_add(law, y, mean);
         for (size_t i = 0; i < d; i++) y[i] = l[i] * (one_minus / (abar * l[i] + one_minus));
