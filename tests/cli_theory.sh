@@ -74,6 +74,7 @@ expect 2 "--means: '1,' is not a comma-separated list" -- "$CM" theory mixture1d
 expect 2 "--means: 'nan' is not a finite number" -- "$CM" theory mixture1d --means 1,nan
 expect 2 "--means: 'abc' is not a finite number" -- "$CM" theory mixture1d --means abc
 expect 2 "--means: '1e999' is not a finite number" -- "$CM" theory mixture1d --means 1e999
+expect 2 "--means: 1e\+300 is out of" -- "$CM" theory mixture1d --means 0,1e300
 expect 2 "--means: '2x' is not a finite number" -- "$CM" theory mixture1d --means 1,2x
 expect 2 "--means: ' 1' is not a finite number" -- "$CM" theory mixture1d --means ' 1'
 expect 2 "--weights has 1 values for 2 means" -- "$CM" theory mixture1d --means 1,2 --weights 1

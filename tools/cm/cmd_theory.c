@@ -44,6 +44,11 @@ static int integer_list(const cli_list *list, const char *name, double lo, doubl
     return CLI_OK;
 }
 
+/* Largest |mean| accepted: beyond ~1e150 the squared distances of the mixture's densities
+ * overflow and the grid recursion returns NaN; 1e12 keeps every intermediate far from that
+ * while allowing modes 10^12 standard deviations apart, past where the results stop changing. */
+#define THEORY_MAX_ABS_MEAN 1e12
+
 /* "--means M1,M2,...": finite numbers of any sign (OPT_LIST takes only positive values). */
 static int parse_means(double *out, size_t *count, const char *text, const char *command) {
     *count = 0;
@@ -61,6 +66,9 @@ static int parse_means(double *out, size_t *count, const char *text, const char 
         double value = item[0] == ' ' ? NAN : strtod(item, &end);
         if (!end || end == item || *end != '\0' || errno == ERANGE || !isfinite(value))
             return cli_usage_error(command, "--means: '%s' is not a finite number", item);
+        if (fabs(value) > THEORY_MAX_ABS_MEAN)
+            return cli_usage_error(command, "--means: %g is out of [-%g, %g]", value,
+                                   THEORY_MAX_ABS_MEAN, THEORY_MAX_ABS_MEAN);
         out[(*count)++] = value;
         if (p[length] == '\0') return CLI_OK;
         p += length + 1;
