@@ -25,6 +25,8 @@
 
 /* ---------------------------------------------------------------- construction */
 
+/* A law of k components in dimension d with equal weights 1/k (constructors of mixtures set
+ * their own); means, eigenvalues and basis are left for the caller to fill. */
 static cm_status law_alloc(cm_law **out, size_t d, size_t k, int with_basis) {
     *out = NULL;
     if (d == 0 || k == 0)
@@ -46,6 +48,11 @@ static cm_status law_alloc(cm_law **out, size_t d, size_t k, int with_basis) {
                             k, d);
     }
     law->weights = law->log_weights + k;
+    for (size_t j = 0; j < k; j++) {
+        law->weights[j] = 1.0 / (double)k;
+        law->log_weights[j] = -log((double)k);
+    }
+    law->equal_weights = 1;
     *out = law;
     return CM_OK;
 }
@@ -82,9 +89,6 @@ cm_status cm_law_gaussian_diagonal(cm_law **out, size_t d, const double *mean,
             return cm_error_set(CM_ERR_INVALID, "law: variance %zu is %g < 0", i, variances[i]);
     cm_law *law;
     CM_TRY(law_alloc(&law, d, 1, 0));
-    law->log_weights[0] = 0.0;
-    law->weights[0] = 1.0;
-    law->equal_weights = 1;
     set_mean(law, mean);
     memcpy(law->eigenvalues, variances, d * sizeof(double));
     *out = law;
@@ -142,9 +146,6 @@ cm_status cm_law_gaussian(cm_law **out, size_t d, const double *mean, const doub
                                     "%zu)", i, j);
     cm_law *law;
     CM_TRY(law_alloc(&law, d, 1, 1));
-    law->log_weights[0] = 0.0;
-    law->weights[0] = 1.0;
-    law->equal_weights = 1;
     set_mean(law, mean);
     cm_status status = decompose(law, cov);
     if (status != CM_OK) {
@@ -184,7 +185,6 @@ static cm_status mixture(cm_law **out, size_t d, size_t k, const double *weights
     if (!isfinite(total)) return cm_error_set(CM_ERR_NONFINITE, "law: weights sum to %g", total);
     cm_law *law;
     CM_TRY(law_alloc(&law, d, k, 0));
-    law->equal_weights = 1;
     for (size_t j = 0; j < k; j++) {
         law->weights[j] = weights[j] / total;
         law->log_weights[j] = log(weights[j]) - log(total);

@@ -51,16 +51,24 @@ static cm_learned_options quick_options(size_t T, size_t n) {
     return o;
 }
 
+/* Allocate and run a chain on `law` (checks both calls); the caller frees the chain, which is
+ * NULL when allocation failed. */
+static cm_learned *run_chain(const cm_law *law, const cm_learned_options *o, cm_learned_result *r,
+                             cm_learned_step *steps) {
+    cm_learned *chain = NULL;
+    CM_CHECK_OK(cm_learned_alloc(&chain, law, o));
+    if (chain) CM_CHECK_OK(cm_learned_run(chain, r, steps));
+    return chain;
+}
+
 static void test_population_is_ideal(void) {
     const double mean[3] = {1.0, -2.0, 0.5}, var[3] = {0.25, 1.0, 4.0};
     cm_law *law = NULL;
     CM_CHECK_OK(cm_law_gaussian_diagonal(&law, 3, mean, var));
     if (!law) return;
     cm_learned_options o = quick_options(50, 0);
-    cm_learned *chain = NULL;
     cm_learned_result r;
-    CM_CHECK_OK(cm_learned_alloc(&chain, law, &o));
-    if (chain) CM_CHECK_OK(cm_learned_run(chain, &r, NULL));
+    cm_learned *chain = run_chain(law, &o, &r, NULL);
     cm_lhw_schedule s;
     CM_CHECK_OK(cm_lhw_schedule_init(&s, o.T, o.c0, o.c1));
     if (chain) {
@@ -106,10 +114,8 @@ static void test_sampled_fit_tolerance_from_n(void) {
     if (!law) return;
     cm_learned_options o = quick_options(20, 20000);
     o.seed = seed;
-    cm_learned *chain = NULL;
     cm_learned_result r;
-    CM_CHECK_OK(cm_learned_alloc(&chain, law, &o));
-    if (chain) CM_CHECK_OK(cm_learned_run(chain, &r, NULL));
+    cm_learned *chain = run_chain(law, &o, &r, NULL);
     cm_lhw_schedule s;
     CM_CHECK_OK(cm_lhw_schedule_init(&s, o.T, o.c0, o.c1));
     if (chain) {
@@ -137,10 +143,8 @@ static void test_monte_carlo_target(void) {
     o.n_posterior = 16;
     o.seed = seed;
     cm_learned_step steps[9];
-    cm_learned *chain = NULL;
     cm_learned_result r;
-    CM_CHECK_OK(cm_learned_alloc(&chain, law, &o));
-    if (chain) CM_CHECK_OK(cm_learned_run(chain, &r, steps));
+    cm_learned *chain = run_chain(law, &o, &r, steps);
     for (size_t k = 0; chain && k < 9; k++) {
         /* the MC mean differs from f* by a N(0, V) error, V the variance of the mean:
          * the unbiased squared form is 0 within ~ 4 sqrt(2 / n_eval) V, and the L1 form is the
@@ -161,10 +165,8 @@ static double run_eps(const cm_law *law, size_t n, uint64_t seed, double *eps_f)
     cm_learned_options o = quick_options(20, n);
     o.seed = seed;
     o.lipschitz_points = 0;
-    cm_learned *chain = NULL;
     cm_learned_result r = {0};
-    CM_CHECK_OK(cm_learned_alloc(&chain, law, &o));
-    if (chain) CM_CHECK_OK(cm_learned_run(chain, &r, NULL));
+    cm_learned *chain = run_chain(law, &o, &r, NULL);
     cm_learned_free(chain);
     *eps_f = r.eps_f_l1;
     return r.eps_l1;
@@ -198,10 +200,8 @@ static void test_w1_within_terms(void) {
     cm_learned_options o = quick_options(40, 50); /* few pairs: large learning error */
     o.seed = seed;
     o.n_eval = 4000;
-    cm_learned *chain = NULL;
     cm_learned_result r;
-    CM_CHECK_OK(cm_learned_alloc(&chain, law, &o));
-    if (chain) CM_CHECK_OK(cm_learned_run(chain, &r, NULL));
+    cm_learned *chain = run_chain(law, &o, &r, NULL);
     cm_lhw_schedule s;
     CM_CHECK_OK(cm_lhw_schedule_init(&s, o.T, o.c0, o.c1));
     if (chain) {
@@ -283,14 +283,8 @@ static void test_rff_bimodal(void) {
     affine.w1_points = rff.w1_points = 2000;
     rff.function_class = CM_LEARNED_RFF;
     cm_learned_result ra = {0}, rr = {0};
-    cm_learned *chain = NULL;
-    CM_CHECK_OK(cm_learned_alloc(&chain, law, &affine));
-    if (chain) CM_CHECK_OK(cm_learned_run(chain, &ra, NULL));
-    cm_learned_free(chain);
-    chain = NULL;
-    CM_CHECK_OK(cm_learned_alloc(&chain, law, &rff));
-    if (chain) CM_CHECK_OK(cm_learned_run(chain, &rr, NULL));
-    cm_learned_free(chain);
+    cm_learned_free(run_chain(law, &affine, &ra, NULL));
+    cm_learned_free(run_chain(law, &rff, &rr, NULL));
     /* the affine class cannot split the modes; features can: smaller eps_F and W1 */
     CM_CHECK(rr.eps_f_l1 < 0.5 * ra.eps_f_l1, "eps_F rff %g vs affine %g", rr.eps_f_l1,
              ra.eps_f_l1);
