@@ -191,9 +191,9 @@ cm_status cm_jhmz_sample(double *out, const cm_two_time_map *map, const cm_denoi
         return cm_error_set(CM_ERR_INVALID, "the Langevin correction needs a score of dimension %zu",
                             map->dim);
     size_t D = map->dim;
-    double *work = cm_malloc(2 * n * D + n, sizeof(double));
+    double *work = cm_malloc(2 * n * D, sizeof(double));
     if (!work) return cm_error_set(CM_ERR_NOMEM, "sampler work (%zu points)", n);
-    double *z = work, *y = work + n * D, *level = y + n * D;
+    double *z = work, *y = work + n * D;
     cm_rng root, stream;
     cm_rng_init(&root, seed);
     cm_rng_fork(&stream, &root, CM_STREAM_SAMPLE);
@@ -213,13 +213,35 @@ cm_status cm_jhmz_sample(double *out, const cm_two_time_map *map, const cm_denoi
             for (size_t i = 0; i < n * D; i++) out[i] += add * z[i];
         }
     }
-    double h = o->langevin_step;
-    for (size_t j = 0; j < o->langevin_steps && status == CM_OK; j++) {
-        for (size_t r = 0; r < n; r++) level[r] = o->sigma_end;
-        status = cm_denoiser_score(score, out, level, n, y);
-        stage_noise(z, &stream, o->steps + 1 + j, n, D);
+    cm_free(work);
+    if (status == CM_OK && o->langevin_steps)
+        status = cm_langevin_correct(out, n, score, o->sigma_end, o->langevin_steps,
+                                     o->langevin_step, seed, o->steps + 1);
+    return status;
+}
+
+cm_status cm_langevin_correct(double *x, size_t n, const cm_denoiser *score, double sigma,
+                              size_t steps, double step, uint64_t seed, size_t first_stage) {
+    if (steps == 0) return CM_OK;
+    if (!score) return cm_error_set(CM_ERR_INVALID, "the Langevin correction needs a score");
+    if (!(sigma > 0) || !isfinite(sigma) || !(step > 0) || !isfinite(step))
+        return cm_error_set(CM_ERR_INVALID, "Langevin level %g and step %g must be finite and > 0",
+                            sigma, step);
+    if (n == 0) return cm_error_set(CM_ERR_INVALID, "number of samples must be >= 1");
+    size_t D = score->dim;
+    double *work = cm_malloc(2 * n * D + n, sizeof(double));
+    if (!work) return cm_error_set(CM_ERR_NOMEM, "Langevin work (%zu points)", n);
+    double *z = work, *y = work + n * D, *level = y + n * D;
+    cm_rng root, stream;
+    cm_rng_init(&root, seed);
+    cm_rng_fork(&stream, &root, CM_STREAM_SAMPLE);
+    cm_status status = CM_OK;
+    for (size_t j = 0; j < steps && status == CM_OK; j++) {
+        for (size_t r = 0; r < n; r++) level[r] = sigma;
+        status = cm_denoiser_score(score, x, level, n, y);
+        stage_noise(z, &stream, first_stage + j, n, D);
         for (size_t i = 0; i < n * D && status == CM_OK; i++)
-            out[i] += h * y[i] + sqrt(2.0 * h) * z[i];
+            x[i] += step * y[i] + sqrt(2.0 * step) * z[i];
     }
     cm_free(work);
     return status;

@@ -192,6 +192,55 @@ static void test_level_search_admissible(void) {
     cm_model_free(&model);
 }
 
+/* cm_langevin_correct with the exact score of N(m, diag l) at level s (w = l + s^2): each step is
+ * x <- m + c (x - m) + sqrt(2h) Z with c = 1 - h / w, so from the point x = 3 the law after L
+ * steps is N(m + c^L (3 - m), 2h (1 - c^2L) / (1 - c^2)): the discrete-time stationary variance
+ * 2h / (1 - c^2), not w (h is chosen so that the two differ by far more than the tolerance).
+ * Means within 5 standard errors, variances within 5 sqrt(2 / n) relative. */
+static void test_langevin_reaches_discrete_stationary_law(void) {
+    enum { N = 20000, L = 10 };
+    double mean[2] = {0.5, -1.0}, var[2] = {0.25, 0.5}, s = 0.05, h = 0.2;
+    gauss_ctx ctx = {mean, var, 2};
+    cm_denoiser score = {gauss_denoise, &ctx, NULL, 2};
+    double *x = cm_malloc(N * 2, sizeof(double));
+    for (size_t k = 0; k < N * 2; k++) x[k] = 3.0;
+    uint64_t seed = cm_test_seed(31);
+    CM_CHECK_OK(cm_langevin_correct(x, N, &score, s, L, h, seed, 0));
+    for (size_t j = 0; j < 2; j++) {
+        double w = var[j] + s * s, c = 1.0 - h / w, cL = pow(c, L);
+        double want_m = mean[j] + cL * (3.0 - mean[j]);
+        double want_v = 2.0 * h * (1.0 - cL * cL) / (1.0 - c * c), sm, sv;
+        column_moments(x, N, 2, j, &sm, &sv);
+        CM_CHECK_CLOSE(sm, want_m, 5 * sqrt(want_v / N), "Langevin mean");
+        CM_CHECK_CLOSE(sv, want_v, 5 * want_v * sqrt(2.0 / N), "Langevin variance");
+        CM_CHECK(fabs(want_v - w) > 10 * want_v * sqrt(2.0 / N), "h too small to tell the laws apart");
+        CM_CHECK(fabs(want_m - mean[j]) > 3 * sqrt(want_v / N) || j == 0, "L too large to see the start");
+    }
+    CM_CHECK(cm_langevin_correct(x, N, NULL, s, 1, h, seed, 0) == CM_ERR_INVALID, "no score");
+    CM_CHECK(cm_langevin_correct(x, N, &score, s, 1, NAN, seed, 0) == CM_ERR_INVALID, "NaN step");
+    cm_free(x);
+}
+
+/* The noise convention: cm_jhmz_sample with L Langevin steps equals cm_jhmz_sample without them
+ * followed by cm_langevin_correct(first_stage = K + 1), bit for bit. */
+static void test_langevin_stages_match_jhmz(void) {
+    double mean[2] = {1.0, 0.0}, var[2] = {0.3, 2.0};
+    cm_gaussian_map g = {2, mean, var, 0.05, 0.1, 0};
+    cm_two_time_map map;
+    CM_CHECK_OK(cm_two_time_gaussian(&map, &g));
+    gauss_ctx ctx = {mean, var, 2};
+    cm_denoiser score = {gauss_denoise, &ctx, NULL, 2};
+    cm_jhmz_options o = cm_jhmz_options_default();
+    o.steps = 3, o.langevin_steps = 4, o.langevin_step = 0.01;
+    enum { N = 100 };
+    double a[N * 2], b[N * 2];
+    CM_CHECK_OK(cm_jhmz_sample(a, &map, &score, &o, N, 5));
+    o.langevin_steps = 0;
+    CM_CHECK_OK(cm_jhmz_sample(b, &map, NULL, &o, N, 5));
+    CM_CHECK_OK(cm_langevin_correct(b, N, &score, o.sigma_end, 4, 0.01, 5, o.steps + 1));
+    CM_CHECK(memcmp(a, b, sizeof a) == 0, "Langevin stages differ from cm_jhmz_sample's");
+}
+
 const cm_test_case cm_tests_multistep[] = {
     {"gaussian_closed_form_matches_monte_carlo", test_gaussian_closed_form_matches_monte_carlo},
     {"gaussian_error_matches_full_matrix_forms", test_gaussian_error_matches_full_matrix_forms},
@@ -200,5 +249,7 @@ const cm_test_case cm_tests_multistep[] = {
     {"two_time_from_zero_model", test_two_time_from_zero_model},
     {"cm_gaussian_by_hand", test_cm_gaussian_by_hand},
     {"level_search_admissible", test_level_search_admissible},
+    {"langevin_reaches_discrete_stationary_law", test_langevin_reaches_discrete_stationary_law},
+    {"langevin_stages_match_jhmz", test_langevin_stages_match_jhmz},
     {NULL, NULL},
 };

@@ -86,6 +86,15 @@ cm_jhmz_options cm_jhmz_options_default(void);
 cm_status cm_jhmz_sample(double *out, const cm_two_time_map *map, const cm_denoiser *score,
                          const cm_jhmz_options *options, size_t n, uint64_t seed);
 
+/* [LFC] correction on its own, in place on x[n x d] (d = score->dim, the score's units):
+ * `steps` unadjusted Langevin steps x += step score(x, sigma) + sqrt(2 step) Z, score from the
+ * denoiser by Tweedie (cm_denoiser_score). Langevin step j draws its noise as stage
+ * first_stage + j of the sample stream of `seed` (the convention above: cm_jhmz_sample calls it
+ * with first_stage = K + 1; after cm_sample with k levels, first_stage = k keeps the stages
+ * disjoint). steps = 0 does nothing. Allocates once. */
+cm_status cm_langevin_correct(double *x, size_t n, const cm_denoiser *score, double sigma,
+                              size_t steps, double step, uint64_t seed, size_t first_stage);
+
 /* The exact law of cm_jhmz_sample's output with the cm_two_time_gaussian map (and, for the
  * Langevin steps, the exact score of N(mean, diag(variances)) at sigma_end): Gaussian,
  * N(out_mean, diag(out_variances)), propagated coordinate by coordinate in closed form. */
