@@ -56,7 +56,7 @@ struct cm_checkpoint {
 };
 
 static int has_target(const cm_train_config *c) {
-    return c->method == CM_METHOD_CT || c->method == CM_METHOD_CD ||
+    return c->method == CM_METHOD_CT || cm_method_is_distillation(c->method) ||
            (c->method == CM_METHOD_LHW && c->teacher == CM_TEACHER_SEQUENTIAL);
 }
 
@@ -72,6 +72,7 @@ static void curriculum_at(const cm_train_config *c, size_t k, size_t *levels, do
         return;
     case CM_METHOD_DSM: *levels = 0; return;
     case CM_METHOD_CD:
+    case CM_METHOD_CD2:
         *levels = c->cd_levels;
         *decay = c->ct_target_ema;
         return;

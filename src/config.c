@@ -9,7 +9,7 @@
 #include "cm/alloc.h"
 
 /* Names of every enum of the config: they drive the parsers, the JSON form and --help. */
-static const char *const method_names[] = {"lhw", "ct", "ict", "dsm", "cd"};
+static const char *const method_names[] = {"lhw", "ct", "ict", "dsm", "cd", "cd2"};
 static const char *const solver_names[] = {"euler", "heun"};
 static const char *const teacher_names[] = {"online", "sequential"};
 static const char *const loss_names[] = {"l2", "pseudo-huber"};
@@ -51,6 +51,10 @@ ENUM_FUNCTIONS(cm_weighting, cm_weighting, weighting_names, CM_WEIGHTING_COUNT, 
 ENUM_FUNCTIONS(cm_lr_schedule, cm_lr_schedule, lr_schedule_names, CM_LR_SCHEDULE_COUNT,
                "learning-rate schedule")
 #undef ENUM_FUNCTIONS
+
+int cm_method_is_distillation(cm_method method) {
+    return method == CM_METHOD_CD || method == CM_METHOD_CD2;
+}
 
 cm_train_config cm_train_config_default(cm_method method, size_t dim) {
     cm_train_config c = {0};
@@ -104,10 +108,12 @@ cm_train_config cm_train_config_default(cm_method method, size_t dim) {
                                           denoiser (D = c_skip x) for thousands of steps */
         c.network.depth = 2;           /* measured: depth 3 stays on that plateau at 1e-3 and
                                           diverges at 1e-2 */
-    } else if (method == CM_METHOD_CD) { /* [CM] CD: l2 (or LPIPS on images), lambda = 1, mu = 0.95 */
+    } else if (method == CM_METHOD_CD || method == CM_METHOD_CD2) {
+        /* [CM] CD: l2 (or LPIPS on images), lambda = 1, mu = 0.95; cd2 keeps all of it */
         c.loss = CM_LOSS_L2;
         c.weighting = CM_WEIGHTING_NONE;
         c.ct_target_ema = 0.95;
+        c.network.two_time = method == CM_METHOD_CD2;
     }
     return c;
 }
@@ -170,8 +176,12 @@ cm_status cm_train_config_check(const cm_train_config *c) {
     CHECK(c->cd_solver < CM_SOLVER_COUNT, "config: unknown solver %d", (int)c->cd_solver);
     CHECK(c->weighting != CM_WEIGHTING_EDM || c->method == CM_METHOD_DSM,
           "config: the edm weighting applies to dsm only (method %s)", cm_method_name(c->method));
-    CHECK(c->method != CM_METHOD_CD || c->ct_target_ema >= 0,
-          "config: cd needs a fixed target EMA in [0, 1) (given %g)", c->ct_target_ema);
+    CHECK(!cm_method_is_distillation(c->method) || c->ct_target_ema >= 0,
+          "config: %s needs a fixed target EMA in [0, 1) (given %g)", cm_method_name(c->method),
+          c->ct_target_ema);
+    CHECK(c->network.two_time == (c->method == CM_METHOD_CD2),
+          "config: the network takes a target level exactly for cd2 (method %s, two_time %d)",
+          cm_method_name(c->method), c->network.two_time);
     return CM_OK;
 }
 

@@ -5,7 +5,12 @@ void FN(cm_coefficients_store)(REAL *coef, int B, int b, cm_coefficients c) {
     coef[b] = (REAL)c.skip;
     coef[B + b] = (REAL)c.out;
     coef[2 * B + b] = (REAL)c.in;
-    coef[3 * B + b] = (REAL)c.c_noise;
+    if (!c.two_time) {
+        coef[3 * B + b] = (REAL)c.c_noise;
+        return;
+    }
+    coef[3 * B + 2 * b] = (REAL)c.c_noise;
+    coef[3 * B + 2 * b + 1] = (REAL)c.c_noise_target;
 }
 
 void FN(cm_consistency_forward)(REAL *out, REAL *x_in, REAL *F_out, const REAL *params,

@@ -36,6 +36,8 @@ cm_coefficients cm_model_coefficients(const cm_model *model, double level) {
     const cm_train_config *c = &model->config;
     if (c->method == CM_METHOD_LHW)
         return cm_consistency_lhw(&model->schedule, (size_t)level, c->sigma_data);
+    if (c->method == CM_METHOD_CD2) /* its consistency function: g(x, sigma, sigma_min) */
+        return cm_consistency_two_time(level, c->sigma_min, c->sigma_data);
     return cm_consistency_ve(level, c->sigma_data, c->sigma_min);
 }
 

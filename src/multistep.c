@@ -73,7 +73,8 @@ cm_status cm_two_time_gaussian(cm_two_time_map *out, const cm_gaussian_map *g) {
     return CM_OK;
 }
 
-/* ---- our construction from a one-time VE consistency model */
+/* ---- a trained model as a two-time map: our construction from a one-time VE consistency model,
+ * or a two-time (cd2) network directly */
 
 typedef struct {
     const cm_model *model; /* borrowed */
@@ -89,15 +90,21 @@ static void model_map_release(void *context) {
     cm_free(m);
 }
 
-/* x0 = f(x, from) (full-chunk network calls, as sampler.c), then x0 + (to / from)(x - x0). */
+/* One-time model: x0 = f(x, from) (full-chunk network calls, as sampler.c), then
+ * x0 + (to / from)(x - x0). Two-time (cd2) model: the network's g(x, from, to) itself (keep = 0
+ * below). to = 0 is read as the model's sigma_min, where both end. */
 static cm_status model_two_time(void *context, const double *x, size_t n, double from, double to,
                                 double *out) {
     model_map *m = context;
     const cm_model *model = m->model;
     size_t D = model->config.network.dim, R = CM_SAMPLER_CHUNK;
-    cm_coefficients c = cm_model_coefficients(model, from);
+    const cm_train_config *config = &model->config;
+    int two_time = config->method == CM_METHOD_CD2;
+    if (two_time && to < config->sigma_min) to = config->sigma_min;
+    cm_coefficients c = two_time ? cm_consistency_two_time(from, to, config->sigma_data)
+                                 : cm_model_coefficients(model, from);
     for (size_t r = 0; r < R; r++) cm_coefficients_store(m->coef, (int)R, (int)r, c);
-    double keep = to / from;
+    double keep = two_time ? 0.0 : to / from;
     for (size_t first = 0; first < n; first += R) {
         size_t rows = n - first < R ? n - first : R;
         memset(m->x, 0, R * D * sizeof(float));
@@ -115,14 +122,15 @@ static cm_status model_two_time(void *context, const double *x, size_t n, double
 cm_status cm_two_time_from_model(cm_two_time_map *out, const cm_model *model) {
     *out = (cm_two_time_map){0};
     cm_method method = model->config.method;
-    if (method != CM_METHOD_CT && method != CM_METHOD_ICT && method != CM_METHOD_CD)
-        return cm_error_set(CM_ERR_INVALID, "the two-time construction needs a VE consistency model "
-                            "(ct, ict, cd), not %s", cm_method_name(method));
+    if (method != CM_METHOD_CT && method != CM_METHOD_ICT && method != CM_METHOD_CD &&
+        method != CM_METHOD_CD2)
+        return cm_error_set(CM_ERR_INVALID, "a two-time map needs a VE consistency model "
+                            "(ct, ict, cd, cd2), not %s", cm_method_name(method));
     size_t R = CM_SAMPLER_CHUNK, D = model->config.network.dim;
     model_map *m = cm_calloc(1, sizeof *m);
     if (!m) return cm_error_set(CM_ERR_NOMEM, "two-time map");
     m->model = model;
-    m->block = cm_malloc(4 * R * D + 4 * R, sizeof(float));
+    m->block = cm_malloc(4 * R * D + CM_COEFFICIENT_COUNT(R, 1), sizeof(float)); /* 5 R: either layout */
     cm_status status = m->block ? CM_OK : cm_error_set(CM_ERR_NOMEM, "two-time map buffers");
     if (status == CM_OK) status = cm_mlp_workspace_alloc(&m->workspace, &model->layout, R);
     if (status != CM_OK) {

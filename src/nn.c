@@ -168,11 +168,13 @@ cm_status cm_mlp_layout_init(cm_mlp_layout *out, const cm_mlp_config *config) {
     if (!(c->embed_max_frequency >= 1.0) || !isfinite(c->embed_max_frequency))
         return cm_error_set(CM_ERR_INVALID, "MLP: embedding max frequency %g must be >= 1",
                             c->embed_max_frequency);
+    if (c->two_time != 0 && c->two_time != 1)
+        return cm_error_set(CM_ERR_INVALID, "MLP: two_time %d must be 0 or 1", c->two_time);
     out->config = *c;
     out->layer_count = c->depth + 1;
     size_t offset = 0;
     for (size_t l = 0; l < out->layer_count; l++) {
-        out->in[l] = l == 0 ? c->dim + c->embed : c->width;
+        out->in[l] = l == 0 ? c->dim + c->embed * (c->two_time ? 2 : 1) : c->width;
         out->out[l] = l == c->depth ? c->dim : c->width;
         out->weight_offset[l] = offset;
         offset += out->in[l] * out->out[l];

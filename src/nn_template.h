@@ -117,21 +117,21 @@ static void FN(bias_gradient)(REAL *restrict dbias, const REAL *restrict dout, i
 
 /* Embedding rows: out[b * stride + k] = sin(f_k c_b), out[b * stride + half + k] = cos(f_k c_b).
  * Phases in double; a row whose largest phase is within CM_SINCOS_FAST_LIMIT goes through the
- * vectorised cm_sincos_fast (see nn.c), others through libm. A row with the same c_noise as the
- * previous row is copied (a sampler chunk has one level). */
-static void FN(embed_rows)(REAL *out, size_t stride, const REAL *c_noise, int B, int E,
-                           double max_frequency) {
+ * vectorised cm_sincos_fast (see nn.c), others through libm. Row b embeds c_noise[b c_stride]. A
+ * row with the same c_noise as the previous row is copied (a sampler chunk has one level). */
+static void FN(embed_rows)(REAL *out, size_t stride, const REAL *c_noise, size_t c_stride,
+                           int B, int E, double max_frequency) {
     int half = E / 2; /* <= 2048 (cm_mlp_layout_init) */
     double log_step = half > 1 ? log(max_frequency) / (double)(half - 1) : 0.0;
     double frequency[2048], phase[2048], sine[2048], cosine[2048];
     for (int k = 0; k < half; k++) frequency[k] = exp(log_step * k);
     for (int b = 0; b < B; b++) {
         REAL *row = out + (size_t)b * stride;
-        if (b > 0 && c_noise[b] == c_noise[b - 1]) {
+        if (b > 0 && c_noise[b * c_stride] == c_noise[(b - 1) * c_stride]) {
             memcpy(row, row - stride, (size_t)E * sizeof(REAL));
             continue;
         }
-        double c = (double)c_noise[b];
+        double c = (double)c_noise[b * c_stride];
         for (int k = 0; k < half; k++) phase[k] = frequency[k] * c;
         if (fabs(c) * frequency[half - 1] <= CM_SINCOS_FAST_LIMIT) {
             cm_sincos_fast(sine, cosine, phase, half);
@@ -147,19 +147,20 @@ static void FN(embed_rows)(REAL *out, size_t stride, const REAL *c_noise, int B,
 
 void FN(cm_fourier_embedding)(REAL *out, const REAL *c_noise, int B, int E,
                               double max_frequency) {
-    FN(embed_rows)(out, (size_t)E, c_noise, B, E, max_frequency);
+    FN(embed_rows)(out, (size_t)E, c_noise, 1, B, E, max_frequency);
 }
 
 /* ---- the MLP */
 
-/* Activations of one row block: the concatenated input [R, D+E], and for every hidden layer its
+/* Activations of one row block: the concatenated input [R, C0] (C0 = D + E, or D + 2E for a
+ * two-time network: [x, embed(c_noise), embed(c_noise_target)]), and for every hidden layer its
  * pre-activation and its SiLU output [R, W]; two gradient buffers; for blocks after the first,
  * their own weight gradient [P] (block 0 adds straight into the caller's). */
 struct SHARD {
-    REAL *input;                 /* [R, D+E] */
+    REAL *input;                 /* [R, C0] */
     REAL *pre[CM_MLP_MAX_DEPTH]; /* [R, W] before SiLU (bias included) */
     REAL *act[CM_MLP_MAX_DEPTH]; /* [R, W] after SiLU */
-    REAL *grad_a, *grad_b;       /* [R, max(W, D+E)] scratch for backward */
+    REAL *grad_a, *grad_b;       /* [R, max(W, C0)] scratch for backward */
     REAL *dparams;               /* [P], NULL for block 0 */
 };
 
@@ -178,7 +179,7 @@ cm_status FN(cm_mlp_workspace_alloc)(struct WORKSPACE **out, const cm_mlp_layout
                                      size_t batch_capacity) {
     *out = NULL;
     const cm_mlp_config *c = &layout->config;
-    size_t in0 = c->dim + c->embed, wide = c->width > in0 ? c->width : in0;
+    size_t in0 = layout->in[0], wide = c->width > in0 ? c->width : in0;
     if (batch_capacity == 0) return cm_error_set(CM_ERR_INVALID, "workspace: batch 0");
     size_t rows = (batch_capacity + CM_MLP_SHARDS - 1) / CM_MLP_SHARDS;
     size_t per_shard = rows * (in0 + 2 * c->depth * c->width + 2 * wide);
@@ -225,11 +226,13 @@ void FN(cm_mlp_forward_block)(REAL *out_all, const REAL *params, const cm_mlp_la
     if (end == first) return;
     struct SHARD *sh = &ws->shard[s];
     int R = (int)(end - first), D = (int)c->dim, E = (int)c->embed, W = (int)c->width;
-    size_t in0 = (size_t)(D + E);
-    /* input = [x_in, embedding(c_noise)] per row */
+    size_t in0 = layout->in[0], times = c->two_time ? 2 : 1;
+    /* input = [x_in, embedding(c_noise[b, 0]), (two-time) embedding(c_noise[b, 1])] per row */
     for (int r = 0; r < R; r++)
         memcpy(sh->input + r * in0, x_in + (first + r) * D, (size_t)D * sizeof(REAL));
-    FN(embed_rows)(sh->input + D, in0, c_noise + first, R, E, c->embed_max_frequency);
+    for (size_t j = 0; j < times; j++)
+        FN(embed_rows)(sh->input + D + j * (size_t)E, in0, c_noise + first * times + j, times, R,
+                       E, c->embed_max_frequency);
     const REAL *layer_in = sh->input;
     for (size_t l = 0; l < c->depth; l++) {
         int C = (int)layout->in[l];
@@ -273,7 +276,8 @@ void FN(cm_mlp_backward_block)(REAL *dparams_all, REAL *dx_in, const REAL *param
     cm_parallel_range(&first, &end, (size_t)B, s, CM_MLP_SHARDS);
     if (end == first) return;
     struct SHARD *sh = &ws->shard[s];
-    int R = (int)(end - first), D = (int)c->dim, E = (int)c->embed, W = (int)c->width;
+    int R = (int)(end - first), D = (int)c->dim, W = (int)c->width;
+    size_t in0 = layout->in[0];
     int accumulate = s == 0;
     REAL beta = accumulate ? (REAL)1 : (REAL)0;
     REAL *dparams = accumulate ? dparams_all : sh->dparams;
@@ -299,7 +303,7 @@ void FN(cm_mlp_backward_block)(REAL *dparams_all, REAL *dx_in, const REAL *param
     }
     if (dx_in)
         for (int r = 0; r < R; r++)
-            memcpy(dx_in + (first + r) * D, d_act + (size_t)r * (D + E),
+            memcpy(dx_in + (first + r) * D, d_act + (size_t)r * in0,
                    (size_t)D * sizeof(REAL));
 }
 

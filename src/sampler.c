@@ -71,7 +71,7 @@ static void buffers_free(sampler_buffers *b) {
 static cm_status buffers_alloc(sampler_buffers *b, const cm_model *model) {
     *b = (sampler_buffers){0};
     size_t R = CM_SAMPLER_CHUNK, D = model->config.network.dim;
-    b->block = cm_malloc(4 * R * D + 4 * R, sizeof(float));
+    b->block = cm_malloc(4 * R * D + CM_COEFFICIENT_COUNT(R, 1), sizeof(float)); /* 5 R: either layout */
     b->row = cm_malloc(D, sizeof(double));
     cm_status status = b->block && b->row ? CM_OK : cm_error_set(CM_ERR_NOMEM, "sampler buffers");
     if (status == CM_OK) status = cm_mlp_workspace_alloc(&b->workspace, &model->layout, R);

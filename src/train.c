@@ -1,7 +1,8 @@
 /* train.c: the trainer of train.h: [LHW] iterative consistency learning (online and sequential
  * teachers), [CM] consistency training and [iCT] (SPEC sections 2 and 5), denoising score
  * matching with the EDM preconditioning (Karras et al. 2022) and [CM] consistency distillation
- * from a teacher denoiser (diffusion.h).
+ * from a teacher denoiser (diffusion.h), of a one-time consistency function (cd) or of a two-time
+ * map g(x, t, s) (cd2, consistency.h).
  *
  * All buffers are allocated by cm_trainer_init; cm_trainer_step only computes. The teacher
  * forward runs first into its own output buffer, then the student forward and backward reuse
@@ -41,7 +42,7 @@ struct cm_trainer {
     float *weight;                                       /* [B] */
     double *grid, *probabilities;                        /* [max levels] */
     size_t grid_levels;                                  /* N of the current grid, 0: none */
-    double *row_sigma;                                   /* [2B]: student, teacher level per row */
+    double *row_sigma;                                   /* [3B]: student, teacher, cd2 target level */
     const cm_denoiser *teacher_denoiser;                 /* cd: borrowed */
     double *cd_x, *cd_work;                              /* cd: [B, D], [3 B D] */
     size_t stage;                                        /* lhw sequential: current t */
@@ -52,22 +53,23 @@ struct cm_trainer {
 static size_t max_grid_levels(const cm_train_config *c) {
     if (c->method == CM_METHOD_CT) return c->ct_s1 + 2;
     if (c->method == CM_METHOD_ICT) return c->ict_s1 + 2;
-    if (c->method == CM_METHOD_CD) return c->cd_levels + 2;
+    if (cm_method_is_distillation(c->method)) return c->cd_levels + 2;
     return 0;
 }
 
 static cm_status allocate_buffers(cm_trainer *tr) {
     size_t B = tr->config.batch, D = tr->config.network.dim, P = tr->model.layout.param_count;
-    int needs_target = tr->config.method == CM_METHOD_CT || tr->config.method == CM_METHOD_CD ||
+    int needs_target = tr->config.method == CM_METHOD_CT || cm_method_is_distillation(tr->config.method) ||
                        (tr->config.method == CM_METHOD_LHW && tr->config.teacher == CM_TEACHER_SEQUENTIAL);
     tr->params = cm_malloc(P, sizeof(float));
     tr->grad = cm_malloc(P, sizeof(float));
     tr->target = needs_target ? cm_malloc(P, sizeof(float)) : NULL;
-    size_t floats = 10 * B * D + 9 * B;
+    size_t coef = CM_COEFFICIENT_COUNT(B, tr->config.network.two_time);
+    size_t floats = 10 * B * D + 2 * coef + B;
     tr->block = cm_malloc(floats, sizeof(float));
     tr->x0_double = cm_malloc(B * D + B, sizeof(double));
-    tr->row_sigma = cm_malloc(2 * B, sizeof(double));
-    if (tr->config.method == CM_METHOD_CD) {
+    tr->row_sigma = cm_malloc(3 * B, sizeof(double));
+    if (cm_method_is_distillation(tr->config.method)) {
         tr->cd_x = cm_malloc(B * D, sizeof(double));
         tr->cd_work = cm_malloc(3 * B * D, sizeof(double));
         if (!tr->cd_x || !tr->cd_work)
@@ -84,8 +86,8 @@ static cm_status allocate_buffers(cm_trainer *tr) {
     float **arrays[] = {&tr->x0, &tr->z, &tr->x_student, &tr->x_teacher, &tr->out_student,
                         &tr->out_teacher, &tr->x_in, &tr->F_out, &tr->dout, &tr->dF};
     for (size_t i = 0; i < sizeof arrays / sizeof arrays[0]; i++) *arrays[i] = p, p += B * D;
-    tr->coef_student = p, p += 4 * B;
-    tr->coef_teacher = p, p += 4 * B;
+    tr->coef_student = p, p += coef;
+    tr->coef_teacher = p, p += coef;
     tr->weight = p;
     return cm_mlp_workspace_alloc(&tr->workspace, &tr->model.layout, B);
 }
@@ -230,24 +232,37 @@ static void build_dsm_row(cm_trainer *tr, int b, cm_rng *level_rng) {
 
 /* cd: all rows of the batch at once. Student x0 + s_hi z; teacher input = one Euler or Heun
  * step of the teacher's probability-flow ODE from there down to s_lo ([CM] CD, SPEC section 5),
- * in double. */
+ * in double.
+ * cd2 (two-time, consistency.h): the same pair, and a target level s = grid[u] with u uniform
+ * in {0, ..., i} (s <= s_lo); the student is g(x0 + s_hi z, s_hi, s), the target
+ * g_target(x_teacher, s_lo, s). At u = i that target is x_teacher itself (g(x, t, t) = x): the
+ * loss then asks the network for the teacher's ODE step, and for smaller s for the consistency
+ * of the map along the teacher's trajectory (the distillation loss of consistency trajectory
+ * models, Kim et al. 2024, with the teacher's one step in place of their multi-step solve). */
 static cm_status build_cd_batch(cm_trainer *tr, cm_rng *level_rng) {
     const cm_train_config *c = &tr->config;
     size_t B = c->batch, D = c->network.dim, N = c->cd_levels;
+    int two_time = c->method == CM_METHOD_CD2;
     double *from = tr->row_sigma, *to = tr->row_sigma + B;
     update_grid(tr, N);
     for (size_t b = 0; b < B; b++) {
         size_t i = (size_t)cm_rng_below(level_rng, N - 1);
         to[b] = tr->grid[i], from[b] = tr->grid[i + 1];
+        double target = two_time ? tr->grid[cm_rng_below(level_rng, i + 1)] : 0.0;
+        tr->row_sigma[2 * B + b] = target;
         for (size_t j = 0; j < D; j++) {
             size_t k = b * D + j;
             tr->cd_x[k] = tr->x0_double[k] + from[b] * tr->z[k];
             tr->x_student[k] = (float)tr->cd_x[k];
         }
-        cm_coefficients_store(tr->coef_student, (int)B, (int)b,
-                              cm_consistency_ve(from[b], c->sigma_data, c->sigma_min));
-        cm_coefficients_store(tr->coef_teacher, (int)B, (int)b,
-                              cm_consistency_ve(to[b], c->sigma_data, c->sigma_min));
+        cm_coefficients student = two_time
+                                      ? cm_consistency_two_time(from[b], target, c->sigma_data)
+                                      : cm_consistency_ve(from[b], c->sigma_data, c->sigma_min);
+        cm_coefficients teacher = two_time
+                                      ? cm_consistency_two_time(to[b], target, c->sigma_data)
+                                      : cm_consistency_ve(to[b], c->sigma_data, c->sigma_min);
+        cm_coefficients_store(tr->coef_student, (int)B, (int)b, student);
+        cm_coefficients_store(tr->coef_teacher, (int)B, (int)b, teacher);
         tr->weight[b] = pair_weight(c, to[b], from[b]);
     }
     cm_diffusion_sampler solver = c->cd_solver == CM_SOLVER_HEUN ? CM_DIFFUSION_HEUN
@@ -327,6 +342,7 @@ static const float *prepare_batch(cm_trainer *tr, size_t k, cm_train_report *rep
         report->levels = 0;
         return NULL; /* no teacher network: the target is x0 */
     case CM_METHOD_CD:
+    case CM_METHOD_CD2:
         *status = build_cd_batch(tr, &level_rng);
         report->levels = c->cd_levels;
         report->target_decay = c->ct_target_ema;
@@ -385,8 +401,9 @@ static void batch_target(cm_trainer *tr, const float *teacher) {
 
 /* cd needs its teacher before the first batch. */
 static cm_status check_ready(const cm_trainer *tr) {
-    if (tr->config.method == CM_METHOD_CD && !tr->teacher_denoiser)
-        return cm_error_set(CM_ERR_INVALID, "cd: no teacher denoiser (cm_trainer_set_teacher)");
+    if (cm_method_is_distillation(tr->config.method) && !tr->teacher_denoiser)
+        return cm_error_set(CM_ERR_INVALID, "%s: no teacher denoiser (cm_trainer_set_teacher)",
+                            cm_method_name(tr->config.method));
     return CM_OK;
 }
 
@@ -537,7 +554,7 @@ cm_status cm_trainer_step(cm_trainer *tr, cm_train_report *out) {
     }
     cm_adam_step(&tr->adam, tr->params, tr->grad, report.grad_norm);
     if (c->ema_decay > 0) cm_ema_update(tr->model.params, tr->params, P, c->ema_decay);
-    if (c->method == CM_METHOD_CT || c->method == CM_METHOD_CD)
+    if (c->method == CM_METHOD_CT || cm_method_is_distillation(c->method))
         cm_ema_update(tr->target, tr->params, P, report.target_decay);
     tr->step++;
     return CM_OK;
@@ -639,8 +656,8 @@ cm_status cm_trainer_set_state(cm_trainer *tr, const cm_trainer_state *s) {
 cm_status cm_trainer_set_teacher(cm_trainer *tr, const cm_denoiser *teacher,
                                  const cm_transform *transform) {
     size_t D = tr->config.network.dim;
-    if (tr->config.method != CM_METHOD_CD)
-        return cm_error_set(CM_ERR_INVALID, "a teacher applies to cd, not %s",
+    if (!cm_method_is_distillation(tr->config.method))
+        return cm_error_set(CM_ERR_INVALID, "a teacher applies to cd and cd2, not %s",
                             cm_method_name(tr->config.method));
     if (teacher->dim != D)
         return cm_error_set(CM_ERR_DIMENSION, "teacher of dimension %zu, the data has %zu",
@@ -657,7 +674,8 @@ cm_status cm_trainer_set_teacher(cm_trainer *tr, const cm_denoiser *teacher,
 }
 
 cm_status cm_trainer_batch_inputs(cm_trainer *tr, size_t k, float *student, float *teacher,
-                                  double *student_sigma, double *teacher_sigma) {
+                                  double *student_sigma, double *teacher_sigma,
+                                  double *target_sigma) {
     cm_train_report report;
     cm_status status;
     size_t B = tr->config.batch, D = tr->config.network.dim;
@@ -668,7 +686,9 @@ cm_status cm_trainer_batch_inputs(cm_trainer *tr, size_t k, float *student, floa
     memcpy(teacher, tr->x_teacher, B * D * sizeof(float));
     for (size_t b = 0; b < B; b++) {
         student_sigma[b] = tr->row_sigma[b];
-        teacher_sigma[b] = tr->config.method == CM_METHOD_CD ? tr->row_sigma[B + b] : 0.0;
+        int distillation = cm_method_is_distillation(tr->config.method);
+        teacher_sigma[b] = distillation ? tr->row_sigma[B + b] : 0.0;
+        if (target_sigma) target_sigma[b] = distillation ? tr->row_sigma[2 * B + b] : 0.0;
     }
     return CM_OK;
 }

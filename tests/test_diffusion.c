@@ -290,7 +290,7 @@ static void test_cd_target_is_teacher_ode_step(void) {
     cm_train_report report;
     CM_CHECK(cm_trainer_step(tr, &report) == CM_ERR_INVALID, "cd stepped without a teacher");
     CM_CHECK_OK(cm_trainer_set_teacher(tr, &den, NULL));
-    CM_CHECK_OK(cm_trainer_batch_inputs(tr, 4, student, teacher, s_hi, s_lo));
+    CM_CHECK_OK(cm_trainer_batch_inputs(tr, 4, student, teacher, s_hi, s_lo, NULL));
     double worst = 0;
     for (int b = 0; b < 32; b++) {
         CM_CHECK(s_hi[b] > s_lo[b] && s_lo[b] >= c.sigma_min * 0.999, "levels %g %g", s_hi[b], s_lo[b]);
@@ -308,7 +308,7 @@ static void test_cd_target_is_teacher_ode_step(void) {
     c = cm_train_config_default(CM_METHOD_DSM, 2);
     c.network.width = 16, c.network.depth = 1, c.batch = 32, c.steps = 10, c.seed = 3;
     CM_CHECK_OK(cm_trainer_init(&tr, &c, data));
-    CM_CHECK_OK(cm_trainer_batch_inputs(tr, 0, student, teacher, s_hi, s_lo));
+    CM_CHECK_OK(cm_trainer_batch_inputs(tr, 0, student, teacher, s_hi, s_lo, NULL));
     for (int b = 0; b < 32; b++) CM_CHECK(s_hi[b] > 0 && isfinite(s_hi[b]), "dsm sigma %g", s_hi[b]);
     CM_CHECK(cm_trainer_set_teacher(tr, &den, NULL) == CM_ERR_INVALID, "dsm accepted a teacher");
     CM_CHECK_OK(cm_trainer_step(tr, &report));

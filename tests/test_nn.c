@@ -103,8 +103,10 @@ typedef struct {
     double *params, *dparams;
 } mlp_fixture;
 
-static void fixture_init(mlp_fixture *f, size_t D, size_t W, size_t L, size_t E, int B, cm_rng *rng) {
-    cm_mlp_config config = {.dim = D, .width = W, .depth = L, .embed = E, .embed_max_frequency = 50};
+static void fixture_init(mlp_fixture *f, size_t D, size_t W, size_t L, size_t E, int B, cm_rng *rng,
+                         int two_time) {
+    cm_mlp_config config = {.dim = D, .width = W, .depth = L, .embed = E, .embed_max_frequency = 50,
+                            .two_time = two_time};
     CM_CHECK_OK(cm_mlp_layout_init(&f->layout, &config));
     CM_CHECK_OK(cm_mlp_workspace_alloc_f64(&f->workspace, &f->layout, (size_t)B));
     f->params = cm_malloc(f->layout.param_count, sizeof(double));
@@ -118,14 +120,23 @@ static void fixture_free(mlp_fixture *f) {
     cm_free(f->dparams);
 }
 
+/* Every parameter and input gradient of the MLP against central differences, for the one-time
+ * network and the two-time one (input [x, embed(c), embed(c_target)]). */
+static void check_mlp_gradients(int two_time);
 static void test_mlp_gradients(void) {
+    for (int two_time = 0; two_time < 2; two_time++) check_mlp_gradients(two_time);
+}
+
+static void check_mlp_gradients(int two_time) {
     enum { B = 4, D = 3 };
     cm_rng rng;
     cm_rng_init(&rng, 3);
     mlp_fixture f;
-    fixture_init(&f, D, 6, 3, 4, B, &rng);
-    double x[B * D], c_noise[B], R[B * D], out[B * D], dx[B * D];
-    fill(x, B * D, &rng, 1), fill(c_noise, B, &rng, 1), fill(R, B * D, &rng, 1);
+    fixture_init(&f, D, 6, 3, 4, B, &rng, two_time);
+    CM_CHECK(f.layout.in[0] == (size_t)(D + 4 * (1 + two_time)), "first layer input %zu",
+             f.layout.in[0]);
+    double x[B * D], c_noise[2 * B], R[B * D], out[B * D], dx[B * D];
+    fill(x, B * D, &rng, 1), fill(c_noise, 2 * B, &rng, 1), fill(R, B * D, &rng, 1);
     cm_mlp_forward_f64(out, f.params, &f.layout, f.workspace, x, c_noise, B);
     cm_mlp_backward_f64(f.dparams, dx, f.params, &f.layout, f.workspace, R, B);
     size_t P = f.layout.param_count;
@@ -166,19 +177,24 @@ static double model_loss(mlp_fixture *f, double *dout, const double *x, const do
                  : cm_loss_l2_f64(dout, out, target, weight, B, (int)D);
 }
 
+/* Both losses through the consistency function to the parameters; case 2 and 3 are the
+ * two-time parameterisation (consistency.h) with a target level per row. */
 static void test_model_and_loss_gradients(void) {
     enum { B = 5, D = 2 };
     cm_rng rng;
     cm_rng_init(&rng, 4);
-    for (int huber = 0; huber < 2; huber++) {
+    for (int variant = 0; variant < 4; variant++) {
+        int huber = variant % 2, two_time = variant / 2;
         mlp_fixture f;
-        fixture_init(&f, D, 5, 2, 4, B, &rng);
-        double x[B * D], target[B * D], weight[B], coef[4 * B], dout[B * D], dF[B * D];
+        fixture_init(&f, D, 5, 2, 4, B, &rng, two_time);
+        double x[B * D], target[B * D], weight[B], coef[5 * B], dout[B * D], dF[B * D];
         fill(x, B * D, &rng, 1), fill(target, B * D, &rng, 1);
         for (int b = 0; b < B; b++) {
             weight[b] = 0.5 + b;
             double sigma = 0.01 * pow(10.0, b);
-            cm_coefficients_store_f64(coef, B, b, cm_consistency_ve(sigma, 0.5, 0.002));
+            cm_coefficients c = two_time ? cm_consistency_two_time(sigma, sigma * 0.3 / (1 + b), 0.5)
+                                         : cm_consistency_ve(sigma, 0.5, 0.002);
+            cm_coefficients_store_f64(coef, B, b, c);
         }
         model_loss(&f, dout, x, coef, target, weight, huber, B);
         /* the loss's own gradient with respect to out, against FD on out */
@@ -272,7 +288,62 @@ static void test_layout_rejects_bad_configs(void) {
              "param count %zu", layout.param_count);
 }
 
+/* The two-time input is [x, embed(c), embed(c_target)]: with the first layer's columns of the
+ * target embedding set to zero, a two-time network is the one-time network with the other
+ * weights (to rounding: the zero columns add exact zeros, but BLAS may block a longer product
+ * differently); with them nonzero, the target level
+ * changes the output. And g(x, t, t) = x to the bit for any weights (r = 1: skip 1, out 0). */
+static void test_two_time_layout(void) {
+    enum { B = 3, D = 2, W = 5, E = 4 };
+    cm_rng rng;
+    cm_rng_init(&rng, 8);
+    mlp_fixture one, two;
+    fixture_init(&one, D, W, 2, E, B, &rng, 0);
+    fixture_init(&two, D, W, 2, E, B, &rng, 1);
+    CM_CHECK(two.layout.param_count == one.layout.param_count + (size_t)W * E, "parameters %zu %zu",
+             two.layout.param_count, one.layout.param_count);
+    /* copy the one-time weights into the two-time layout; target columns D+E..D+2E-1 zero */
+    for (int o = 0; o < W; o++)
+        for (int i = 0; i < D + 2 * E; i++)
+            two.params[(size_t)o * (D + 2 * E) + i] = i < D + E ? one.params[(size_t)o * (D + E) + i] : 0.0;
+    memcpy(two.params + two.layout.bias_offset[0], one.params + one.layout.bias_offset[0],
+           (one.layout.param_count - one.layout.bias_offset[0]) * sizeof(double));
+    double x[B * D], c[B], c_pair[2 * B], out_one[B * D], out_two[B * D];
+    fill(x, B * D, &rng, 1), fill(c, B, &rng, 1);
+    for (int b = 0; b < B; b++) c_pair[2 * b] = c[b], c_pair[2 * b + 1] = 0.7 * b - 1.0;
+    cm_mlp_forward_f64(out_one, one.params, &one.layout, one.workspace, x, c, B);
+    cm_mlp_forward_f64(out_two, two.params, &two.layout, two.workspace, x, c_pair, B);
+    for (int i = 0; i < B * D; i++)
+        CM_CHECK(fabs(out_one[i] - out_two[i]) <= 1e-14 * (1 + fabs(out_one[i])),
+                 "zero target columns: %d: %.17g vs %.17g", i, out_one[i], out_two[i]);
+    two.params[D + E] = 0.8; /* one target column weight of unit 0 */
+    cm_mlp_forward_f64(out_two, two.params, &two.layout, two.workspace, x, c_pair, B);
+    double changed = 0;
+    for (int i = 0; i < B * D; i++) changed = fmax(changed, fabs(out_one[i] - out_two[i]));
+    CM_CHECK(changed > 1e-6, "the target level does not reach the output (%g)", changed);
+    double coef[5 * B], g[B * D], x_in[B * D], F_out[B * D];
+    for (int b = 0; b < B; b++) {
+        double t = 0.05 * (b + 1) * (b + 1);
+        cm_coefficients k = cm_consistency_two_time(t, t, 0.5);
+        CM_CHECK(k.skip == 1.0 && k.out == 0.0 && k.two_time, "g(., t, t): skip %.17g out %.17g",
+                 k.skip, k.out);
+        cm_coefficients_store_f64(coef, B, b, k);
+    }
+    cm_consistency_forward_f64(g, x_in, F_out, two.params, &two.layout, two.workspace, x, coef, B);
+    for (int i = 0; i < B * D; i++) CM_CHECK(g[i] == x[i], "g(x, t, t) != x at %d", i);
+    /* hand value: t = 2, s = 0.5, sd = 0.5: r = 1/4, c_skip = 0.25/4.25, c_out = 1/sqrt(4.25),
+     * skip = 1/4 + 3/4 c_skip, out = 3/4 c_out, in = 1/sqrt(4.25), noises log(2)/4, log(0.5)/4 */
+    cm_coefficients h = cm_consistency_two_time(2.0, 0.5, 0.5);
+    CM_CHECK_CLOSE(h.skip, 0.25 + 0.75 * 0.25 / 4.25, 1e-15, "two-time skip");
+    CM_CHECK_CLOSE(h.out, 0.75 * 1.0 / sqrt(4.25), 1e-15, "two-time out");
+    CM_CHECK_CLOSE(h.in, 1.0 / sqrt(4.25), 1e-15, "two-time in");
+    CM_CHECK_CLOSE(h.c_noise_target, 0.25 * log(0.5), 1e-15, "two-time target noise");
+    fixture_free(&one);
+    fixture_free(&two);
+}
+
 const cm_test_case cm_tests_nn[] = {
+    {"two_time_layout", test_two_time_layout},
     {"linear_gradients", test_linear_gradients},
     {"silu_gradient", test_silu_gradient},
     {"fourier_embedding_known_values", test_fourier_embedding_known_values},

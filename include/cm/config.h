@@ -4,7 +4,9 @@
  * Methods: lhw ([LHW] iterative consistency learning on the discrete VP chain, SPEC section 2),
  * ct ([CM] consistency training), ict ([iCT]), dsm (denoising score matching with the EDM
  * preconditioning, Karras et al. 2022: the model is a denoiser, diffusion.h) and cd ([CM]
- * consistency distillation from a teacher denoiser, SPEC section 5). Every constant chosen by a paper is set in
+ * consistency distillation from a teacher denoiser, SPEC section 5) and cd2 (the same
+ * distillation of a two-time consistency model g(x, t, s), whose network also takes the target
+ * level s: SPEC section 6, train.c). Every constant chosen by a paper is set in
  * cm_train_config_default with its source.
  */
 #ifndef CM_CONFIG_H
@@ -23,6 +25,7 @@ typedef enum {
     CM_METHOD_ICT,
     CM_METHOD_DSM, /* a denoiser D(x, sigma), not a consistency function */
     CM_METHOD_CD,
+    CM_METHOD_CD2, /* a two-time map g(x, t, s), distilled like cd (SPEC section 6, [JHMZ]) */
     CM_METHOD_COUNT
 } cm_method;
 /* The ODE step of the cd teacher ([CM]: Heun, EDM's second-order method). */
@@ -42,6 +45,8 @@ typedef enum {
 typedef enum { CM_LR_CONSTANT, CM_LR_COSINE, CM_LR_SCHEDULE_COUNT } cm_lr_schedule;
 
 const char *cm_method_name(cm_method method);
+/* 1 for the methods trained by distillation from a teacher denoiser (cd, cd2). */
+int cm_method_is_distillation(cm_method method);
 cm_status cm_method_parse(cm_method *out, const char *text);
 const char *cm_teacher_name(cm_teacher teacher);
 cm_status cm_teacher_parse(cm_teacher *out, const char *text);

@@ -11,7 +11,17 @@
  * computed in log space so that at t = 1 skip is exactly 1 and out exactly 0: f(x, 1) = x to
  * the bit. A batch carries one coefficient row per point, so one batch may mix noise levels.
  *
- * Coefficient arrays are laid out coef[4 * B] = skip[B], out[B], in[B], c_noise[B].
+ * Two-time consistency model (cd2; the two-time map g(x, t, s) ~ Phi_{t -> s}(x) of SPEC section
+ * 6, parameterised as the consistency trajectory models of Kim et al., "Consistency Trajectory
+ * Models", ICLR 2024): with r = s / t and D the EDM denoiser form (the VE coefficients at
+ * sigma_min = 0) whose network also sees s,
+ *     g(x, t, s) = r x + (1 - r) D(x, t, s),  D = c_skip(t) x + c_out(t) F(c_in(t) x, c_noise(t), c_noise(s))
+ * so g(x, t, t) = x to the bit (r = 1), the two-time boundary condition. It has the same shape,
+ * skip = r + (1 - r) c_skip, out = (1 - r) c_out, in = c_in, plus c_noise_target = log(s) / 4.
+ *
+ * Coefficient arrays are laid out coef[4 * B] = skip[B], out[B], in[B], c_noise[B]; for a
+ * two-time network coef[5 * B] = skip[B], out[B], in[B], then c_noise as [B, 2] (level, target
+ * level per row), the MLP's two-time c_noise layout (nn.h).
  */
 #ifndef CM_CONSISTENCY_H
 #define CM_CONSISTENCY_H
@@ -26,13 +36,21 @@
 
 typedef struct {
     double skip, out, in, c_noise;
+    double c_noise_target; /* two-time models only */
+    int two_time;          /* 1: store in the two-time layout (5 B) */
 } cm_coefficients;
+
+/* Floats (or doubles) of a coefficient array of B rows for a network (4 B, or 5 B two-time). */
+#define CM_COEFFICIENT_COUNT(B, two_time) ((size_t)(B) * ((two_time) ? 5u : 4u))
 
 /* [CM] VE coefficients at noise level sigma >= sigma_min. */
 cm_coefficients cm_consistency_ve(double sigma, double sigma_data, double sigma_min);
 /* [LHW] VP coefficients at chain index t in 1..T. */
 cm_coefficients cm_consistency_lhw(const cm_lhw_schedule *schedule, size_t t, double sigma_data);
-/* Store c as row b of a coefficient array of a batch of B rows. */
+/* Two-time coefficients of g(x, sigma, sigma_target), 0 < sigma_target <= sigma. */
+cm_coefficients cm_consistency_two_time(double sigma, double sigma_target, double sigma_data);
+/* Store c as row b of a coefficient array of a batch of B rows (in the two-time layout when
+ * c.two_time). */
 void cm_coefficients_store(float *coef, int B, int b, cm_coefficients c);
 void cm_coefficients_store_f64(double *coef, int B, int b, cm_coefficients c);
 

@@ -36,7 +36,8 @@ cm_status cm_model_init(cm_model *out, const cm_train_config *config);
 void cm_model_free(cm_model *model);
 
 /* Consistency-function coefficients at VE noise level sigma (VE models) or chain index t
- * ([LHW] models: `level` is t, cast to size_t; 1 <= t <= T). */
+ * ([LHW] models: `level` is t, cast to size_t; 1 <= t <= T). For a two-time (cd2) model: those
+ * of g(x, sigma, sigma_min), in the two-time layout (consistency.h). */
 cm_coefficients cm_model_coefficients(const cm_model *model, double level);
 
 /* Views of the model's weights under the file names "mlp.<l>.weight" / "mlp.<l>.bias" into

@@ -12,8 +12,8 @@
  * diagonal Gaussian with a controlled error, and, for a one-time consistency model f(x, sigma)
  * (VE methods ct, ict, cd), OUR construction: predict x0 = f(x, from), then re-noise
  * deterministically with the implied noise, g = x0 + (to / from) (x - x0) (the DDIM update
- * written in VE units). A trained two-time network g_theta(x, t, s) needs a second time input in
- * the MLP and is not implemented.
+ * written in VE units); and a trained two-time network g_theta(x, t, s) (cd2 models,
+ * consistency.h), used as it is.
  *
  * [JHMZ] sampler (reconstructed, SPEC section 6), K steps of size eta ending at t_end:
  *     T = t_end + K eta;  x = sqrt(1 + sigma(T)^2) Z  (the VP prior N(0, I) in VE units)
@@ -53,7 +53,8 @@ void cm_two_time_free(cm_two_time_map *map);
 
 /* Exact flow map of a law (borrowed): cm_law_flow between lambda = -2 log from and -2 log to. */
 cm_status cm_two_time_from_law(cm_two_time_map *out, const cm_law *law);
-/* Our construction from a VE consistency model (ct, ict, cd; borrowed), in model units. */
+/* A trained VE model (borrowed), in model units: our construction for ct, ict, cd; the network
+ * itself for cd2 (a target level below its sigma_min is read as sigma_min). */
 cm_status cm_two_time_from_model(cm_two_time_map *out, const cm_model *model);
 
 /* Diagonal Gaussian N(mean, diag(variances)) (in its eigenbasis) and a controlled error:

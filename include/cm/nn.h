@@ -50,7 +50,9 @@ void cm_silu_backward_f64(double *dinp, const double *dout, const double *inp, i
 void cm_fourier_embedding_f64(double *out, const double *c_noise, int B, int E,
                               double max_frequency);
 
-/* ---- the MLP: Linear(D+E -> W), SiLU, L-1 times [Linear(W -> W), SiLU], Linear(W -> D) */
+/* ---- the MLP: Linear(D+E -> W), SiLU, L-1 times [Linear(W -> W), SiLU], Linear(W -> D).
+ * A two-time network (config.two_time) embeds two noise levels per row: its first layer is
+ * Linear(D+2E -> W), and every c_noise array below is [B, 2] row-major (level, target level). */
 
 typedef struct {
     size_t dim;                /* D */
@@ -58,6 +60,8 @@ typedef struct {
     size_t depth;              /* L >= 1 hidden layers */
     size_t embed;              /* E, even */
     double embed_max_frequency;
+    int two_time;              /* 0: F(x, c_noise); 1: F(x, c_noise, c_noise_target), the input
+                                  [x, embed(c_noise), embed(c_noise_target)] (two-time models) */
 } cm_mlp_config;
 
 /* Where each layer's weight and bias live in the flat parameter vector. */
@@ -86,7 +90,8 @@ cm_status cm_mlp_workspace_alloc_f64(cm_mlp_workspace_f64 **out, const cm_mlp_la
                                      size_t batch_capacity);
 void cm_mlp_workspace_free_f64(cm_mlp_workspace_f64 *workspace);
 
-/* F(x_in, c_noise): out[B,D] from x_in[B,D] (already scaled by c_in) and c_noise[B]. Keeps the
+/* F(x_in, c_noise): out[B,D] from x_in[B,D] (already scaled by c_in) and c_noise[B] ([B, 2] for
+ * a two-time network). Keeps the
  * activations in `workspace` for cm_mlp_backward. B <= batch_capacity. */
 void cm_mlp_forward(float *out, const float *params, const cm_mlp_layout *layout,
                     cm_mlp_workspace *workspace, const float *x_in, const float *c_noise, int B);

@@ -80,16 +80,18 @@ cm_status cm_trainer_batch_loss(cm_trainer *trainer, size_t k, const float *stud
 /* The data source the trainer was made with (borrowed). */
 const cm_data *cm_trainer_data(const cm_trainer *trainer);
 
-/* cd: the teacher denoiser (borrowed; must outlive the trainer), in model units. With a
+/* cd, cd2: the teacher denoiser (borrowed; must outlive the trainer), in model units. With a
  * transform (the teacher model's), the trainer adopts it as its standardising transform, so that
  * teacher and student see the same units; call before the first step (or before
  * cm_trainer_set_state). CM_ERR_INVALID for other methods. */
 cm_status cm_trainer_set_teacher(cm_trainer *trainer, const cm_denoiser *teacher,
                                  const cm_transform *transform);
 /* For tests: the student and teacher network inputs (B x D floats each) and the per-row levels
- * (student; teacher for cd, else 0) of the batch step k would draw. */
+ * (student; teacher for cd and cd2, else 0; the target level s of g(x, t, s) for cd2, else 0,
+ * when target_sigma is not NULL) of the batch step k would draw. */
 cm_status cm_trainer_batch_inputs(cm_trainer *trainer, size_t k, float *student, float *teacher,
-                                  double *student_sigma, double *teacher_sigma);
+                                  double *student_sigma, double *teacher_sigma,
+                                  double *target_sigma);
 
 /* For tests: the raw training weights (param_count floats, owned by the trainer). */
 float *cm_trainer_params(cm_trainer *trainer);

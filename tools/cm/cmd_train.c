@@ -6,7 +6,7 @@
  * SIGINT/SIGTERM: the handler only sets a flag; the loop saves a checkpoint after the current
  * step and exits with 128 + the signal number. A second signal stops at once.
  * Progress: a bar with loss, steps/s and ETA on a terminal, plain lines every 10% otherwise.
- * cd: the teacher denoiser is a dsm model (--teacher-model, whose transform the run adopts) or
+ * cd and cd2 (a two-time model g(x, t, s), distilled the same way): the teacher denoiser is a dsm model (--teacher-model, whose transform the run adopts) or
  * the exact law of a gauss:/gmm: source standardised with the run's transform (law.h); the
  * teacher's path is kept in the checkpoint (cm.cli.teacher_model) for --resume.
  */
@@ -142,7 +142,7 @@ static void options_from_config(train_options *o, const cm_train_config *c) {
 static size_t option_table(cli_option *out, train_options *o) {
     const cli_option table[] = {
         {"data", OPT_STRING, &o->data, "data source: 8gaussians|moons|swissroll|checkerboard|rings, gauss:..., gmm:..., FILE.csv|npy [required unless --resume]", 0, 0, 0},
-        {"method", OPT_STRING, &o->method, "lhw | ct | ict | dsm (a denoiser) | cd (distillation)", 0, 0, 0},
+        {"method", OPT_STRING, &o->method, "lhw | ct | ict | dsm (a denoiser) | cd (distillation) | cd2 (two-time distillation)", 0, 0, 0},
         {"steps", OPT_SIZE, &o->steps, "optimiser steps", 1, 0, 0},
         {"seed", OPT_U64, &o->seed, "seed of every random draw", 0, 0, 0},
         {"out", OPT_STRING, &o->out, "output directory (created) [required unless --resume]", 0, 0, 0},
@@ -169,10 +169,10 @@ static size_t option_table(cli_option *out, train_options *o) {
         {"teacher", OPT_STRING, &o->teacher, "lhw: online | sequential", 0, 0, 0},
         {"loss", OPT_STRING, &o->loss, "l2 | pseudo-huber (default: l2 for ct, pseudo-huber otherwise)", 0, 0, 0},
         {"weighting", OPT_STRING, &o->weighting, "none | inverse-gap: 1/(sigma_{i+1} - sigma_i) (default: none for ct, inverse-gap otherwise)", 0, 0, 0},
-        {"target-ema", OPT_DOUBLE, &o->target_ema, "ct, cd: target EMA decay in [0, 1) (0: no EMA target); ct negative: [CM]'s adaptive mu(k) (default: 0 for ct, 0.95 for cd)", -1, 0, 0},
-        {"teacher-model", OPT_STRING, &o->teacher_model, "cd: teacher = this dsm model (default: the exact law of a gauss:/gmm: source)", 0, 0, 0},
-        {"cd-levels", OPT_SIZE, &o->cd_levels, "cd: levels N of the fixed Karras grid", 2, 0, 0},
-        {"cd-solver", OPT_STRING, &o->cd_solver, "cd: teacher ODE step, euler | heun", 0, 0, 0},
+        {"target-ema", OPT_DOUBLE, &o->target_ema, "ct, cd, cd2: target EMA decay in [0, 1) (0: no EMA target); ct negative: [CM]'s adaptive mu(k) (default: 0 for ct, 0.95 for cd, cd2)", -1, 0, 0},
+        {"teacher-model", OPT_STRING, &o->teacher_model, "cd, cd2: teacher = this dsm model (default: the exact law of a gauss:/gmm: source)", 0, 0, 0},
+        {"cd-levels", OPT_SIZE, &o->cd_levels, "cd, cd2: levels N of the fixed Karras grid", 2, 0, 0},
+        {"cd-solver", OPT_STRING, &o->cd_solver, "cd, cd2: teacher ODE step, euler | heun", 0, 0, 0},
         {"dsm-p-mean", OPT_DOUBLE, &o->dsm_p_mean, "dsm: mean of log sigma (EDM)", -1e3, 0, 0},
         {"dsm-p-std", OPT_DOUBLE, &o->dsm_p_std, "dsm: std of log sigma (EDM)", 0, 0, 0},
         {"sigma-max", OPT_DOUBLE, &o->sigma_max, "ct/ict: largest noise level", 0, 0, 0},
@@ -191,7 +191,7 @@ static const char *const train_summary =
     "DIR/config.json, DIR/loss.png and checkpoints (DIR/checkpoints/, DIR/checkpoint.safetensors).\n"
     "Methods: lhw ([LHW] iterative consistency learning), ct ([CM] consistency training),\n"
     "ict ([iCT]); dsm trains a denoiser (EDM), cd distils one into a consistency model\n"
-    "([CM]). `cm train --resume DIR` continues a stopped run exactly (docs/checkpoints.md);\n"
+    "([CM]), cd2 into a two-time model g(x, t, s) ([JHMZ] sampling). `cm train --resume DIR` continues a stopped run exactly (docs/checkpoints.md);\n"
     "flags that change the run must match the stored ones.";
 
 /* The config the options ask for, starting from `base` (a fresh run: the method's defaults). */
@@ -319,12 +319,12 @@ static void session_free(train_session *s) {
     cm_law_free(s->law);
 }
 
-/* cd: give the trainer its teacher (fresh: a dsm model's transform is adopted; resumed: the
+/* cd, cd2: give the trainer its teacher (fresh: a dsm model's transform is adopted; resumed: the
  * checkpoint's transform, which is that one, stays). */
 static cm_status attach_teacher(train_session *s, int fresh) {
-    if (s->config->method != CM_METHOD_CD) {
+    if (!cm_method_is_distillation(s->config->method)) {
         if (s->o->teacher_model)
-            return cm_error_set(CM_ERR_INVALID, "--teacher-model applies to --method cd");
+            return cm_error_set(CM_ERR_INVALID, "--teacher-model applies to --method cd and cd2");
         return CM_OK;
     }
     if (s->o->teacher_model) {
@@ -336,9 +336,9 @@ static cm_status attach_teacher(train_session *s, int fresh) {
                                       fresh ? &s->teacher_model.transform : NULL);
     }
     if (cm_law_from_data(&s->law, s->data) != CM_OK)
-        return cm_error_set(CM_ERR_INVALID, "cd on %s needs --teacher-model (a dsm model): only "
+        return cm_error_set(CM_ERR_INVALID, "%s on %s needs --teacher-model (a dsm model): only "
                             "gauss: and gmm: sources have an exact teacher",
-                            cm_data_describe(s->data));
+                            cm_method_name(s->config->method), cm_data_describe(s->data));
     const cm_transform *t = &cm_trainer_model(s->trainer)->transform;
     CM_TRY(cm_law_standardise(&s->law_standardised, s->law, t->shift, t->scale));
     CM_TRY(cm_denoiser_from_law(&s->teacher, s->law_standardised));
