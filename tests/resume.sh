@@ -3,7 +3,8 @@
 # resumed run's final checkpoint, model and samples must be byte-identical to an uninterrupted
 # run with the same seed, and train.csv the same apart from the elapsed-time column.
 # Cases: SIGTERM (exit 143), SIGKILL (exit 137: the last periodic checkpoint must survive and
-# load), SIGINT twice in one run (exit 130, two resumes), resuming a finished run, a resume
+# load), SIGINT twice in one run (exit 130, two resumes), SIGTERM in a cd2 distillation run,
+# resuming a finished run, a resume
 # refused while another trainer holds the directory. Small networks; a few seconds in all.
 # Usage: CM=build/cm tests/resume.sh      Ends with "resume: N passed, N failed".
 set -u
@@ -101,6 +102,14 @@ check "int: second resume failed" "$CM" train --resume "$work/int" --quiet
 compare int
 rows=$(cut -d, -f1 "$work/int/train.csv" | sed 1d | sort -n | uniq | wc -l)
 check "int: train.csv does not hold each step once" test "$rows" -eq "$STEPS"
+
+# --- SIGTERM during two-time distillation (cd2, exact-law teacher: the target EMA and the
+# teacher rebuilt on resume)
+cd2_args=(--data gauss:d=2,mean=1,std=0.5 --method cd2 --seed 6)
+reference cd2 "${cd2_args[@]}"
+interrupt cd2 TERM 300 143 "$CM" train "${cd2_args[@]}" "${net[@]}" --out "$work/cd2"
+check "cd2: resume failed" "$CM" train --resume "$work/cd2" --quiet
+compare cd2
 
 # --- a finished run resumes to itself; a locked directory is refused
 before=$(md5sum < "$work/term/model.safetensors")

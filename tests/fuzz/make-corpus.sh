@@ -45,9 +45,10 @@ small=(--width 4 --depth 1 --embed 2 --batch 8 --steps 3 --quiet)
 "$CM" train --data moons --method ict "${small[@]}" --out "$work/ict"
 "$CM" train --data gauss:d=3 --method ct --target-ema -1 "${small[@]}" --out "$work/ct"
 "$CM" train --data rings --method lhw --teacher sequential --T 3 "${small[@]}" --out "$work/lhw"
+"$CM" train --data gauss:d=2 --method cd2 --cd-levels 4 "${small[@]}" --out "$work/cd2"
 printf '1,2\n3,4\n5,7\n' > "$work/points.csv"
 "$CM" train --data "$work/points.csv" --method ict "${small[@]}" --out "$work/file"
-for m in ict ct lhw; do
+for m in ict ct lhw cd2; do
   cp "$work/$m/model.safetensors" "$corpus/model/$m.safetensors"
   cp "$work/$m/checkpoint.safetensors" "$corpus/checkpoint/$m.safetensors"
   cp "$work/$m/checkpoint.safetensors" "$corpus/safetensors/checkpoint-$m.safetensors"
