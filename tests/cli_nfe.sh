@@ -46,14 +46,69 @@ expect 0 "cd, 2 steps" -- "$CM" sample --model "$work/cd/model.safetensors" --si
 
 # --- cm nfe
 expect 0 "usage: cm nfe" -- "$CM" nfe --help
-expect 0 "onestep.*multistep|multistep" -- "$CM" nfe --model "$work/cd/model.safetensors,$work/dsm/model.safetensors" --data moons --nfe 1,2,4 --n 200 --search-n 100 --iterations 4 --csv "$work/nfe.csv" --png "$work/nfe.png" --quiet
+expect 0 "onestep.*multistep|multistep" -- "$CM" nfe --model "$work/cd/model.safetensors,$work/dsm/model.safetensors" --data moons --nfe 1,2,4 --n 200 --search-n 100 --iterations 4 --seeds 2 --csv "$work/nfe.csv" --png "$work/nfe.png" --quiet
 exists "$work/nfe.csv"
 exists "$work/nfe.png"
-expect 0 "^model,method,sampler,data,nfe,steps,w1,w1_floor,levels" -- head -1 "$work/nfe.csv"
-# one row per (model, sampler, NFE): cd 3 (one/multistep) + 2 (chain, NFE >= 2) + dsm ddim 3,
-# heun 2 (budgets 1 and 2 are both N = 1), ddpm 3
-expect 0 "^14$" -- bash -c "wc -l < '$work/nfe.csv' | tr -d ' '"
-expect 0 "^2$" -- grep -c heun "$work/nfe.csv"
+expect 0 "^model,method,sampler,data,nfe,steps,langevin_steps,langevin_step,delta,seed,w1,w1_floor,levels$" -- head -1 "$work/nfe.csv"
+# one row per (model, sampler, NFE, seed), 2 seeds: cd 3 (one/multistep) + 2 (chain, NFE >= 2)
+# + dsm ddim 3, heun 2 (budgets 1 and 2 are both N = 1), ddpm 3 = 13 cells, 26 rows + header
+expect 0 "^27$" -- bash -c "wc -l < '$work/nfe.csv' | tr -d ' '"
+expect 0 "^4$" -- grep -c heun "$work/nfe.csv"
+expect 0 "^13$" -- bash -c "grep -c ',0,[0-9.e+-]*,[0-9.e+-]*,[^,]*$' '$work/nfe.csv'"
+expect 0 "^13$" -- bash -c "grep -c ',1,[0-9.e+-]*,[0-9.e+-]*,[^,]*$' '$work/nfe.csv'"
+expect 0 "mean over 2 sample seeds" -- "$CM" nfe --model "$work/cd/model.safetensors" --data moons --nfe 1 --n 100 --search-n 50 --iterations 2 --seeds 2 --quiet
+# [LFC] with the exact score (gmm) and [JHMZ] overshoots: cells onestep, multistep 2,
+# onestep+lfc x 2, multistep+lfc x 2, chain x 3 deltas = 9 cells, 2 seeds: 18 rows + header
+expect 0 "chain-end" -- "$CM" nfe --model "$work/cdlaw/model.safetensors" --data gmm:d=2,k=3 --nfe 1,2 --n 100 --search-n 50 --iterations 2 --seeds 2 --langevin 1,3 --langevin-step 0.01 --delta 0,0.3,end --csv "$work/lfc.csv" --quiet
+expect 0 "^19$" -- bash -c "wc -l < '$work/lfc.csv' | tr -d ' '"
+expect 0 "^4$" -- grep -c "onestep+lfc" "$work/lfc.csv"
+expect 0 "^4$" -- grep -c "multistep+lfc" "$work/lfc.csv"
+expect 0 "^2$" -- grep -c "chain-d0.3,\"gmm:[^\"]*\",2,2,0,,0.3,[01],.*delta 0.3$" "$work/lfc.csv"
+expect 0 "^2$" -- grep -c "onestep+lfc,\"gmm:[^\"]*\",4,1,3,0.01,,[01],.*lfc 3 x h 0.01 exact score$" "$work/lfc.csv"
+# a two-time (cd2) model: one/multistep and chain rows like cd, [LFC] rows with the exact score:
+# cells onestep, multistep 2, 4, onestep+lfc, multistep+lfc, chain x 2 budgets x 2 deltas = 9
+expect 0 "" -- "$CM" train --data gmm:d=2,k=3 --method cd2 --steps 30 $small --out "$work/cd2"
+expect 0 "cd2 +chain-d0.5 +4 " -- "$CM" nfe --model "$work/cd2/model.safetensors" --data gmm:d=2,k=3 --nfe 1,2,4 --n 100 --search-n 50 --iterations 2 --seeds 1 --langevin 2 --delta 0,0.5 --csv "$work/cd2.csv" --quiet
+expect 0 "^10$" -- bash -c "wc -l < '$work/cd2.csv' | tr -d ' '"
+expect 0 "^4$" -- grep -c "^cd2,cd2,chain" "$work/cd2.csv"
+# a dsm score: the cd student adopted its teacher's transform; an ict run with the dsm's seed
+# fits the same one; another seed does not
+expect 0 "" -- "$CM" train --data moons --method ict --steps 20 $small --out "$work/ict"
+expect 0 "" -- "$CM" train --data moons --method ict --steps 20 --seed 5 $small --out "$work/ict5"
+expect 0 "onestep\+lfc +3 .*dsm score" -- "$CM" nfe --model "$work/cd/model.safetensors,$work/ict/model.safetensors" --data moons --nfe 1 --n 100 --search-n 50 --iterations 2 --seeds 1 --langevin 2 --score-model "$work/dsm/model.safetensors" --quiet
+expect 2 "same data with the same seed" -- "$CM" nfe --model "$work/ict5/model.safetensors" --data moons --nfe 1 --n 100 --langevin 2 --score-model "$work/dsm/model.safetensors" --quiet
+expect 2 "is a cd model, not a dsm denoiser" -- "$CM" nfe --model "$work/ict/model.safetensors" --data moons --nfe 1 --n 100 --langevin 2 --score-model "$work/cd/model.safetensors"
+expect 1 "" -- "$CM" nfe --model "$work/ict/model.safetensors" --data moons --nfe 1 --n 100 --langevin 2 --score-model "$work/nosuch.safetensors"
+expect 2 "--langevin needs a score" -- "$CM" nfe --model "$work/ict/model.safetensors" --data moons --nfe 1 --n 100 --langevin 2
+expect 2 "need --langevin" -- "$CM" nfe --model "$work/ict/model.safetensors" --data moons --langevin-step 0.1
+expect 2 "need --langevin" -- "$CM" nfe --model "$work/ict/model.safetensors" --data moons --score-model "$work/dsm/model.safetensors"
+one_line_error "$CM" nfe --model "$work/ict5/model.safetensors" --data moons --nfe 1 --n 100 --langevin 2 --score-model "$work/dsm/model.safetensors" --quiet
+one_line_error "$CM" nfe --model "$work/ict/model.safetensors" --data moons --nfe 1 --n 100 --langevin 2
+one_line_error "$CM" nfe --model "$work/ict/model.safetensors" --data moons --nfe 1 --n 100 --langevin 2 --score-model "$work/nosuch.safetensors"
+# bad values of the new flags
+m="--model $work/ict/model.safetensors --data gmm:d=2,k=3"
+expect 2 "--seeds: '0' is not an integer" -- "$CM" nfe $m --seeds 0
+expect 2 "--seeds: 'nan' is not an integer" -- "$CM" nfe $m --seeds nan
+expect 2 "--seeds 1000: at most 100" -- "$CM" nfe $m --seeds 1000
+expect 2 "--seeds needs a value" -- "$CM" nfe $m --seeds
+expect 2 "--langevin: '-1' is not" -- "$CM" nfe $m --langevin -1
+expect 2 "--langevin: 'x' is not" -- "$CM" nfe $m --langevin x
+expect 2 "--langevin: 'nan' is not" -- "$CM" nfe $m --langevin nan
+expect 2 "--langevin: 1.5 is not an integer" -- "$CM" nfe $m --langevin 1.5
+expect 2 "--langevin: 100000 is not an integer" -- "$CM" nfe $m --langevin 100000
+expect 2 "--langevin-step: '0' is not" -- "$CM" nfe $m --langevin 1 --langevin-step 0
+expect 2 "--langevin-step: 'nan' is not" -- "$CM" nfe $m --langevin 1 --langevin-step nan
+expect 2 "--langevin-step: '-1' is not" -- "$CM" nfe $m --langevin 1 --langevin-step -1
+expect 2 "--langevin-step 1e\+06: at most 10" -- "$CM" nfe $m --langevin 1 --langevin-step 1e6
+expect 2 "--delta: 'nan' is not a number" -- "$CM" nfe $m --delta nan
+expect 2 "--delta: '-1' is not a number" -- "$CM" nfe $m --delta -1
+expect 2 "--delta: 'x' is not a number" -- "$CM" nfe $m --delta 0,x
+expect 2 "--delta: '1e9' is not a number" -- "$CM" nfe $m --delta 1e9
+expect 2 "--delta: no value" -- "$CM" nfe $m --delta ,
+expect 2 "--seeds applies to models" -- "$CM" nfe --gaussian --seeds 2
+expect 2 "--delta applies to models" -- "$CM" nfe --gaussian --delta 0.5
+one_line_error "$CM" nfe $m --delta -1
+one_line_error "$CM" nfe $m --seeds 1000
 expect 0 "C. \[LFC\]" -- "$CM" nfe --gaussian --dims 1,4 --max-steps 8 --csv "$work/g.csv" --png "$work/g.png"
 exists "$work/g.png"
 expect 0 "kl_vs_steps" -- head -3 "$work/g.csv"
