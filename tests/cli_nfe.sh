@@ -76,6 +76,8 @@ expect 0 "^4$" -- grep -c "^cd2,cd2,chain" "$work/cd2.csv"
 expect 0 "" -- "$CM" train --data moons --method ict --steps 20 $small --out "$work/ict"
 expect 0 "" -- "$CM" train --data moons --method ict --steps 20 --seed 5 $small --out "$work/ict5"
 expect 0 "onestep\+lfc +3 .*dsm score" -- "$CM" nfe --model "$work/cd/model.safetensors,$work/ict/model.safetensors" --data moons --nfe 1 --n 100 --search-n 50 --iterations 2 --seeds 1 --langevin 2 --score-model "$work/dsm/model.safetensors" --quiet
+# a diverging correction (h far too large) is a row with W1 = inf, not a failure
+expect 0 "onestep\+lfc +51 +inf" -- "$CM" nfe --model "$work/ict/model.safetensors" --data moons --nfe 1 --n 100 --search-n 50 --iterations 2 --seeds 1 --langevin 50 --langevin-step 10 --score-model "$work/dsm/model.safetensors" --png "$work/inf.png" --quiet
 expect 2 "same data with the same seed" -- "$CM" nfe --model "$work/ict5/model.safetensors" --data moons --nfe 1 --n 100 --langevin 2 --score-model "$work/dsm/model.safetensors" --quiet
 expect 2 "is a cd model, not a dsm denoiser" -- "$CM" nfe --model "$work/ict/model.safetensors" --data moons --nfe 1 --n 100 --langevin 2 --score-model "$work/cd/model.safetensors"
 expect 1 "" -- "$CM" nfe --model "$work/ict/model.safetensors" --data moons --nfe 1 --n 100 --langevin 2 --score-model "$work/nosuch.safetensors"

@@ -115,7 +115,8 @@ typedef cm_status (*draw_fn)(void *context, double *samples, size_t n, uint64_t 
 
 /* Measure one cell: `proto` (model, method, sampler, NFE, levels, ...) at the sample seeds
  * seed .. seed + seeds - 1, each evaluated against the reference draws of its own seed
- * (evaluate.h). *mean_w1 (may be NULL): the mean over seeds. */
+ * (evaluate.h); samples with a non-finite value (a diverged sampler) get W1 = inf. *mean_w1
+ * (may be NULL): the mean over seeds. */
 static cm_status measure_cell(nfe_table *t, const nfe_row *proto, const cm_data *data,
                               const nfe_settings *s, double *samples, draw_fn draw, void *context,
                               double *mean_w1) {
@@ -128,7 +129,12 @@ static cm_status measure_cell(nfe_table *t, const nfe_row *proto, const cm_data 
         *r = *proto;
         r->cell = cell, r->seed = seed;
         CM_TRY(draw(context, samples, s->n, seed));
+        int finite = 1;
+        for (size_t i = 0; i < s->n * dim && finite; i++) finite = isfinite(samples[i]);
+        if (!finite) /* a diverging sampler (a too large Langevin step): W1 = inf, floor as usual */
+            memset(samples, 0, s->n * dim * sizeof(double));
         CM_TRY(evaluate_w1(&r->w1, &r->floor, samples, s->n, dim, data, seed));
+        if (!finite) r->w1 = INFINITY;
         t->count++;
         sum += r->w1;
     }
@@ -417,7 +423,7 @@ static cm_status write_png(const char *path, const nfe_table *t, const char *tit
                                              .label = labels[count], .style = 0};
             count++;
         }
-        if (series[k].n == MAX_POINTS) continue;
+        if (series[k].n == MAX_POINTS || !isfinite(mean)) continue; /* diverged: not drawn */
         x[k][series[k].n] = (double)r->nfe;
         y[k][series[k].n++] = mean;
         floor_sum += floor_mean, cells++;
