@@ -1,16 +1,24 @@
 /* cmd_nfe.c: `cm nfe`: quality against the number of network evaluations (NFE), issue 5.
  *
  * Models mode (--model a,b --data SRC): for every model and every NFE budget k of --nfe, exact
- * W1 (with its noise floor, evaluate.h) of n samples:
- *   consistency models (lhw, ct, ict, cd): [CM] Algorithm 1 with k levels, levels[0] = sigma_max
- *     and the others chosen by the greedy golden-section search of multistep.h on a held-out
- *     reference (sliced W1, samples drawn with seed + 1; the prefix of the k-level search is the
- *     search for fewer levels, so it runs once for the largest k);
- *   VE consistency models, k >= 2, also "chain": the [JHMZ] sampler with delta = 0 over our
- *     two-time construction (multistep.h), k equal steps in OU time from sigma_max;
+ * W1 (with its noise floor, evaluate.h) of n samples, repeated over --seeds sample seeds
+ * seed .. seed + S - 1 (each against the reference draws of its own seed):
+ *   consistency models (lhw, ct, ict, cd, cd2): [CM] Algorithm 1 with k levels,
+ *     levels[0] = sigma_max and the others chosen by the greedy golden-section search of
+ *     multistep.h on a held-out reference (sliced W1, samples drawn with seed + 1; the prefix of
+ *     the k-level search is the search for fewer levels, so it runs once for the largest k, and
+ *     once for all seeds);
+ *   VE consistency models (ct, ict, cd, cd2) with --langevin: [LFC]'s correction, L unadjusted
+ *     Langevin steps at sigma_min after the one-step sample and after the best multistep budget
+ *     (NFE k + L), with the exact score of a gauss:/gmm: source or a dsm --score-model that
+ *     standardises the data as the model does;
+ *   VE consistency models, k >= 2, also "chain": the [JHMZ] sampler over the model's two-time
+ *     map (multistep.h: our construction for ct, ict, cd; the network for cd2), k equal steps in
+ *     OU time from sigma_max, for every overshoot delta of --delta ("end": jump to sigma_min);
  *   dsm models: DDIM (Euler, N = k), Heun (N = (k + 1) / 2 steps: 2N - 1 <= k calls) and DDPM
  *     (N = k) on the Karras grid of the model's sigma range.
- * Table on stdout, tidy CSV (--csv) and a log-log PNG (--png) of W1 against NFE.
+ * Table of means over seeds (with their standard deviation) on stdout, tidy CSV (--csv, one row
+ * per seed) and a log-log PNG (--png) of the mean W1 against NFE.
  *
  * Gaussian mode (--gaussian): closed forms of multistep.h on N(0.5 1, diag(l)) data, where every
  * map is affine: KL and W2 of the [JHMZ] sampler against its step count K for a constant eta
@@ -399,13 +407,15 @@ static cm_status write_csv(const char *path, const nfe_table *t, const char *dat
 }
 
 /* One series per (model, sampler) in table order through the cells' mean W1 ("onestep" joins
- * "multistep"), and the mean floor as a dashed line. */
+ * "multistep"), and the mean floor as a dashed line. plot.c colours series s with colour-map-0
+ * entry 5 + s of PLplot's 16, so at most 10 series and the floor fit; later series are left out
+ * (said on stderr). */
 static cm_status write_png(const char *path, const nfe_table *t, const char *title) {
-    enum { MAX_SERIES = 15, MAX_POINTS = 256 };
+    enum { MAX_SERIES = 10, MAX_POINTS = 256 };
     static double x[MAX_SERIES][MAX_POINTS], y[MAX_SERIES][MAX_POINTS];
     static char labels[MAX_SERIES][160];
     cm_plot_series series[MAX_SERIES + 1];
-    size_t count = 0, min_nfe = SIZE_MAX, max_nfe = 0, cells = 0;
+    size_t count = 0, min_nfe = SIZE_MAX, max_nfe = 0, cells = 0, left_out = 0;
     double floor_sum = 0;
     for (size_t i = 0; i < t->count;) {
         const nfe_row *r = &t->rows[i];
@@ -417,7 +427,10 @@ static cm_status write_png(const char *path, const nfe_table *t, const char *tit
         size_t k = 0;
         while (k < count && strcmp(labels[k], label) != 0) k++;
         if (k == count) {
-            if (count == MAX_SERIES) continue;
+            if (count == MAX_SERIES) {
+                left_out++;
+                continue;
+            }
             snprintf(labels[count], sizeof labels[count], "%s", label);
             series[count] = (cm_plot_series){.x = x[count], .y = y[count], .n = 0,
                                              .label = labels[count], .style = 0};
@@ -430,6 +443,9 @@ static cm_status write_png(const char *path, const nfe_table *t, const char *tit
         if (r->nfe < min_nfe) min_nfe = r->nfe;
         if (r->nfe > max_nfe) max_nfe = r->nfe;
     }
+    if (left_out)
+        fprintf(stderr, "cm nfe: %s shows the first %d series (model, sampler); %zu cells of "
+                "later ones are only in the table and CSV\n", path, MAX_SERIES, left_out);
     if (count == 0) return CM_OK;
     static double fx[2], fy[2];
     fx[0] = (double)min_nfe, fx[1] = (double)max_nfe;
