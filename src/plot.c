@@ -38,7 +38,10 @@
 /* cmap0 entries we use: 0 background (white), 1 axes and text (black), 2 reference points
  * (grey, half transparent), 3 samples (blue, partly transparent), 4 curves (opaque blue). */
 enum { COLOR_BACKGROUND = 0, COLOR_TEXT = 1, COLOR_REFERENCE = 2, COLOR_SAMPLES = 3,
-       COLOR_CURVE = 4 };
+       COLOR_CURVE = 4, COLOR_FIRST_SERIES = 5 };
+#define LOGLOG_MAX_SERIES 16
+/* cmap0 holds 16 entries by default; the log-log series take entries 5.. (set before plinit) */
+#define PLOT_COLOURS (COLOR_FIRST_SERIES + LOGLOG_MAX_SERIES)
 
 static char plplot_error[1024]; /* plabort() writes here (plsError) instead of stderr */
 static PLINT plplot_error_code;
@@ -84,6 +87,7 @@ static cm_status figure_begin(figure *fig, const char *path, int width, int heig
     plsfile(file); /* PLplot now owns `file` and closes it in plend */
     plspage(0.0, 0.0, width, height, 0, 0);
     plscolbg(255, 255, 255);
+    plscmap0n(PLOT_COLOURS);
     plinit();
     plscol0(COLOR_TEXT, 0, 0, 0);
     plscol0a(COLOR_REFERENCE, 140, 140, 140, 0.5);
@@ -272,7 +276,6 @@ cm_status cm_plot_line_png(const char *path, const double *x, const double *y, s
     return status;
 }
 
-#define LOGLOG_MAX_SERIES 16
 #define LOGLOG_WIDTH_PX 1200 /* room for the legend right of the frame */
 
 /* Distinct colours for the series of a log-log figure (cmap0 entries from 5 on). */
@@ -332,7 +335,7 @@ cm_status cm_plot_loglog_png(const char *path, const cm_plot_series *series, siz
     pllab(x_label ? x_label : "", y_label ? y_label : "", title ? title : "");
     double xs[PLOT_LEGEND_MAX_POINTS], ys[PLOT_LEGEND_MAX_POINTS];
     for (size_t s = 0; s < count; s++) {
-        PLINT colour = (PLINT)(5 + s);
+        PLINT colour = (PLINT)(COLOR_FIRST_SERIES + s);
         plscol0(colour, SERIES_RGB[s][0], SERIES_RGB[s][1], SERIES_RGB[s][2]);
         plcol0(colour);
         size_t m = kept_at[s + 1] - kept_at[s];

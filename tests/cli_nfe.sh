@@ -65,8 +65,8 @@ expect 0 "^4$" -- grep -c "onestep+lfc" "$work/lfc.csv"
 expect 0 "^4$" -- grep -c "multistep+lfc" "$work/lfc.csv"
 expect 0 "^2$" -- grep -c "chain-d0.3,\"gmm:[^\"]*\",2,2,0,,0.3,[01],.*delta 0.3$" "$work/lfc.csv"
 expect 0 "^2$" -- grep -c "onestep+lfc,\"gmm:[^\"]*\",4,1,3,0.01,,[01],.*lfc 3 x h 0.01 exact score$" "$work/lfc.csv"
-# more (model, sampler) series than the figure holds: the first 10 are drawn, a note says so
-expect 0 "shows the first 10 series" -- "$CM" nfe --model "$work/cdlaw/model.safetensors" --data gmm:d=2,k=3 --nfe 1,2 --n 50 --search-n 50 --iterations 2 --seeds 1 --langevin 1 --delta 0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,end --png "$work/many.png" --quiet
+# more (model, sampler) series than the figure holds: the first 15 are drawn, a note says so
+expect 0 "shows the first 15 series" -- "$CM" nfe --model "$work/cdlaw/model.safetensors" --data gmm:d=2,k=3 --nfe 1,2 --n 50 --search-n 50 --iterations 2 --seeds 1 --langevin 1 --delta 0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1,1.1,1.2,1.3,end --png "$work/many.png" --quiet
 exists "$work/many.png"
 # a two-time (cd2) model: one/multistep and chain rows like cd, [LFC] rows with the exact score:
 # cells onestep, multistep 2, 4, onestep+lfc, multistep+lfc, chain x 2 budgets x 2 deltas = 9

@@ -90,6 +90,26 @@ static void test_line_png(void) {
     remove(path);
 }
 
+/* A log-log figure with the most series it accepts (16: each its own colour-map entry; PLplot's
+ * default map has 16 entries, so series 11.. failed before plot.c enlarged it) and one more. */
+static void test_loglog_most_series(void) {
+    enum { SERIES = 16, POINTS = 5 };
+    static double x[SERIES + 1][POINTS], y[SERIES + 1][POINTS];
+    cm_plot_series series[SERIES + 1];
+    for (int s = 0; s <= SERIES; s++) {
+        for (int i = 0; i < POINTS; i++) x[s][i] = 1 << i, y[s][i] = (s + 1.0) / (i + 1.0);
+        series[s] = (cm_plot_series){.x = x[s], .y = y[s], .n = POINTS, .label = "series",
+                                     .style = s % 2};
+    }
+    char path[256];
+    temp_png(path, sizeof path, "loglog");
+    CM_CHECK_OK(cm_plot_loglog_png(path, series, SERIES, "16 series", "NFE", "W1"));
+    CM_CHECK(png_size(path) > MIN_PNG_BYTES, "log-log PNG");
+    CM_CHECK(cm_plot_loglog_png(path, series, SERIES + 1, NULL, NULL, NULL) == CM_ERR_INVALID,
+             "17 series accepted");
+    remove(path);
+}
+
 static void test_unwritable_path(void) {
     const double points[4] = {0.0, 1.0, 1.0, 0.0};
     long live = cm_alloc_live_count();
@@ -107,6 +127,7 @@ static void test_unwritable_path(void) {
 const cm_test_case cm_tests_plot[] = {
     {"scatter_png", test_scatter_png},
     {"line_png", test_line_png},
+    {"loglog_most_series", test_loglog_most_series},
     {"unwritable_path", test_unwritable_path},
     {NULL, NULL},
 };

@@ -407,11 +407,10 @@ static cm_status write_csv(const char *path, const nfe_table *t, const char *dat
 }
 
 /* One series per (model, sampler) in table order through the cells' mean W1 ("onestep" joins
- * "multistep"), and the mean floor as a dashed line. plot.c colours series s with colour-map-0
- * entry 5 + s of PLplot's 16, so at most 10 series and the floor fit; later series are left out
- * (said on stderr). */
+ * "multistep"), and the mean floor as a dashed line. A figure holds 16 series (plot.h), so at
+ * most 15 and the floor; later series are left out (said on stderr). */
 static cm_status write_png(const char *path, const nfe_table *t, const char *title) {
-    enum { MAX_SERIES = 10, MAX_POINTS = 256 };
+    enum { MAX_SERIES = 15, MAX_POINTS = 256 };
     static double x[MAX_SERIES][MAX_POINTS], y[MAX_SERIES][MAX_POINTS];
     static char labels[MAX_SERIES][160];
     cm_plot_series series[MAX_SERIES + 1];
