@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cm/alloc.h"
+#include "cm/schedule.h"
 #include "cm/metrics.h"
 #include "cm/ot.h"
 #include "cm/sampler.h"
@@ -342,6 +343,7 @@ cm_status cm_cm_gaussian(double *out_mean, double *out_variances, const cm_gauss
 /* VE levels keep at least this gap in log sigma from each other and from sigma_min, so that the
  * greedy search always leaves room for the levels still to come. */
 #define SEARCH_LOG_GAP 1e-3
+#define SEARCH_GRID_POINTS 5 /* first pass of each level's search: a grid in log sigma */
 
 typedef struct {
     const cm_model *model;
@@ -366,6 +368,84 @@ static cm_status distance_at(double *out, search_context *s, const double *level
     return cm_ot_wasserstein(out, s->samples, s->n, s->reference, s->m, D, CM_OT_W1);
 }
 
+/* Level k (levels[0..k) fixed) minimising the distance over log sigma in [lo, hi], with
+ * `iterations` evaluations: a grid of min(SEARCH_GRID_POINTS, iterations) points from lo to hi
+ * (lo: a second step from just above sigma_min, nearly the one-step sample), then golden-section
+ * search with the rest in the two grid cells around the best point. The distance of a trained
+ * model is not unimodal in the level (moons, cd2: minima near 2.8 and near 0.02 with a worse
+ * middle, docs/sampling.md), so golden section alone can settle in the worse basin. The best
+ * level evaluated wins. */
+static cm_status search_one_level(double *out, search_context *s, double *levels, size_t k,
+                                  double lo, double hi, size_t iterations) {
+    const double golden = 0.5 * (sqrt(5.0) - 1.0);
+    size_t grid = iterations < SEARCH_GRID_POINTS ? iterations : SEARCH_GRID_POINTS;
+    if (grid < 1) grid = 1;
+    double best = HUGE_VAL, best_at = 0.5 * (lo + hi), step = grid > 1 ? (hi - lo) / (double)(grid - 1) : 0;
+    for (size_t j = 0; j < grid; j++) {
+        double at = grid > 1 ? lo + step * (double)j : best_at, value;
+        levels[k] = exp(at);
+        CM_TRY(distance_at(&value, s, levels, k + 1));
+        if (value < best) best = value, best_at = at;
+    }
+    size_t rest = iterations > grid ? iterations - grid : 0;
+    if (rest >= 2 && grid > 1) {
+        double a_end = fmax(lo, best_at - step), b_end = fmin(hi, best_at + step);
+        double a = b_end - golden * (b_end - a_end), b = a_end + golden * (b_end - a_end), fa, fb;
+        levels[k] = exp(a);
+        CM_TRY(distance_at(&fa, s, levels, k + 1));
+        levels[k] = exp(b);
+        CM_TRY(distance_at(&fb, s, levels, k + 1));
+        for (size_t it = 2; it < rest; it++) {
+            if (fa < fb) { /* minimum in [a_end, b] */
+                b_end = b, b = a, fb = fa;
+                a = b_end - golden * (b_end - a_end);
+                levels[k] = exp(a);
+                CM_TRY(distance_at(&fa, s, levels, k + 1));
+            } else {
+                a_end = a, a = b, fa = fb;
+                b = a_end + golden * (b_end - a_end);
+                levels[k] = exp(b);
+                CM_TRY(distance_at(&fb, s, levels, k + 1));
+            }
+            if (fmin(fa, fb) < best) best = fmin(fa, fb), best_at = fa < fb ? a : b;
+        }
+        if (fmin(fa, fb) < best) best = fmin(fa, fb), best_at = fa < fb ? a : b;
+    }
+    *out = exp(best_at);
+    levels[k] = *out;
+    return CM_OK;
+}
+
+/* cd, cd2: level k among the levels of the fixed Karras grid the model was distilled on (below
+ * levels[k - 1], above sigma_min, leaving one grid level for each of the count - 1 - k levels
+ * still to come), every one evaluated. A distilled model has seen only those N levels, and with
+ * the default embedding (frequencies up to 1000 on c_noise = log(sigma) / 4) a level between
+ * two of them is an input it never met: measured on moons (cd2), a second step from 9.99 gave
+ * W1 0.119 and from 9 0.170, against 0.102 from the grid level 10 or one step. */
+static cm_status search_grid_level(double *out, search_context *s, double *levels, size_t k,
+                                   size_t count) {
+    const cm_train_config *c = &s->model->config;
+    size_t N = c->cd_levels;
+    double *grid = cm_malloc(N, sizeof(double)), best = HUGE_VAL, best_level = 0.0;
+    if (!grid) return cm_error_set(CM_ERR_NOMEM, "level grid");
+    cm_status status = cm_karras_grid(grid, N, c->sigma_min, c->sigma_max, c->rho); /* ascending */
+    for (size_t j = 1 + (count - 1 - k); j < N && status == CM_OK; j++) {
+        if (!(grid[j] < levels[k - 1] * (1.0 - 1e-12))) break;
+        double value;
+        levels[k] = grid[j];
+        status = distance_at(&value, s, levels, k + 1);
+        if (status == CM_OK && value < best) best = value, best_level = grid[j];
+    }
+    cm_free(grid);
+    CM_TRY(status);
+    if (best == HUGE_VAL)
+        return cm_error_set(CM_ERR_INVALID, "no level of the %zu-level grid below %g for %zu levels",
+                            N, levels[k - 1], count);
+    *out = best_level;
+    levels[k] = best_level;
+    return CM_OK;
+}
+
 cm_status cm_multistep_search_levels(double *levels, double *out_distance, const cm_model *model,
                                      size_t count, const double *reference, size_t m, size_t n,
                                      size_t projections, size_t iterations, uint64_t seed) {
@@ -374,14 +454,13 @@ cm_status cm_multistep_search_levels(double *levels, double *out_distance, const
                             CM_SAMPLER_MAX_LEVELS);
     if (n < 2 || m < 2) return cm_error_set(CM_ERR_INVALID, "need at least 2 samples and references");
     size_t D = model->config.network.dim, used_count;
-    CM_TRY(cm_sampler_levels(levels, &used_count, model, NULL, 0));
-    search_context s = {model, reference, m, n, projections, seed, cm_malloc(n * D, sizeof(double))};
-    if (!s.samples) return cm_error_set(CM_ERR_NOMEM, "search samples");
     int is_lhw = model->config.method == CM_METHOD_LHW;
     if (is_lhw && count + 1 > model->config.chain_T)
         return cm_error_set(CM_ERR_INVALID, "%zu levels need a chain of more than T = %zu indices",
                             count, model->config.chain_T);
-    const double golden = 0.5 * (sqrt(5.0) - 1.0);
+    CM_TRY(cm_sampler_levels(levels, &used_count, model, NULL, 0));
+    search_context s = {model, reference, m, n, projections, seed, cm_malloc(n * D, sizeof(double))};
+    if (!s.samples) return cm_error_set(CM_ERR_NOMEM, "search samples");
     cm_status status = distance_at(out_distance, &s, levels, 1);
     for (size_t k = 1; k < count && status == CM_OK; k++) {
         /* VE: anywhere in (sigma_min, previous level). lhw: a chain index below the previous
@@ -398,25 +477,9 @@ cm_status cm_multistep_search_levels(double *levels, double *out_distance, const
                                   levels[k - 1], count);
             break;
         }
-        double a = hi - golden * (hi - lo), b = lo + golden * (hi - lo), fa, fb;
-        levels[k] = exp(a);
-        status = distance_at(&fa, &s, levels, k + 1);
-        levels[k] = exp(b);
-        if (status == CM_OK) status = distance_at(&fb, &s, levels, k + 1);
-        for (size_t it = 2; it < iterations && status == CM_OK; it++) {
-            if (fa < fb) { /* minimum in [lo, b] */
-                hi = b, b = a, fb = fa;
-                a = hi - golden * (hi - lo);
-                levels[k] = exp(a);
-                status = distance_at(&fa, &s, levels, k + 1);
-            } else {
-                lo = a, a = b, fa = fb;
-                b = lo + golden * (hi - lo);
-                levels[k] = exp(b);
-                status = distance_at(&fb, &s, levels, k + 1);
-            }
-        }
-        levels[k] = exp(fa < fb ? a : b);
+        status = cm_method_is_distillation(model->config.method)
+                     ? search_grid_level(&levels[k], &s, levels, k, count)
+                     : search_one_level(&levels[k], &s, levels, k, lo, hi, iterations);
         if (is_lhw && status == CM_OK) { /* snap, and keep the chain indices decreasing */
             double used[CM_SAMPLER_MAX_LEVELS];
             if (cm_sampler_levels(used, &used_count, model, levels, k + 1) != CM_OK) {

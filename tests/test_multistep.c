@@ -10,7 +10,9 @@
 
 #include "cm/alloc.h"
 #include "cm/gaussian.h"
+#include "cm/metrics.h"
 #include "cm/sampler.h"
+#include "cm/schedule.h"
 #include "test.h"
 
 enum { N_MC = 40000 };
@@ -189,6 +191,43 @@ static void test_level_search_admissible(void) {
     CM_CHECK(levels[0] == config.sigma_max && levels[1] < levels[0] && levels[2] < levels[1] &&
              levels[2] > config.sigma_min, "levels %g %g %g", levels[0], levels[1], levels[2]);
     CM_CHECK(isfinite(distance) && distance > 0, "distance %g", distance);
+    /* two levels: the distance returned is that of cm_sample at the levels returned, and no
+     * larger than at any point of the first-pass grid (5 points from just above sigma_min to
+     * just below sigma_max in log sigma): the search keeps the best level it evaluated */
+    enum { N = 300, PROJECTIONS = 32 };
+    double *samples = cm_malloc(N * 2, sizeof(double)), check;
+    CM_CHECK_OK(cm_multistep_search_levels(levels, &distance, &model, 2, reference, M, N,
+                                           PROJECTIONS, 9, 1));
+    CM_CHECK_OK(cm_sample(samples, &model, levels, 2, N, 1));
+    CM_CHECK_OK(cm_metrics_sliced_w1(&check, samples, N, reference, M, 2, PROJECTIONS, 2));
+    CM_CHECK(check == distance, "search distance %.17g, recomputed %.17g", distance, check);
+    double lo = log(config.sigma_min) + 1e-3, hi = log(config.sigma_max) - 1e-3;
+    for (int j = 0; j < 5; j++) {
+        double grid_levels[2] = {config.sigma_max, exp(lo + (hi - lo) * j / 4.0)}, at;
+        CM_CHECK_OK(cm_sample(samples, &model, grid_levels, 2, N, 1));
+        CM_CHECK_OK(cm_metrics_sliced_w1(&at, samples, N, reference, M, 2, PROJECTIONS, 2));
+        CM_CHECK(distance <= at, "search %.6g worse than grid level %g (%.6g)", distance,
+                 grid_levels[1], at);
+    }
+    cm_free(samples);
+    cm_model_free(&model);
+    /* a distilled model (cd) is searched on the grid it was trained on: every level returned is
+     * one of its Karras levels, in decreasing order, above sigma_min */
+    config = cm_train_config_default(CM_METHOD_CD, 2);
+    config.network.width = 8, config.network.depth = 1, config.cd_levels = 7;
+    CM_CHECK_OK(cm_model_init(&model, &config));
+    double grid[7], cd_levels[4];
+    CM_CHECK_OK(cm_karras_grid(grid, 7, config.sigma_min, config.sigma_max, config.rho));
+    CM_CHECK_OK(cm_multistep_search_levels(cd_levels, &distance, &model, 4, reference, M, 200, 16,
+                                           3, 1));
+    for (int k = 1; k < 4; k++) {
+        int on_grid = 0;
+        for (int j = 1; j < 7; j++) on_grid |= cd_levels[k] == grid[j];
+        CM_CHECK(on_grid && cd_levels[k] < cd_levels[k - 1], "cd level %d = %.17g: not a grid level "
+                 "below %.17g", k, cd_levels[k], cd_levels[k - 1]);
+    }
+    CM_CHECK(cm_multistep_search_levels(cd_levels, &distance, &model, 8, reference, M, 200, 16, 3,
+                                        1) == CM_ERR_INVALID, "8 levels from a 7-level grid");
     cm_model_free(&model);
 }
 

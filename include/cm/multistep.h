@@ -116,8 +116,9 @@ cm_status cm_cm_gaussian(double *out_mean, double *out_variances, const cm_gauss
  * snapped by cm_sampler_levels): levels[0] = sigma_max (or sigma_T); level k (k = 1..count-1) is
  * the minimiser over log sigma in (sigma_min, levels[k-1]) of the sliced W1 (`projections`
  * directions; or exact W1 when projections = 0) between n samples and the held-out reference
- * (m x d, original units), by golden-section search with `iterations` evaluations, the earlier
- * levels fixed. Samples use `seed`. *out_distance: the distance at the chosen levels. */
+ * (m x d, original units), with `iterations` evaluations, the earlier levels fixed: a grid of
+ * up to 5 points over the interval (its low end: nearly the one-step sample), then golden-section
+ * search around the best grid point with the rest; the best level evaluated wins. Samples use `seed`. *out_distance: the distance at the chosen levels. */
 cm_status cm_multistep_search_levels(double *levels, double *out_distance, const cm_model *model,
                                      size_t count, const double *reference, size_t m, size_t n,
                                      size_t projections, size_t iterations, uint64_t seed);
