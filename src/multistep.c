@@ -472,6 +472,7 @@ cm_status cm_multistep_search_levels(double *levels, double *out_distance, const
             lo = log(model->schedule.sigma[2 + (count - 1 - k)]);
             hi = log(model->schedule.sigma[previous - 1]);
         }
+        if (hi < lo && hi > lo - 1e-9) hi = lo; /* the previous level at its low end: rounding */
         if (!(hi >= lo)) {
             status = cm_error_set(CM_ERR_INVALID, "no room below level %g for %zu levels",
                                   levels[k - 1], count);

@@ -65,6 +65,10 @@ expect 0 "^4$" -- grep -c "onestep+lfc" "$work/lfc.csv"
 expect 0 "^4$" -- grep -c "multistep+lfc" "$work/lfc.csv"
 expect 0 "^2$" -- grep -c "chain-d0.3,\"gmm:[^\"]*\",2,2,0,,0.3,[01],.*delta 0.3$" "$work/lfc.csv"
 expect 0 "^2$" -- grep -c "onestep+lfc,\"gmm:[^\"]*\",4,1,3,0.01,,[01],.*lfc 3 x h 0.01 exact score$" "$work/lfc.csv"
+# a cd model is searched on its 6-level grid: at most 5 levels above sigma_min, so the budget 8
+# has no multistep row (and no error)
+expect 0 "multistep +5 " -- "$CM" nfe --model "$work/cdlaw/model.safetensors" --data gmm:d=2,k=3 --nfe 1,5,8 --n 50 --search-n 50 --iterations 2 --seeds 1 --quiet
+check "cd: a multistep row beyond its grid" "! '$CM' nfe --model '$work/cdlaw/model.safetensors' --data gmm:d=2,k=3 --nfe 1,5,8 --n 50 --search-n 50 --iterations 2 --seeds 1 --quiet | grep -q 'multistep  *8 '"
 # more (model, sampler) series than the figure holds: the first 15 are drawn, a note says so
 expect 0 "shows the first 15 series" -- "$CM" nfe --model "$work/cdlaw/model.safetensors" --data gmm:d=2,k=3 --nfe 1,2 --n 50 --search-n 50 --iterations 2 --seeds 1 --langevin 1 --delta 0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1,1.1,1.2,1.3,end --png "$work/many.png" --quiet
 exists "$work/many.png"

@@ -253,6 +253,8 @@ static cm_status consistency_rows(nfe_table *t, const cm_model *model, const cha
     for (size_t i = 0; i < s->nfe_count; i++)
         if ((size_t)s->nfe[i] > max_k) max_k = (size_t)s->nfe[i];
     if (max_k > CM_SAMPLER_MAX_LEVELS) max_k = CM_SAMPLER_MAX_LEVELS;
+    if (cm_method_is_distillation(model->config.method) && max_k > model->config.cd_levels - 1)
+        max_k = model->config.cd_levels - 1; /* searched on its grid: levels above sigma_min */
     double levels[CM_SAMPLER_MAX_LEVELS], distance;
     double *reference = cm_malloc(s->search_n * dim, sizeof(double));
     if (!reference) return cm_error_set(CM_ERR_NOMEM, "held-out reference");
