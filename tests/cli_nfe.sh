@@ -69,6 +69,15 @@ expect 0 "^2$" -- grep -c "onestep+lfc,\"gmm:[^\"]*\",4,1,3,0.01,,[01],.*lfc 3 x
 # has no multistep row (and no error)
 expect 0 "multistep +5 " -- "$CM" nfe --model "$work/cdlaw/model.safetensors" --data gmm:d=2,k=3 --nfe 1,5,8 --n 50 --search-n 50 --iterations 2 --seeds 1 --quiet
 check "cd: a multistep row beyond its grid" "! '$CM' nfe --model '$work/cdlaw/model.safetensors' --data gmm:d=2,k=3 --nfe 1,5,8 --n 50 --search-n 50 --iterations 2 --seeds 1 --quiet | grep -q 'multistep  *8 '"
+# --exact-map: the [JHMZ] sampler over the law's exact flow map. Chaining an exact map is exact,
+# so with delta 0 every budget gives the same samples (the prior's error only): equal W1.
+expect 0 "exact-map +law +chain-end" -- "$CM" nfe --exact-map --data gauss:d=2,mean=1,std=0.5 --nfe 1,2,4 --n 200 --seeds 1 --delta 0,end --csv "$work/exact.csv" --quiet
+expect 0 "^5$" -- bash -c "grep -c '^exact-map,law,' '$work/exact.csv'"
+# (the quoted data field holds commas: dropped before cutting out w1, field 11)
+check "exact map: chaining changed W1 with the budget" "[ \$(grep '^exact-map,law,chain,' '$work/exact.csv' | sed 's/\"[^\"]*\"//' | cut -d, -f11 | sort -u | wc -l) -eq 1 ] && [ \$(grep '^exact-map,law,chain,' '$work/exact.csv' | sed 's/\"[^\"]*\"//' | cut -d, -f11 | head -1) != 0 ]"
+expect 0 "exact-map" -- "$CM" nfe --exact-map --model "$work/cdlaw/model.safetensors" --data gmm:d=2,k=3 --nfe 1,2 --n 50 --search-n 50 --iterations 2 --seeds 1 --quiet
+expect 2 "--exact-map needs a gauss: or gmm: source" -- "$CM" nfe --exact-map --data moons
+expect 2 "applies to models, not --gaussian" -- "$CM" nfe --gaussian --exact-map
 # more (model, sampler) series than the figure holds: the first 15 are drawn, a note says so
 expect 0 "shows the first 15 series" -- "$CM" nfe --model "$work/cdlaw/model.safetensors" --data gmm:d=2,k=3 --nfe 1,2 --n 50 --search-n 50 --iterations 2 --seeds 1 --langevin 1 --delta 0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1,1.1,1.2,1.3,end --png "$work/many.png" --quiet
 exists "$work/many.png"
@@ -121,7 +130,7 @@ one_line_error "$CM" nfe $m --seeds 1000
 expect 0 "C. \[LFC\]" -- "$CM" nfe --gaussian --dims 1,4 --max-steps 8 --csv "$work/g.csv" --png "$work/g.png"
 exists "$work/g.png"
 expect 0 "kl_vs_steps" -- head -3 "$work/g.csv"
-expect 2 "give --model and --data" -- "$CM" nfe --data moons
+expect 2 "give --model \(or --exact-map\) and --data" -- "$CM" nfe --data moons
 expect 2 "--nfe: 1.5 is not an integer" -- "$CM" nfe --model "$work/cd/model.safetensors" --data moons --nfe 1.5
 expect 2 "--nfe: 'nan'" -- "$CM" nfe --model "$work/cd/model.safetensors" --data moons --nfe nan
 expect 2 "--nfe: '-1'" -- "$CM" nfe --model "$work/cd/model.safetensors" --data moons --nfe -1

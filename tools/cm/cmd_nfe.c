@@ -16,7 +16,9 @@
  *     map (multistep.h: our construction for ct, ict, cd; the network for cd2), k equal steps in
  *     OU time from sigma_max, for every overshoot delta of --delta ("end": jump to sigma_min);
  *   dsm models: DDIM (Euler, N = k), Heun (N = (k + 1) / 2 steps: 2N - 1 <= k calls) and DDPM
- *     (N = k) on the Karras grid of the model's sigma range.
+ *     (N = k) on the Karras grid of the model's sigma range;
+ *   --exact-map (gauss:/gmm: sources): the [JHMZ] sampler over the law's exact flow map, k >= 1
+ *     steps, every delta: what the sampler itself costs when the map is perfect.
  * Table of means over seeds (with their standard deviation) on stdout, tidy CSV (--csv, one row
  * per seed) and a log-log PNG (--png) of the mean W1 against NFE.
  *
@@ -36,6 +38,7 @@
 #include "cm/data.h"
 #include "cm/diffusion.h"
 #include "cm/evaluate.h"
+#include "cm/law.h"
 #include "cm/model.h"
 #include "cm/multistep.h"
 #include "cm/plot.h"
@@ -115,6 +118,7 @@ typedef struct {
     double langevin_step;
     const double *delta;       /* overshoots (NFE_DELTA_END: to the end) */
     size_t delta_count;
+    int exact_map;             /* also the [JHMZ] sampler over the data law's exact flow map */
     int quiet;
 } nfe_settings;
 
@@ -240,6 +244,73 @@ static cm_status chain_rows(nfe_table *t, const cm_model *model, const char *nam
             status = measure_cell(t, &r, data, s, samples, draw_chain, &c, NULL);
         }
     cm_two_time_free(&map);
+    return status;
+}
+
+/* ---- the [JHMZ] sampler over the exact flow map of a gauss:/gmm: law (--exact-map) */
+
+typedef struct {
+    const cm_two_time_map *map;
+    cm_jhmz_options options;
+    const double *shift, *scale; /* the standardisation, undone on the samples */
+    size_t dim;
+} exact_draw;
+
+static cm_status draw_exact(void *context, double *samples, size_t n, uint64_t seed) {
+    const exact_draw *c = context;
+    CM_TRY(cm_jhmz_sample(samples, c->map, NULL, &c->options, n, seed));
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < c->dim; j++)
+            samples[i * c->dim + j] = samples[i * c->dim + j] * c->scale[j] + c->shift[j];
+    return CM_OK;
+}
+
+/* The sampler's own error, with a perfect two-time map: the data law standardised as a trainer
+ * would (its exact mean and per-coordinate std mapped to sigma_data), the exact flow map
+ * (cm_two_time_from_law), the trainer's default sigma range, and every budget k >= 1 with every
+ * overshoot of --delta (k = 1 is one jump, the same for all of them: one row). */
+static cm_status exact_map_rows(nfe_table *t, const cm_data *data, const nfe_settings *s,
+                                double *samples) {
+    size_t d = cm_data_dim(data);
+    cm_law *raw = NULL, *law = NULL;
+    CM_TRY(cm_law_from_data(&raw, data));
+    double *moments = cm_malloc(d * d + 2 * d, sizeof(double));
+    if (!moments) {
+        cm_law_free(raw);
+        return cm_error_set(CM_ERR_NOMEM, "law moments (d = %zu)", d);
+    }
+    double *cov = moments, *shift = cov + d * d, *scale = shift + d;
+    cm_law_moments(raw, shift, cov);
+    for (size_t j = 0; j < d; j++) scale[j] = sqrt(cov[j * d + j]) / CM_SIGMA_DATA_DEFAULT;
+    cm_status status = cm_law_standardise(&law, raw, shift, scale);
+    cm_two_time_map map = {0};
+    if (status == CM_OK) status = cm_two_time_from_law(&map, law);
+    cm_train_config defaults = cm_train_config_default(CM_METHOD_ICT, d);
+    double span = cm_ou_time(defaults.sigma_max) - cm_ou_time(defaults.sigma_min);
+    for (size_t e = 0; e < s->delta_count && status == CM_OK; e++)
+        for (size_t i = 0; i < s->nfe_count && status == CM_OK; i++) {
+            size_t k = (size_t)s->nfe[i];
+            double delta = s->delta[e];
+            if (k == 1 && e > 0) continue;
+            exact_draw c = {&map, cm_jhmz_options_default(), shift, scale, d};
+            c.options.steps = k, c.options.eta = span / (double)k, c.options.delta = delta;
+            c.options.sigma_end = defaults.sigma_min;
+            char sampler[32];
+            if (delta == 0 || k == 1) snprintf(sampler, sizeof sampler, "chain");
+            else if (delta < 0) snprintf(sampler, sizeof sampler, "chain-end");
+            else snprintf(sampler, sizeof sampler, "chain-d%g", delta);
+            nfe_row r = row_proto("exact-map", "law", sampler, k, k);
+            r.delta = k == 1 ? 0.0 : delta;
+            if (delta < 0 && k > 1)
+                snprintf(r.levels, sizeof r.levels, "jhmz eta %.4g delta end", c.options.eta);
+            else
+                snprintf(r.levels, sizeof r.levels, "jhmz eta %.4g delta %g", c.options.eta, r.delta);
+            status = measure_cell(t, &r, data, s, samples, draw_exact, &c, NULL);
+        }
+    cm_two_time_free(&map);
+    cm_law_free(law);
+    cm_law_free(raw);
+    cm_free(moments);
     return status;
 }
 
@@ -511,7 +582,7 @@ static int models_mode(const char *models, const char *data_source, const nfe_se
     const char *command = "nfe";
     char list[4096];
     if (strlen(models) >= sizeof list) return cli_usage_error(command, "--model list too long");
-    snprintf(list, sizeof list, "%s", models);
+    snprintf(list, sizeof list, "%s", models); /* "" with --exact-map alone */
     char *paths[NFE_MAX_MODELS];
     size_t model_count = 0;
     for (char *save = NULL, *p = strtok_r(list, ",", &save); p; p = strtok_r(NULL, ",", &save)) {
@@ -519,10 +590,20 @@ static int models_mode(const char *models, const char *data_source, const nfe_se
             return cli_usage_error(command, "at most %d models", NFE_MAX_MODELS);
         paths[model_count++] = p;
     }
-    if (model_count == 0) return cli_usage_error(command, "--model: no model given");
+    if (model_count == 0 && !s->exact_map) return cli_usage_error(command, "--model: no model given");
     cm_data *data = NULL;
     cm_status status = cm_data_open(&data, data_source);
     if (status != CM_OK) return cli_fail(command, status);
+    if (s->exact_map) {
+        cm_law *law = NULL;
+        if (cm_law_from_data(&law, data) != CM_OK) {
+            cm_error_clear();
+            cm_data_free(data);
+            return cli_usage_error(command, "--exact-map needs a gauss: or gmm: source (a law known "
+                                   "exactly), not %s", data_source);
+        }
+        cm_law_free(law);
+    }
     score_source source = {0};
     if (s->langevin_count && score_model) {
         status = cm_model_load(&source.dsm, score_model);
@@ -586,6 +667,15 @@ static int models_mode(const char *models, const char *data_source, const nfe_se
         cm_denoiser_free(&score);
         cm_law_free(law);
         cm_model_free(&model);
+    }
+    if (status == CM_OK && s->exact_map) {
+        double start = cli_seconds();
+        cm_free(samples);
+        samples = cm_malloc(s->n * cm_data_dim(data), sizeof(double));
+        status = samples ? exact_map_rows(&table, data, s, samples)
+                         : cm_error_set(CM_ERR_NOMEM, "samples");
+        if (status == CM_OK && !s->quiet)
+            fprintf(stderr, "cm nfe: exact flow map measured in %.1f s\n", cli_seconds() - start);
     }
     cm_free(samples);
     score_source_free(&source);
@@ -838,7 +928,7 @@ int cmd_nfe(int argc, char **argv) {
     uint64_t seed = 0;
     double eta = 0.5, kl_target = 1e-3, relative = 0.02, offset = 0.0, sigma_end = 0.002;
     double langevin_step = NFE_LANGEVIN_STEP;
-    int quiet = 0, gaussian = 0;
+    int quiet = 0, gaussian = 0, exact_map = 0;
     cli_option options[] = {
         {"model", OPT_STRING, &models, "trained model(s), comma-separated (a,b,...)", 0, 0, 0},
         {"data", OPT_STRING, &data, "data source of the reference (the models' training data)", 0, 0, 0},
@@ -853,6 +943,7 @@ int cmd_nfe(int argc, char **argv) {
         {"langevin-step", OPT_DOUBLE, &langevin_step, "[LFC] Langevin step h in model units (docs/sampling.md)", 1e-300, 0, 0},
         {"score-model", OPT_STRING, &score_model, "dsm model giving the score (same data and seed); default: exact law of gauss:/gmm:", 0, 0, 0},
         {"delta", OPT_STRING, &delta_text, "[JHMZ] overshoots of the chain rows: numbers >= 0 or 'end'", 0, 0, 0},
+        {"exact-map", OPT_FLAG, &exact_map, "also the [JHMZ] sampler over the exact flow map of a gauss:/gmm: source", 0, 0, 0},
         {"csv", OPT_STRING, &csv, "tidy CSV of every measurement (one row per seed)", 0, 0, 0},
         {"png", OPT_STRING, &png, "log-log figure (W1 vs NFE; --gaussian: KL vs steps)", 0, 0, 0},
         {"gaussian", OPT_FLAG, &gaussian, "closed forms on Gaussian data instead of models", 0, 0, 0},
@@ -899,7 +990,8 @@ int cmd_nfe(int argc, char **argv) {
     if (delta_parsed != CLI_OK) return delta_parsed;
     if (gaussian) {
         if (models || data) return cli_usage_error(command, "--gaussian takes no --model or --data");
-        const char *model_only[] = {"seeds", "langevin", "langevin-step", "score-model", "delta"};
+        const char *model_only[] = {"seeds", "langevin", "langevin-step", "score-model", "delta",
+                                    "exact-map"};
         for (size_t k = 0; k < sizeof model_only / sizeof model_only[0]; k++)
             if (option_seen(options, sizeof options / sizeof options[0], model_only[k]))
                 return cli_usage_error(command, "--%s applies to models, not --gaussian",
@@ -910,7 +1002,8 @@ int cmd_nfe(int argc, char **argv) {
                             relative, offset};
         return gaussian_mode(&g, csv, png);
     }
-    if (!models || !data) return cli_usage_error(command, "give --model and --data (or --gaussian)");
+    if ((!models && !exact_map) || !data)
+        return cli_usage_error(command, "give --model (or --exact-map) and --data (or --gaussian)");
     if (!langevin.count && (option_seen(options, sizeof options / sizeof options[0], "langevin-step") ||
                             option_seen(options, sizeof options / sizeof options[0], "score-model")))
         return cli_usage_error(command, "--langevin-step and --score-model need --langevin");
@@ -918,6 +1011,6 @@ int cmd_nfe(int argc, char **argv) {
                       .iterations = iterations, .projections = projections, .seeds = seeds,
                       .seed = seed, .langevin = langevin.values, .langevin_count = langevin.count,
                       .langevin_step = langevin_step, .delta = deltas, .delta_count = delta_count,
-                      .quiet = quiet};
-    return models_mode(models, data, &s, score_model, csv, png);
+                      .exact_map = exact_map, .quiet = quiet};
+    return models_mode(models ? models : "", data, &s, score_model, csv, png);
 }
