@@ -4,7 +4,7 @@
  * W1 (with its noise floor, evaluate.h) of n samples, repeated over --seeds sample seeds
  * seed .. seed + S - 1 (each against the reference draws of its own seed):
  *   consistency models (lhw, ct, ict, cd, cd2): [CM] Algorithm 1 with k levels,
- *     levels[0] = sigma_max and the others chosen by the greedy golden-section search of
+ *     levels[0] = sigma_max and the others chosen by the greedy grid and golden-section search of
  *     multistep.h on a held-out reference (sliced W1, samples drawn with seed + 1; the prefix of
  *     the k-level search is the search for fewer levels, so it runs once for the largest k, and
  *     once for all seeds);
@@ -937,7 +937,7 @@ int cmd_nfe(int argc, char **argv) {
         {"seed", OPT_U64, &seed, "first sample seed; the level search and held-out draws", 0, 0, 0},
         {"seeds", OPT_SIZE, &seeds, "sample seeds per cell: seed .. seed + seeds - 1 (1..100)", 1, 0, 0},
         {"search-n", OPT_SIZE, &search_n, "level search: samples and held-out reference points", 2, 0, 0},
-        {"iterations", OPT_SIZE, &iterations, "level search: golden-section evaluations per level", 2, 0, 0},
+        {"iterations", OPT_SIZE, &iterations, "level search: evaluations per level (5-point grid, then golden section; cd, cd2: every level of their grid)", 2, 0, 0},
         {"projections", OPT_SIZE, &projections, "level search: sliced-W1 directions (0: exact W1)", 0, 0, 0},
         {"langevin", OPT_LIST, &langevin, "[LFC] correction: Langevin step counts L (NFE + L; default none)", 0, 0, 0},
         {"langevin-step", OPT_DOUBLE, &langevin_step, "[LFC] Langevin step h in model units (docs/sampling.md)", 1e-300, 0, 0},
