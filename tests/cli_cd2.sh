@@ -25,6 +25,8 @@ expect 0 "" -- "$CM" train --data moons --method cd2 --teacher-model "$work/dsm/
 
 # --- sampling: one step g(x, sigma_max, sigma_min), [CM] Algorithm 1 on levels
 expect 0 "cd2, 1 step" -- "$CM" sample --model "$work/a/model.safetensors" --n 500 --out "$work/one.npy"
+expect 0 "warning: level 1 is not one of the 18 levels this cd2 model was distilled on \\(nearest: 0.9" -- "$CM" sample --model "$work/a/model.safetensors" --sigmas 10,1 --n 10 --out "$work/w.npy"
+check "cd2: a grid level warned about" "! '$CM' sample --model '$work/a/model.safetensors' --sigmas 10,2.81588,0.91128 --n 10 --out '$work/w.npy' 2>&1 | grep -q warning"
 expect 0 "cd2, 3 steps" -- "$CM" sample --model "$work/a/model.safetensors" --sigmas 10,1,0.2 --n 500 --out "$work/three.csv"
 expect 0 "W1" -- "$CM" eval --samples "$work/one.npy" --ref "$gauss" --metric w1
 expect 0 "" -- "$CM" sample --model "$work/a/model.safetensors" --n 500 --seed 4 --out "$work/r1.npy" --quiet

@@ -1,6 +1,7 @@
 /* cmd_sample.c: `cm sample`: one-step or multistep samples from a trained model ([CM]
  * Algorithm 1; SPEC section 6), or from a dsm denoiser with a diffusion sampler (DDIM, Heun,
  * DDPM; diffusion.h), written as NPY or CSV, optionally drawn over the training data in a PNG. */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -12,6 +13,7 @@
 #include "cm/model.h"
 #include "cm/plot.h"
 #include "cm/sampler.h"
+#include "cm/schedule.h"
 
 #define PNG_REFERENCE_POINTS 5000
 
@@ -79,6 +81,30 @@ static int sample_denoiser(const cm_model *model, const char *sampler_name, cons
     }
     cm_free(samples);
     return status == CM_OK ? CLI_OK : cli_fail(command, status);
+}
+
+/* cd, cd2: a model distilled on a fixed Karras grid has seen only those levels (its embedding
+ * of a level in between is an input it never met: docs/sampling.md, "Level search"), so a level
+ * off that grid gets a warning naming the nearest grid level. */
+static void warn_off_grid(const cm_model *model, const double *levels, size_t count) {
+    const cm_train_config *c = &model->config;
+    if (!cm_method_is_distillation(c->method)) return;
+    double *grid = cm_malloc(c->cd_levels, sizeof(double));
+    if (!grid || cm_karras_grid(grid, c->cd_levels, c->sigma_min, c->sigma_max, c->rho) != CM_OK) {
+        cm_error_clear();
+        cm_free(grid);
+        return;
+    }
+    for (size_t i = 0; i < count; i++) {
+        size_t nearest = 0;
+        for (size_t j = 1; j < c->cd_levels; j++)
+            if (fabs(log(grid[j] / levels[i])) < fabs(log(grid[nearest] / levels[i]))) nearest = j;
+        if (fabs(grid[nearest] - levels[i]) > 1e-4 * grid[nearest]) /* 4 digits suffice */
+            fprintf(stderr, "cm sample: warning: level %g is not one of the %zu levels this %s "
+                    "model was distilled on (nearest: %.6g); it has seen only those\n", levels[i],
+                    c->cd_levels, cm_method_name(c->method), grid[nearest]);
+    }
+    cm_free(grid);
 }
 
 int cmd_sample(int argc, char **argv) {
@@ -158,6 +184,7 @@ int cmd_sample(int argc, char **argv) {
     if (status == CM_OK && model.config.method != CM_METHOD_LHW && used[0] > model.config.sigma_max && !quiet)
         fprintf(stderr, "cm sample: note: first level %g is above the model's sigma_max %g (trained up to "
                         "there only; the map is extrapolated)\n", used[0], model.config.sigma_max);
+    if (status == CM_OK && !quiet) warn_off_grid(&model, used, used_count);
     double start = cli_seconds();
     if (status == CM_OK) status = cm_sample(samples, &model, sigmas.values, sigmas.count, n, seed);
     double elapsed = cli_seconds() - start;
