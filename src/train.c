@@ -43,8 +43,8 @@ struct cm_trainer {
     double *grid, *probabilities;                        /* [max levels] */
     size_t grid_levels;                                  /* N of the current grid, 0: none */
     double *row_sigma;                                   /* [3B]: student, teacher, cd2 target level */
-    const cm_denoiser *teacher_denoiser;                 /* cd: borrowed */
-    double *cd_x, *cd_work;                              /* cd: [B, D], [3 B D] */
+    const cm_denoiser *teacher_denoiser;                 /* cd, cd2: borrowed */
+    double *cd_x, *cd_work;                              /* cd, cd2: [B, D], [3 B D] */
     size_t stage;                                        /* lhw sequential: current t */
     cm_rng streams[CM_STREAM_COUNT];
     size_t step;
@@ -59,8 +59,9 @@ static size_t max_grid_levels(const cm_train_config *c) {
 
 static cm_status allocate_buffers(cm_trainer *tr) {
     size_t B = tr->config.batch, D = tr->config.network.dim, P = tr->model.layout.param_count;
-    int needs_target = tr->config.method == CM_METHOD_CT || cm_method_is_distillation(tr->config.method) ||
-                       (tr->config.method == CM_METHOD_LHW && tr->config.teacher == CM_TEACHER_SEQUENTIAL);
+    cm_method method = tr->config.method;
+    int needs_target = method == CM_METHOD_CT || cm_method_is_distillation(method) ||
+                       (method == CM_METHOD_LHW && tr->config.teacher == CM_TEACHER_SEQUENTIAL);
     tr->params = cm_malloc(P, sizeof(float));
     tr->grad = cm_malloc(P, sizeof(float));
     tr->target = needs_target ? cm_malloc(P, sizeof(float)) : NULL;
@@ -399,7 +400,7 @@ static void batch_target(cm_trainer *tr, const float *teacher) {
                            tr->workspace, tr->x_teacher, tr->coef_teacher, B);
 }
 
-/* cd needs its teacher before the first batch. */
+/* cd and cd2 need their teacher before the first batch. */
 static cm_status check_ready(const cm_trainer *tr) {
     if (cm_method_is_distillation(tr->config.method) && !tr->teacher_denoiser)
         return cm_error_set(CM_ERR_INVALID, "%s: no teacher denoiser (cm_trainer_set_teacher)",
@@ -684,9 +685,9 @@ cm_status cm_trainer_batch_inputs(cm_trainer *tr, size_t k, float *student, floa
     CM_TRY(status);
     memcpy(student, tr->x_student, B * D * sizeof(float));
     memcpy(teacher, tr->x_teacher, B * D * sizeof(float));
+    int distillation = cm_method_is_distillation(tr->config.method);
     for (size_t b = 0; b < B; b++) {
         student_sigma[b] = tr->row_sigma[b];
-        int distillation = cm_method_is_distillation(tr->config.method);
         teacher_sigma[b] = distillation ? tr->row_sigma[B + b] : 0.0;
         if (target_sigma) target_sigma[b] = distillation ? tr->row_sigma[2 * B + b] : 0.0;
     }
