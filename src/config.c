@@ -56,6 +56,10 @@ int cm_method_is_distillation(cm_method method) {
     return method == CM_METHOD_CD || method == CM_METHOD_CD2;
 }
 
+int cm_method_is_ve_consistency(cm_method method) {
+    return method == CM_METHOD_CT || method == CM_METHOD_ICT || cm_method_is_distillation(method);
+}
+
 cm_train_config cm_train_config_default(cm_method method, size_t dim) {
     cm_train_config c = {0};
     c.method = method;

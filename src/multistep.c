@@ -123,8 +123,7 @@ static cm_status model_two_time(void *context, const double *x, size_t n, double
 cm_status cm_two_time_from_model(cm_two_time_map *out, const cm_model *model) {
     *out = (cm_two_time_map){0};
     cm_method method = model->config.method;
-    if (method != CM_METHOD_CT && method != CM_METHOD_ICT && method != CM_METHOD_CD &&
-        method != CM_METHOD_CD2)
+    if (!cm_method_is_ve_consistency(method))
         return cm_error_set(CM_ERR_INVALID, "a two-time map needs a VE consistency model "
                             "(ct, ict, cd, cd2), not %s", cm_method_name(method));
     size_t R = CM_SAMPLER_CHUNK, D = model->config.network.dim;
@@ -407,8 +406,7 @@ static cm_status search_one_level(double *out, search_context *s, double *levels
                 levels[k] = exp(b);
                 CM_TRY(distance_at(&fb, s, levels, k + 1));
             }
-            if (fmin(fa, fb) < best) best = fmin(fa, fb), best_at = fa < fb ? a : b;
-        }
+        } /* golden section only drops the worse interior point: its best is min(fa, fb) */
         if (fmin(fa, fb) < best) best = fmin(fa, fb), best_at = fa < fb ? a : b;
     }
     *out = exp(best_at);

@@ -47,6 +47,8 @@ typedef enum { CM_LR_CONSTANT, CM_LR_COSINE, CM_LR_SCHEDULE_COUNT } cm_lr_schedu
 const char *cm_method_name(cm_method method);
 /* 1 for the methods trained by distillation from a teacher denoiser (cd, cd2). */
 int cm_method_is_distillation(cm_method method);
+/* 1 for the consistency models in VE units (ct, ict, cd, cd2): not lhw (a VP chain) or dsm. */
+int cm_method_is_ve_consistency(cm_method method);
 cm_status cm_method_parse(cm_method *out, const char *text);
 const char *cm_teacher_name(cm_teacher teacher);
 cm_status cm_teacher_parse(cm_teacher *out, const char *text);

@@ -215,3 +215,9 @@ void cli_set_threads(size_t threads) {
     openblas_set_num_threads((int)threads);
     if (cm_parallel_set_threads(threads) != CM_OK) cm_error_clear();
 }
+
+int cli_option_seen(const cli_option *options, size_t count, const char *name) {
+    for (size_t i = 0; i < count; i++)
+        if (strcmp(options[i].name, name) == 0) return options[i].seen;
+    return 0;
+}

@@ -43,6 +43,9 @@ typedef struct {
 int cli_parse(int argc, char **argv, int first, cli_option *options, size_t count,
               const char *command, const char *summary);
 
+/* 1 if the option named `name` (without "--") was given on the command line (after cli_parse). */
+int cli_option_seen(const cli_option *options, size_t count, const char *name);
+
 /* Print "cm <command>: error: <status name>: <detail>" to stderr and return the exit code. */
 int cli_fail(const char *command, cm_status status);
 /* Print "cm <command>: error: <formatted message>" and return CLI_USAGE_ERROR. */

@@ -162,11 +162,6 @@ static nfe_row row_proto(const char *name, const char *method, const char *sampl
     return r;
 }
 
-static int is_ve_consistency(cm_method method) {
-    return method == CM_METHOD_CT || method == CM_METHOD_ICT || method == CM_METHOD_CD ||
-           method == CM_METHOD_CD2;
-}
-
 /* ---- consistency models: [CM] Algorithm 1, then optionally [LFC]'s Langevin steps */
 
 typedef struct {
@@ -214,13 +209,28 @@ static cm_status draw_chain(void *context, double *samples, size_t n, uint64_t s
     return CM_OK;
 }
 
+/* A chain row of k steps of size eta with overshoot delta (< 0: "end"): sampler chain,
+ * chain-end or chain-d<delta>, and the levels column. */
+static nfe_row chain_row(const char *name, const char *method, size_t k, double eta,
+                         double delta) {
+    char sampler[32];
+    if (delta == 0) snprintf(sampler, sizeof sampler, "chain");
+    else if (delta < 0) snprintf(sampler, sizeof sampler, "chain-end");
+    else snprintf(sampler, sizeof sampler, "chain-d%g", delta);
+    nfe_row r = row_proto(name, method, sampler, k, k);
+    r.delta = delta;
+    if (delta < 0) snprintf(r.levels, sizeof r.levels, "jhmz eta %.4g delta end", eta);
+    else snprintf(r.levels, sizeof r.levels, "jhmz eta %.4g delta %g", eta, delta);
+    return r;
+}
+
 /* VE consistency models (ct, ict, cd: our two-time construction; cd2: the network), k >= 2: the
  * [JHMZ] sampler with each overshoot delta, k steps of eta = (t(sigma_max) - t(sigma_min)) / k
  * in OU time (so it starts at sigma_max). delta = 0 chains with no fresh noise after the prior. */
 static cm_status chain_rows(nfe_table *t, const cm_model *model, const char *name,
                             const cm_data *data, const nfe_settings *s, double *samples) {
     cm_method method = model->config.method;
-    if (!is_ve_consistency(method)) return CM_OK;
+    if (!cm_method_is_ve_consistency(method)) return CM_OK;
     cm_two_time_map map;
     CM_TRY(cm_two_time_from_model(&map, model));
     cm_status status = CM_OK;
@@ -233,14 +243,7 @@ static cm_status chain_rows(nfe_table *t, const cm_model *model, const char *nam
             chain_draw c = {model, &map, cm_jhmz_options_default()};
             c.options.steps = k, c.options.eta = span / (double)k, c.options.delta = delta;
             c.options.sigma_end = model->config.sigma_min;
-            char sampler[32];
-            if (delta == 0) snprintf(sampler, sizeof sampler, "chain");
-            else if (delta < 0) snprintf(sampler, sizeof sampler, "chain-end");
-            else snprintf(sampler, sizeof sampler, "chain-d%g", delta);
-            nfe_row r = row_proto(name, cm_method_name(method), sampler, k, k);
-            r.delta = delta;
-            if (delta < 0) snprintf(r.levels, sizeof r.levels, "jhmz eta %.4g delta end", c.options.eta);
-            else snprintf(r.levels, sizeof r.levels, "jhmz eta %.4g delta %g", c.options.eta, delta);
+            nfe_row r = chain_row(name, cm_method_name(method), k, c.options.eta, delta);
             status = measure_cell(t, &r, data, s, samples, draw_chain, &c, NULL);
         }
     cm_two_time_free(&map);
@@ -295,16 +298,7 @@ static cm_status exact_map_rows(nfe_table *t, const cm_data *data, const nfe_set
             exact_draw c = {&map, cm_jhmz_options_default(), shift, scale, d};
             c.options.steps = k, c.options.eta = span / (double)k, c.options.delta = delta;
             c.options.sigma_end = defaults.sigma_min;
-            char sampler[32];
-            if (delta == 0 || k == 1) snprintf(sampler, sizeof sampler, "chain");
-            else if (delta < 0) snprintf(sampler, sizeof sampler, "chain-end");
-            else snprintf(sampler, sizeof sampler, "chain-d%g", delta);
-            nfe_row r = row_proto("exact-map", "law", sampler, k, k);
-            r.delta = k == 1 ? 0.0 : delta;
-            if (delta < 0 && k > 1)
-                snprintf(r.levels, sizeof r.levels, "jhmz eta %.4g delta end", c.options.eta);
-            else
-                snprintf(r.levels, sizeof r.levels, "jhmz eta %.4g delta %g", c.options.eta, r.delta);
+            nfe_row r = chain_row("exact-map", "law", k, c.options.eta, k == 1 ? 0.0 : delta);
             status = measure_cell(t, &r, data, s, samples, draw_exact, &c, NULL);
         }
     cm_two_time_free(&map);
@@ -652,7 +646,7 @@ static int models_mode(const char *models, const char *data_source, const nfe_se
         cm_method method = model.config.method;
         cm_denoiser score = {0};
         cm_law *law = NULL;
-        int corrected = status == CM_OK && s->langevin_count && is_ve_consistency(method);
+        int corrected = status == CM_OK && s->langevin_count && cm_method_is_ve_consistency(method);
         if (corrected)
             status = score_for_model(&score, &law, &source, &model, paths[m], score_model);
         if (status == CM_OK)
@@ -910,12 +904,6 @@ static int parse_deltas(double *out, size_t *count, const char *text, const char
     return CLI_OK;
 }
 
-static int option_seen(const cli_option *options, size_t count, const char *name) {
-    for (size_t i = 0; i < count; i++)
-        if (strcmp(options[i].name, name) == 0) return options[i].seen;
-    return 0;
-}
-
 int cmd_nfe(int argc, char **argv) {
     const char *command = "nfe";
     const char *models = NULL, *data = NULL, *csv = NULL, *png = NULL, *score_model = NULL;
@@ -993,7 +981,7 @@ int cmd_nfe(int argc, char **argv) {
         const char *model_only[] = {"seeds", "langevin", "langevin-step", "score-model", "delta",
                                     "exact-map"};
         for (size_t k = 0; k < sizeof model_only / sizeof model_only[0]; k++)
-            if (option_seen(options, sizeof options / sizeof options[0], model_only[k]))
+            if (cli_option_seen(options, sizeof options / sizeof options[0], model_only[k]))
                 return cli_usage_error(command, "--%s applies to models, not --gaussian",
                                        model_only[k]);
         if (!(eta < 50)) return cli_usage_error(command, "--eta %g: at most 50", eta);
@@ -1004,8 +992,8 @@ int cmd_nfe(int argc, char **argv) {
     }
     if ((!models && !exact_map) || !data)
         return cli_usage_error(command, "give --model (or --exact-map) and --data (or --gaussian)");
-    if (!langevin.count && (option_seen(options, sizeof options / sizeof options[0], "langevin-step") ||
-                            option_seen(options, sizeof options / sizeof options[0], "score-model")))
+    if (!langevin.count && (cli_option_seen(options, sizeof options / sizeof options[0], "langevin-step") ||
+                            cli_option_seen(options, sizeof options / sizeof options[0], "score-model")))
         return cli_usage_error(command, "--langevin-step and --score-model need --langevin");
     nfe_settings s = {.nfe = nfe.values, .nfe_count = nfe.count, .n = n, .search_n = search_n,
                       .iterations = iterations, .projections = projections, .seeds = seeds,

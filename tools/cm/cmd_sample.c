@@ -151,13 +151,13 @@ int cmd_sample(int argc, char **argv) {
         cm_model_free(&model);
         return code;
     }
-    for (size_t i = 0; i < sizeof options / sizeof options[0]; i++) /* denoisers only */
-        if (options[i].seen && (options[i].target == &sampler_name ||
-                                options[i].target == &steps || options[i].target == &grid_name)) {
+    const char *denoiser_only[] = {"sampler", "steps", "grid"};
+    for (size_t i = 0; i < sizeof denoiser_only / sizeof denoiser_only[0]; i++)
+        if (cli_option_seen(options, sizeof options / sizeof options[0], denoiser_only[i])) {
             const char *method = cm_method_name(model.config.method); /* a static string */
             cm_model_free(&model);
             return cli_usage_error(command, "--%s applies to dsm models; a %s model is sampled "
-                                   "with --sigmas", options[i].name, method);
+                                   "with --sigmas", denoiser_only[i], method);
         }
     if (times.count) {
         if (model.config.method != CM_METHOD_LHW) {

@@ -207,7 +207,7 @@ static int theory_gaussian(int argc, char **argv) {
                            "W1 is closed for d = 1 or isotropic zero-mean data; otherwise w1_ideal is\n"
                            "null and w1_ideal_lower/upper bound it (largest marginal W1, and W2).");
     if (parsed != CLI_OK) return parsed;
-    if (spectrum && options[1].seen)
+    if (spectrum && cli_option_seen(options, sizeof options / sizeof options[0], "var"))
         return cli_usage_error(command, "give --var or --spectrum, not both");
     if (integer_list(&d_list, "d", 1, THEORY_MAX_D, command) != CLI_OK ||
         integer_list(&T_list, "T", 2, THEORY_MAX_T, command) != CLI_OK)

@@ -688,10 +688,8 @@ int cmd_train(int argc, char **argv) {
     size_t count = option_table(options, &o);
     int parsed = cli_parse(argc, argv, 2, options, count, "train", train_summary);
     if (parsed != CLI_OK) return parsed;
-    o.target_ema_given = o.lr_given = o.depth_given = 0;
-    for (size_t i = 0; i < count; i++)
-        if (strcmp(options[i].name, "target-ema") == 0) o.target_ema_given = options[i].seen;
-        else if (strcmp(options[i].name, "lr") == 0) o.lr_given = options[i].seen;
-        else if (strcmp(options[i].name, "depth") == 0) o.depth_given = options[i].seen;
+    o.target_ema_given = cli_option_seen(options, count, "target-ema");
+    o.lr_given = cli_option_seen(options, count, "lr");
+    o.depth_given = cli_option_seen(options, count, "depth");
     return o.resume ? resume_run(&o, argc, argv) : fresh_run(&o);
 }
