@@ -13,48 +13,85 @@
 CC      ?= cc
 BUILD   ?= build
 OPT     ?= -O2
-PKGS    := openblas libcjson plplot libpng zlib lapacke
+PREFIX  ?= /usr/local
+VERSION := $(shell sed -n 's/^#define CM_VERSION "\(.*\)"/\1/p' include/cm/version.h)
+SOVERSION := 0
+# The library's dependencies; PLplot is the CLI's only (tools/cm/plot.c).
+LIB_PKGS  := openblas libcjson libpng zlib lapacke
+TOOL_PKGS := plplot
 CFLAGS  ?= $(OPT) -g
 CFLAGS  += -std=c11 -Wall -Wextra -Wshadow -Wno-unused-parameter -D_POSIX_C_SOURCE=200809L \
-           -Iinclude $(shell pkg-config --cflags $(PKGS))
-LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lm -lpthread
+           -fPIC -Iinclude $(shell pkg-config --cflags $(LIB_PKGS) $(TOOL_PKGS))
+LIB_LIBS  := $(shell pkg-config --libs $(LIB_PKGS)) -lm -lpthread
+LDLIBS    += $(shell pkg-config --libs $(TOOL_PKGS)) $(LIB_LIBS)
 
-LIB_SRC   := $(wildcard src/*.c)
+# src/<subsystem>/*.c is the library (docs/architecture.md); tests mirror it in tests/<subsystem>/.
+LIB_SRC   := $(wildcard src/*/*.c)
 TOOL_SRC  := $(wildcard tools/cm/*.c)
-TEST_SRC  := $(wildcard tests/test_*.c) tests/main.c tests/harness.c
+TEST_SRC  := $(wildcard tests/*/test_*.c) tests/main.c tests/harness.c
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TOOL_OBJ  := $(TOOL_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ  := $(TEST_SRC:%.c=$(BUILD)/%.o)
-SUITES    := $(patsubst tests/test_%.c,%,$(wildcard tests/test_*.c))
+SUITES    := $(sort $(patsubst test_%.c,%,$(notdir $(wildcard tests/*/test_*.c))))
 FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 
-.PHONY: all test unit sanitize sanitize-build clean demo fuzz fuzz-targets fuzz-replay
+.PHONY: all test unit sanitize sanitize-build clean demo fuzz fuzz-targets fuzz-replay install \
+        shared check-includes
 all: $(BUILD)/cm
 
-$(BUILD)/%.o: %.c $(wildcard include/cm/*.h src/*.h tests/*.h tools/cm/*.h)
+# Header dependencies come from the compiler (-MMD -MP): the .d files beside the objects.
+$(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Isrc -c $< -o $@
+	$(CC) $(CFLAGS) -MMD -MP -Isrc -c $< -o $@
+
+-include $(LIB_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(TEST_OBJ:.o=.d)
+
+# Tests include tests/test.h and, for the plot tests, the CLI's tools/cm/plot.h.
+$(TEST_OBJ): CFLAGS += -Itests -Itools/cm
 
 # optim.c: sqrtf without errno, so that GCC vectorises Adam's update (optim.c never reads errno;
 # sqrt is correctly rounded either way: the same bits; docs/performance.md).
-$(BUILD)/src/optim.o: CFLAGS += -fno-math-errno
+$(BUILD)/src/train/optim.o: CFLAGS += -fno-math-errno
 
 $(BUILD)/libcm.a: $(LIB_OBJ)
+	@rm -f $@
 	ar rcs $@ $^
+
+$(BUILD)/libcm.so.$(VERSION): $(LIB_OBJ)
+	$(CC) -shared -Wl,-soname,libcm.so.$(SOVERSION) -o $@ $^ $(LIB_LIBS)
+
+shared: $(BUILD)/libcm.so.$(VERSION)
 
 $(BUILD)/cm: $(TOOL_OBJ) $(BUILD)/libcm.a
 	$(CC) $(CFLAGS) -o $@ $(TOOL_OBJ) $(BUILD)/libcm.a $(LDLIBS)
 
-$(BUILD)/suites.h: $(wildcard tests/test_*.c)
+$(BUILD)/suites.h: $(wildcard tests/*/test_*.c)
 	@mkdir -p $(BUILD)
 	@printf '$(foreach s,$(SUITES),CM_SUITE($(s))\n)' | sed 's/^ //' > $@
 
 $(BUILD)/tests/main.o: tests/main.c $(BUILD)/suites.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -I$(BUILD) -c $< -o $@
+	$(CC) $(CFLAGS) -MMD -MP -Itests -I$(BUILD) -c $< -o $@
 
-$(BUILD)/cm_tests: $(TEST_OBJ) $(BUILD)/libcm.a
-	$(CC) $(CFLAGS) -o $@ $(TEST_OBJ) $(BUILD)/libcm.a $(LDLIBS)
+$(BUILD)/cm_tests: $(TEST_OBJ) $(BUILD)/libcm.a $(BUILD)/tools/cm/plot.o
+	$(CC) $(CFLAGS) -o $@ $(TEST_OBJ) $(BUILD)/tools/cm/plot.o $(BUILD)/libcm.a $(LDLIBS)
+
+# make install PREFIX=DIR: libcm.a, libcm.so.VERSION (soname libcm.so.SOVERSION), the public
+# headers and DIR/lib/pkgconfig/cm.pc (pkg-config --cflags --libs cm; --static for libcm.a).
+install: $(BUILD)/libcm.a $(BUILD)/libcm.so.$(VERSION) $(BUILD)/cm
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include/cm $(DESTDIR)$(PREFIX)/bin
+	install -m 644 $(BUILD)/libcm.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(BUILD)/libcm.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/
+	ln -sf libcm.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libcm.so.$(SOVERSION)
+	ln -sf libcm.so.$(SOVERSION) $(DESTDIR)$(PREFIX)/lib/libcm.so
+	install -m 644 include/cm/*.h $(DESTDIR)$(PREFIX)/include/cm/
+	install -m 755 $(BUILD)/cm $(DESTDIR)$(PREFIX)/bin/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' -e 's|@REQUIRES@|$(LIB_PKGS)|' \
+	    cm.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/cm.pc
+
+# Which subsystem may include which (docs/architecture.md): scripts/check-includes.
+check-includes:
+	scripts/check-includes
 
 unit: $(BUILD)/cm_tests
 	$(BUILD)/cm_tests

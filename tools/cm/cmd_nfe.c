@@ -41,7 +41,7 @@
 #include "cm/law.h"
 #include "cm/model.h"
 #include "cm/multistep.h"
-#include "cm/plot.h"
+#include "plot.h"
 #include "cm/sampler.h"
 
 #define NFE_MAX_MODELS 8

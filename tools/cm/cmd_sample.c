@@ -11,7 +11,7 @@
 #include "cm/diffusion.h"
 #include "cm/io.h"
 #include "cm/model.h"
-#include "cm/plot.h"
+#include "plot.h"
 #include "cm/sampler.h"
 #include "cm/schedule.h"
 

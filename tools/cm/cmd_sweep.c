@@ -19,7 +19,7 @@
 #include "cm/data.h"
 #include "cm/law.h"
 #include "cm/learned.h"
-#include "cm/plot.h"
+#include "plot.h"
 #include "cm/schedule.h"
 #include "cm/theory.h"
 #include "cm/train.h"

@@ -28,7 +28,7 @@
 #include "cm/diffusion.h"
 #include "cm/io.h"
 #include "cm/law.h"
-#include "cm/plot.h"
+#include "plot.h"
 #include "cm/sampler.h"
 #include "cm/train.h"
 

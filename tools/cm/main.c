@@ -4,7 +4,7 @@
 
 #include "cli.h"
 
-#define CM_VERSION "0.1.0"
+#include "cm/version.h"
 
 static void usage(FILE *stream) {
     fprintf(stream,

@@ -24,7 +24,7 @@
 
 #include "cm/alloc.h"
 #include "cm/theory.h"
-#include "law_internal.h"
+#include "data/law_internal.h"
 
 /* Defaults (our choice, measured): with 1024 points w1_ideal changes under doubling by ~1e-7
  * relative for modes 8 stds apart at T = 30, ~6e-4 at T = 1600 (the grid error converges at

@@ -20,7 +20,7 @@
 #include "cm/diffusion.h"
 #include "cm/parallel.h"
 #include "cm/schedule.h"
-#include "nn_blocks.h"
+#include "nn/nn_blocks.h"
 
 #define CM_TRANSFORM_FIT_DRAWS 65536 /* draws of a law used to fit the standardising transform */
 

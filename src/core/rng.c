@@ -9,7 +9,7 @@
 
 #include <math.h>
 
-#include "vectorize.h"
+#include "core/vectorize.h"
 
 #define PHILOX_M0 0xD2511F53u
 #define PHILOX_M1 0xCD9E8D57u

@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "cm/alloc.h"
-#include "cm/plot.h"
+#include "plot.h"
 #include "cm/rng.h"
 #include "test.h"
 

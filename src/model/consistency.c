@@ -44,7 +44,7 @@ cm_coefficients cm_consistency_two_time(double sigma, double sigma_target, doubl
 #define REAL float
 #define FN(name) name
 #define WORKSPACE cm_mlp_workspace
-#include "consistency_template.h"
+#include "model/consistency_template.h"
 #undef REAL
 #undef FN
 #undef WORKSPACE
@@ -52,7 +52,7 @@ cm_coefficients cm_consistency_two_time(double sigma, double sigma_target, doubl
 #define REAL double
 #define FN(name) name##_f64
 #define WORKSPACE cm_mlp_workspace_f64
-#include "consistency_template.h"
+#include "model/consistency_template.h"
 #undef REAL
 #undef FN
 #undef WORKSPACE

@@ -16,7 +16,7 @@
 #include <string.h>
 
 #include "cm/alloc.h"
-#include "ot_internal.h"
+#include "metrics/ot_internal.h"
 
 #define NIL (-1)
 #define UNSEEN (-1)

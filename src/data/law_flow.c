@@ -14,7 +14,7 @@
 
 #include "cm/alloc.h"
 #include "cm/law.h"
-#include "law_internal.h"
+#include "data/law_internal.h"
 
 /* Defaults (our choice): a 5th-order pair at relative 1e-10 reaches the ~1e-8 global accuracy
  * the tests ask of the map; the step cap keeps a pathological point from running forever. */

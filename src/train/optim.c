@@ -12,7 +12,7 @@
 
 #include "cm/alloc.h"
 #include "cm/parallel.h"
-#include "vectorize.h"
+#include "core/vectorize.h"
 
 #define CM_OPTIM_PARTS 8 /* element ranges: enough for 8 threads, few enough to cost nothing */
 #define CM_OPTIM_LANES 8 /* partial sums per range: one AVX2 register of floats */

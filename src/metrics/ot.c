@@ -17,7 +17,7 @@
 
 #include "cm/alloc.h"
 #include "cm/rng.h"
-#include "ot_internal.h"
+#include "metrics/ot_internal.h"
 
 /* Candidate arcs kept per node (sources + sinks): the seeds take CM_OT_KNN (a list per row and
  * per column), each full scan adds up to 3 (2 per row, 1 per column); when the next scan could

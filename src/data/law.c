@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "cm/alloc.h"
-#include "law_internal.h"
+#include "data/law_internal.h"
 
 /* A covariance must be symmetric to this relative difference (of its largest entry), as in
  * gaussian.c; eigenvalues below -CLAMP |largest| mean it is not positive semidefinite, smaller

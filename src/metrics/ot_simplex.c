@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "cm/alloc.h"
-#include "ot_internal.h"
+#include "metrics/ot_internal.h"
 
 #define NIL (-1)
 /* Violated arcs of every row that a full scan adds (plus the most violated of every column). */

@@ -7,7 +7,7 @@
  * being printed. Scatter limits come from the 0.5% and 99.5% quantiles so that a few outliers
  * do not squash the picture. Not thread-safe: PLplot keeps global state.
  */
-#include "cm/plot.h"
+#include "plot.h"
 
 #include <errno.h>
 #include <math.h>

@@ -10,8 +10,8 @@
 
 #include "cm/alloc.h"
 #include "cm/parallel.h"
-#include "nn_blocks.h"
-#include "vectorize.h"
+#include "nn/nn_blocks.h"
+#include "core/vectorize.h"
 
 /* exp(-|x|) in float for SiLU, in a form the compiler vectorises (libm's expf is a call per
  * element): Cody-Waite reduction t = n ln2 + r, |r| <= ln2 / 2, Cephes' expf polynomial for
@@ -118,7 +118,7 @@ static void cm_sincos_fast(double *restrict sine, double *restrict cosine,
 #define IF_NEGATIVE(x, a, b) cm_if_negative(x, a, b)
 #define WORKSPACE cm_mlp_workspace
 #define SHARD cm_mlp_shard
-#include "nn_template.h"
+#include "nn/nn_template.h"
 #undef REAL
 #undef FN
 #undef CBLAS_GEMM
@@ -136,7 +136,7 @@ static void cm_sincos_fast(double *restrict sine, double *restrict cosine,
 #define IF_NEGATIVE(x, a, b) (signbit(x) ? (a) : (b))
 #define WORKSPACE cm_mlp_workspace_f64
 #define SHARD cm_mlp_shard_f64
-#include "nn_template.h"
+#include "nn/nn_template.h"
 #undef REAL
 #undef FN
 #undef CBLAS_GEMM
