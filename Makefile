@@ -72,7 +72,7 @@ $(BUILD)/suites.h: $(wildcard tests/*/test_*.c)
 
 $(BUILD)/tests/main.o: tests/main.c $(BUILD)/suites.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP -Itests -I$(BUILD) -c $< -o $@
+	$(CC) $(CFLAGS) -MMD -MP -Isrc -Itests -I$(BUILD) -c $< -o $@
 
 $(BUILD)/cm_tests: $(TEST_OBJ) $(BUILD)/libcm.a $(BUILD)/tools/cm/plot.o
 	$(CC) $(CFLAGS) -o $@ $(TEST_OBJ) $(BUILD)/tools/cm/plot.o $(BUILD)/libcm.a $(LDLIBS)

@@ -377,7 +377,7 @@ static result bench_sample(size_t n) {
     cm_rng_init(&root, seed);
     cm_rng_fork(&stream, &root, CM_STREAM_SAMPLE);
     cm_rng_fork(&stage, &stream, 0);
-    cm_coefficients k = cm_model_coefficients(model, config.sigma_max);
+    cm_coefficients k = cm_model_coefficients(model, config.method.sigma_max);
     double worst = 0.0;
     for (size_t probe = 0; probe < 64; probe++) {
         size_t i = probe < 32 ? probe : n - 64 + probe;
@@ -386,7 +386,7 @@ static result bench_sample(size_t n) {
         double F[2], ref[2];
         cm_rng_fork(&point, &stage, i);
         cm_rng_normal_fill_f32(&point, z, D);
-        for (size_t d = 0; d < D; d++) x[d] = (float)(config.sigma_max * z[d]);
+        for (size_t d = 0; d < D; d++) x[d] = (float)(config.method.sigma_max * z[d]);
         float x_in[2] = {(float)k.in * x[0], (float)k.in * x[1]};
         ref_forward_row(F, model->params, &model->layout, x_in, (float)k.c_noise, &scratch);
         for (size_t d = 0; d < D; d++) ref[d] = k.skip * x[d] + k.out * F[d];

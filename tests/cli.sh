@@ -49,7 +49,7 @@ one_line_error "$CM" train --data "$work/ragged.csv" --steps 2 --out "$work/r"
 expect 2 "unknown method 'foo'" -- "$CM" train --data moons --method foo --steps 2 --out "$work/r"
 expect 2 "unknown teacher" -- "$CM" train --data moons --method lhw --teacher nope --steps 2 --out "$work/r"
 expect 2 "--lr: 'nan' is not a finite number" -- "$CM" train --data moons --lr nan --steps 2 --out "$work/r"
-expect 2 "learning rate 0 must be > 0" -- "$CM" train --data moons --lr 0 --steps 2 --out "$work/r"
+expect 2 "lr: 0 must be > 0" -- "$CM" train --data moons --lr 0 --steps 2 --out "$work/r"
 expect 2 "--steps: '0'" -- "$CM" train --data moons --steps 0 --out "$work/r"
 expect 2 "--width" -- "$CM" train --data moons --width 0 --steps 2 --out "$work/r"
 expect 2 "depth" -- "$CM" train --data moons --depth 99 --steps 2 --out "$work/r"
@@ -198,7 +198,7 @@ expect 1 "big.npy: file is 5368709120 bytes" -- "$CM" eval --samples "$work/big.
 expect 1 "dimension" -- "$CM" eval --samples "$work/pts.csv" --ref gauss:d=3
 expect 2 "d=1000000 is out of range" -- "$CM" train --data gauss:d=1000000 --steps 2 --out "$work/r"
 expect 2 "the network has [0-9]+ parameters, more than" -- "$CM" train --data moons --width 65536 --depth 16 --steps 2 --out "$work/r"
-expect 2 "batch 1048576 times the widest layer" -- "$CM" train --data moons --batch 1048576 --width 65536 --depth 1 --steps 2 --out "$work/r"
+expect 2 "one forward pass of the batch takes .* FLOPs" -- "$CM" train --data moons --batch 1048576 --width 65536 --depth 1 --steps 2 --out "$work/r"
 one_line_error "$CM" sample --model "$work/big.safetensors" --n 4 --out "$work/s.npy"
 rm -f "$work/big.npy" "$work/big.safetensors" "$work/big.csv"
 

@@ -22,10 +22,10 @@ expect 2 "needs --teacher-model" -- "$CM" train --data moons --method cd --steps
 expect 2 "applies to --method cd" -- "$CM" train --data moons --method ict --teacher-model "$work/dsm/model.safetensors" --steps 10 $small --out "$work/ictx"
 expect 2 "consistency function, not a denoiser" -- "$CM" train --data moons --method cd --teacher-model "$work/cd/model.safetensors" --steps 10 $small --out "$work/cdy"
 expect 1 "" -- "$CM" train --data moons --method cd --teacher-model "$work/nosuch.safetensors" --steps 10 $small --out "$work/cdz"
-expect 2 "unknown solver 'rk4'" -- "$CM" train --data moons --method cd --cd-solver rk4 --steps 10 $small --out "$work/cdw"
+expect 2 "unknown cd-solver 'rk4'" -- "$CM" train --data moons --method cd --cd-solver rk4 --steps 10 $small --out "$work/cdw"
 expect 2 "--cd-levels: '1' is not an integer" -- "$CM" train --data moons --method cd --cd-levels 1 --steps 10 $small --out "$work/cdw"
 expect 2 "--dsm-p-std: 'nan' is not a finite" -- "$CM" train --data moons --method dsm --dsm-p-std nan --steps 10 $small --out "$work/dsmw"
-expect 2 "dsm lognormal" -- "$CM" train --data moons --method dsm --dsm-p-std 0 --steps 10 $small --out "$work/dsmw"
+expect 2 "dsm-p-std: 0 must be > 0" -- "$CM" train --data moons --method dsm --dsm-p-std 0 --steps 10 $small --out "$work/dsmw"
 expect 2 "edm weighting applies to dsm only" -- "$CM" train --data moons --method ict --weighting edm --steps 10 $small --out "$work/ictw"
 one_line_error "$CM" train --data moons --method cd --steps 10 $small --out "$work/cdx2"
 

@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "nn/mlp.h" /* CM_TEST_MLP (white-box) */
+
 typedef struct {
     const char *name;
     void (*function)(void);
@@ -23,6 +25,9 @@ extern int cm_test_failures_in_current; /* failed checks in the running test */
 void cm_test_fail(const char *file, int line, const char *format, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 3, 4)))
+/* The MLP settings of a training config (white-box: nn/mlp.h). */
+#define CM_TEST_MLP(config) ((cm_mlp_options *)cm_network_options(&(config).network))
+
 #endif
     ;
 
@@ -51,5 +56,8 @@ uint64_t cm_test_seed(uint64_t default_seed);
             cm_test_fail(__FILE__, __LINE__, "%s returned %s: %s", #expression,       \
                          cm_status_name(cm_s_), cm_error_detail());                   \
     } while (0)
+
+/* The MLP settings of a training config (white-box: nn/mlp.h). */
+#define CM_TEST_MLP(config) ((cm_mlp_options *)cm_network_options(&(config).network))
 
 #endif

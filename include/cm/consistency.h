@@ -19,16 +19,23 @@
  * so g(x, t, t) = x to the bit (r = 1), the two-time boundary condition. It has the same shape,
  * skip = r + (1 - r) c_skip, out = (1 - r) c_out, in = c_in, plus c_noise_target = log(s) / 4.
  *
- * Coefficient arrays are laid out coef[4 * B] = skip[B], out[B], in[B], c_noise[B]; for a
- * two-time network coef[5 * B] = skip[B], out[B], in[B], then c_noise as [B, 2] (level, target
- * level per row), the MLP's two-time c_noise layout (nn.h).
+ * A batch carries one coefficient row per point (so one batch may mix noise levels), stored as
+ * arrays skip[B], out[B], in[B] and c_noise[B, L] (L = 1, or 2 for two-time networks: the
+ * level and the target level of each row) in one block of CM_COEFFICIENT_COUNT(B, L) values;
+ * cm_coefficient_rows views it, and a row block is the view offset by its first row.
+ *
+ * The forward and backward passes here run one row block on the calling thread through the
+ * network interface (network.h); the evaluator (evaluator.h) and the trainer run blocks on the
+ * pool. The losses are written per row so that a batch split into blocks (or processes) sums
+ * its rows in row order and gets the bits of the whole batch.
  */
 #ifndef CM_CONSISTENCY_H
 #define CM_CONSISTENCY_H
 
 #include <stddef.h>
 
-#include "cm/nn.h"
+#include "cm/config.h"
+#include "cm/network.h"
 #include "cm/schedule.h"
 
 /* sigma_data = 0.5 [CM], the standard deviation the data are standardised to. */
@@ -37,11 +44,31 @@
 typedef struct {
     double skip, out, in, c_noise;
     double c_noise_target; /* two-time models only */
-    int two_time;          /* 1: store in the two-time layout (5 B) */
+    int two_time;          /* 1: c_noise_target is the row's second noise level */
 } cm_coefficients;
 
-/* Floats (or doubles) of a coefficient array of B rows for a network (4 B, or 5 B two-time). */
-#define CM_COEFFICIENT_COUNT(B, two_time) ((size_t)(B) * ((two_time) ? 5u : 4u))
+/* Values of a coefficient block of B rows with L noise levels: skip, out, in, c_noise[B, L]. */
+#define CM_COEFFICIENT_COUNT(B, levels) ((size_t)(B) * (3u + (size_t)(levels)))
+
+/* Views of a coefficient block (pointers into it, borrowed). */
+typedef struct {
+    float *skip, *out, *in, *c_noise; /* [B], [B], [B], [B, levels] */
+    size_t levels;
+} cm_coefficient_rows;
+typedef struct {
+    double *skip, *out, *in, *c_noise;
+    size_t levels;
+} cm_coefficient_rows_f64;
+
+/* The view of storage[CM_COEFFICIENT_COUNT(B, levels)] for B rows. */
+cm_coefficient_rows cm_coefficient_rows_view(float *storage, size_t B, size_t levels);
+cm_coefficient_rows_f64 cm_coefficient_rows_view_f64(double *storage, size_t B, size_t levels);
+/* The rows from `first` on (a row block). */
+cm_coefficient_rows cm_coefficient_rows_offset(cm_coefficient_rows rows, size_t first);
+cm_coefficient_rows_f64 cm_coefficient_rows_offset_f64(cm_coefficient_rows_f64 rows, size_t first);
+/* Store c as row b (its target level too when the view has 2 levels). */
+void cm_coefficient_rows_store(cm_coefficient_rows rows, size_t b, cm_coefficients c);
+void cm_coefficient_rows_store_f64(cm_coefficient_rows_f64 rows, size_t b, cm_coefficients c);
 
 /* [CM] VE coefficients at noise level sigma >= sigma_min. */
 cm_coefficients cm_consistency_ve(double sigma, double sigma_data, double sigma_min);
@@ -49,33 +76,36 @@ cm_coefficients cm_consistency_ve(double sigma, double sigma_data, double sigma_
 cm_coefficients cm_consistency_lhw(const cm_lhw_schedule *schedule, size_t t, double sigma_data);
 /* Two-time coefficients of g(x, sigma, sigma_target), 0 < sigma_target <= sigma. */
 cm_coefficients cm_consistency_two_time(double sigma, double sigma_target, double sigma_data);
-/* Store c as row b of a coefficient array of a batch of B rows (in the two-time layout when
- * c.two_time). */
-void cm_coefficients_store(float *coef, int B, int b, cm_coefficients c);
-void cm_coefficients_store_f64(double *coef, int B, int b, cm_coefficients c);
 
-/* out[B,D] = skip_b x_b + out_b F(in_b x_b, c_noise_b). x_in and F_out are caller scratch
- * [B,D] that must be kept, with the workspace, for the backward pass. */
-void cm_consistency_forward(float *out, float *x_in, float *F_out, const float *params,
-                            const cm_mlp_layout *layout, cm_mlp_workspace *workspace,
-                            const float *x, const float *coef, int B);
-/* dparams += gradient of sum(out * dout) for the last forward; dF is caller scratch [B,D]. */
-void cm_consistency_backward(float *dparams, float *dF, const float *params,
-                             const cm_mlp_layout *layout, cm_mlp_workspace *workspace,
-                             const float *dout, const float *coef, int B);
-void cm_consistency_forward_f64(double *out, double *x_in, double *F_out, const double *params,
-                                const cm_mlp_layout *layout, cm_mlp_workspace_f64 *workspace,
-                                const double *x, const double *coef, int B);
-void cm_consistency_backward_f64(double *dparams, double *dF, const double *params,
-                                 const cm_mlp_layout *layout, cm_mlp_workspace_f64 *workspace,
-                                 const double *dout, const double *coef, int B);
+/* One row block: out[R,D] = skip_r x_r + out_r F(in_r x_r, c_noise_r). x_in and F_out are caller
+ * scratch [R,D] that must be kept, with the workspace, for the backward pass. */
+void cm_consistency_forward(float *out, float *x_in, float *F_out, const cm_network *network,
+                            const float *params, cm_network_workspace *workspace, const float *x,
+                            cm_coefficient_rows coef, size_t R);
+/* dparams (overwritten) = the gradient of sum(out * dout) of the block's last forward; dF is
+ * caller scratch [R,D]. */
+void cm_consistency_backward(float *dparams, float *dF, const cm_network *network,
+                             const float *params, cm_network_workspace *workspace,
+                             const float *dout, cm_coefficient_rows coef, size_t R);
+void cm_consistency_forward_f64(double *out, double *x_in, double *F_out,
+                                const cm_network *network, const double *params,
+                                cm_network_workspace *workspace, const double *x,
+                                cm_coefficient_rows_f64 coef, size_t R);
+void cm_consistency_backward_f64(double *dparams, double *dF, const cm_network *network,
+                                 const double *params, cm_network_workspace *workspace,
+                                 const double *dout, cm_coefficient_rows_f64 coef, size_t R);
 
-/* Losses over a batch, each row weighted by weight[b] (NULL: all 1), averaged over B:
+/* Losses, each row weighted by weight[b] (NULL: all 1), over a batch of `batch` rows:
  *   squared l2 ([LHW], [CM]):   (1/B) sum_b w_b ||out_b - target_b||^2
  *   pseudo-Huber ([iCT]):        (1/B) sum_b w_b (sqrt(||out_b - target_b||^2 + c^2) - c)
- * Return the loss (accumulated in double); if dout is not NULL it receives (overwritten) the
- * gradient with respect to out. The target receives no gradient: it is a constant here, which
- * is how the stop-gradient of [CM]/[iCT]/[LHW] targets is realised. */
+ * cm_loss_rows writes R rows' terms w_b (...) into row_loss[R] and, when dout is not NULL, their
+ * gradient of the batch loss (with its 1/batch) into dout[R,D] (overwritten); the batch loss is
+ * sum(row_loss) / batch added in row order, which is what cm_loss_l2 / cm_loss_pseudo_huber
+ * return for a whole batch (B = batch) from the same arithmetic. The target receives no
+ * gradient: it is a constant here, which is how the stop-gradient of [CM]/[iCT]/[LHW] targets is
+ * realised. */
+void cm_loss_rows(double *row_loss, float *dout, const float *out, const float *target,
+                  const float *weight, cm_loss loss, double c, size_t R, size_t D, size_t batch);
 double cm_loss_l2(float *dout, const float *out, const float *target, const float *weight, int B,
                   int D);
 double cm_loss_pseudo_huber(float *dout, const float *out, const float *target,

@@ -18,13 +18,20 @@
  *        target EMA at the teacher's ODE step (Euler or Heun) from there to sigma_n ([CM] CD).
  *        The teacher denoiser is given with cm_trainer_set_teacher before the first step.
  * Randomness: the data, level and noise draws of step k come from children k of three separate
- * streams of the seed, so a step's batch depends only on (seed, k). A step allocates nothing.
+ * streams of the seed, and row r of that batch from child r of those (its data point, its noise
+ * values r D .. r D + D - 1 of the step's noise stream, its own level generator), so a step's
+ * batch depends only on (seed, k) and any row block can be drawn alone.
+ * Execution: the batch is config.blocks fixed row blocks (threads run blocks; processes own
+ * contiguous ranges of them, comm.h); each block's gradient is computed alone and the blocks'
+ * gradients are summed in a fixed tree order, so results depend on the block count only, never on
+ * the thread or process count. A step allocates nothing. Test entry points: src/train/testing.h.
  */
 #ifndef CM_TRAIN_H
 #define CM_TRAIN_H
 
 #include <stddef.h>
 
+#include "cm/comm.h"
 #include "cm/config.h"
 #include "cm/data.h"
 #include "cm/diffusion.h"
@@ -55,10 +62,17 @@ typedef struct {
 
 typedef struct cm_trainer cm_trainer; /* opaque */
 
+/* One line on what a method trains (for --help). */
+const char *cm_method_summary(cm_method method);
+
 /* Validates the config against the data (dimension), fits the standardising transform
  * (a file's rows, or 65536 draws of a law from the TRANSFORM stream), initialises the weights
  * from the INIT stream. `data` is borrowed and must outlive the trainer. */
 cm_status cm_trainer_init(cm_trainer **out, const cm_train_config *config, const cm_data *data);
+/* The same for one process of several: `comm` (borrowed, must outlive the trainer) says which
+ * row blocks this process computes and sums the blocks' gradients (comm.h). */
+cm_status cm_trainer_init_comm(cm_trainer **out, const cm_train_config *config,
+                               const cm_data *data, const cm_comm *comm);
 void cm_trainer_free(cm_trainer *trainer);
 /* One optimiser step. CM_ERR_NONFINITE if the loss or gradient is not finite: the detail names
  * the step and the trainer's whole state is untouched (it can still be checkpointed). */
@@ -68,15 +82,6 @@ size_t cm_trainer_steps_done(const cm_trainer *trainer);
  * the trainer; valid until the next step. */
 const cm_model *cm_trainer_model(cm_trainer *trainer);
 
-/* For tests: the loss and its gradient (overwriting grad[param_count]) on the batch that step
- * k would draw, at the current weights, without updating anything. */
-cm_status cm_trainer_batch_gradient(cm_trainer *trainer, size_t k, double *out_loss, float *grad);
-/* For tests: the loss on the batch of step k with explicit student and teacher weights (each
- * param_count floats), nothing updated. With teacher = student this is the training loss
- * whose gradient cm_trainer_batch_gradient returns, except that there the teacher is a
- * constant. */
-cm_status cm_trainer_batch_loss(cm_trainer *trainer, size_t k, const float *student,
-                                const float *teacher, double *out_loss);
 /* The data source the trainer was made with (borrowed). */
 const cm_data *cm_trainer_data(const cm_trainer *trainer);
 
@@ -86,16 +91,6 @@ const cm_data *cm_trainer_data(const cm_trainer *trainer);
  * cm_trainer_set_state). CM_ERR_INVALID for other methods. */
 cm_status cm_trainer_set_teacher(cm_trainer *trainer, const cm_denoiser *teacher,
                                  const cm_transform *transform);
-/* For tests: the student and teacher network inputs (B x D floats each) and the per-row levels
- * (student; teacher for cd and cd2, else 0; the target level s of g(x, t, s) for cd2, else 0,
- * when target_sigma is not NULL) of the batch step k would draw. */
-cm_status cm_trainer_batch_inputs(cm_trainer *trainer, size_t k, float *student, float *teacher,
-                                  double *student_sigma, double *teacher_sigma,
-                                  double *target_sigma);
-
-/* For tests: the raw training weights (param_count floats, owned by the trainer). */
-float *cm_trainer_params(cm_trainer *trainer);
-
 /* ---- The complete state of a run between two steps (what a checkpoint holds, checkpoint.h).
  * Everything else a step uses is a function of the config and the step index: the batch of step
  * k comes from children k of the fixed DATA, LEVEL and NOISE streams, the curricula N(k), mu(k)

@@ -5,6 +5,22 @@
 
 #include <math.h>
 
+#define REAL float
+#define FN(name) name
+#define ROWS cm_coefficient_rows
+#include "model/consistency_template.h"
+#undef REAL
+#undef FN
+#undef ROWS
+
+#define REAL double
+#define FN(name) name##_f64
+#define ROWS cm_coefficient_rows_f64
+#include "model/consistency_template.h"
+#undef REAL
+#undef FN
+#undef ROWS
+
 cm_coefficients cm_consistency_ve(double sigma, double sigma_data, double sigma_min) {
     double sd2 = sigma_data * sigma_data, gap = sigma - sigma_min;
     cm_coefficients c = {0};
@@ -41,18 +57,9 @@ cm_coefficients cm_consistency_two_time(double sigma, double sigma_target, doubl
     return c;
 }
 
-#define REAL float
-#define FN(name) name
-#define WORKSPACE cm_mlp_workspace
-#include "model/consistency_template.h"
-#undef REAL
-#undef FN
-#undef WORKSPACE
-
-#define REAL double
-#define FN(name) name##_f64
-#define WORKSPACE cm_mlp_workspace_f64
-#include "model/consistency_template.h"
-#undef REAL
-#undef FN
-#undef WORKSPACE
+void cm_loss_rows(double *row_loss, float *dout, const float *out, const float *target,
+                  const float *weight, cm_loss loss, double c, size_t R, size_t D, size_t batch) {
+    for (size_t b = 0; b < R; b++)
+        row_loss[b] = loss_row(dout ? dout + b * D : NULL, out + b * D, target + b * D,
+                               weight ? (double)weight[b] : 1.0, loss, c, D, batch);
+}

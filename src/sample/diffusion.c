@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cm/alloc.h"
+#include "cm/evaluator.h"
 #include "cm/sampler.h"
 #include "cm/schedule.h"
 
@@ -47,47 +48,15 @@ cm_status cm_grid_kind_parse(cm_grid_kind *out, const char *text) {
     return CM_OK;
 }
 
-/* ---- the dsm model as a denoiser */
+/* ---- the dsm model as a denoiser: D(x, sigma) = c_skip x + c_out F(c_in x, c_noise), the
+ * coefficients of cm_consistency_ve at sigma_min = 0 (the EDM preconditioning), through an
+ * evaluator (evaluator.h) owned by the denoiser. */
 
-typedef struct {
-    const cm_model *model;     /* borrowed */
-    size_t rows;               /* rows per network call (the chunk shape) */
-    cm_mlp_workspace *workspace;
-    float *block, *x, *x_in, *F_out, *out, *coef;
-} model_denoiser;
+static void model_denoiser_release(void *context) { cm_evaluator_free(context); }
 
-static void model_denoiser_release(void *context) {
-    model_denoiser *m = context;
-    if (!m) return;
-    cm_mlp_workspace_free(m->workspace);
-    cm_free(m->block);
-    cm_free(m);
-}
-
-/* D(x, sigma) = c_skip x + c_out F(c_in x, c_noise), cm_consistency_ve at sigma_min = 0 (the EDM
- * preconditioning); rows with sigma = 0 are returned unchanged. */
 static cm_status model_denoise(void *context, const double *x, const double *sigma, size_t n,
                                double *out) {
-    model_denoiser *m = context;
-    const cm_model *model = m->model;
-    size_t D = model->config.network.dim, R = m->rows;
-    double sd = model->config.sigma_data;
-    for (size_t first = 0; first < n; first += R) {
-        size_t rows = n - first < R ? n - first : R;
-        memset(m->x, 0, R * D * sizeof(float));
-        for (size_t r = 0; r < R; r++) {
-            double s = r < rows && sigma[first + r] > 0 ? sigma[first + r] : 1.0;
-            cm_coefficients_store(m->coef, (int)R, (int)r, cm_consistency_ve(s, sd, 0.0));
-        }
-        for (size_t k = 0; k < rows * D; k++) m->x[k] = (float)x[first * D + k];
-        cm_consistency_forward(m->out, m->x_in, m->F_out, model->params, &model->layout,
-                               m->workspace, m->x, m->coef, (int)R);
-        for (size_t r = 0; r < rows; r++)
-            for (size_t i = 0; i < D; i++) {
-                size_t k = (first + r) * D + i;
-                out[k] = sigma[first + r] > 0 ? (double)m->out[r * D + i] : x[k];
-            }
-    }
+    cm_evaluator_denoise(context, out, x, sigma, n);
     return CM_OK;
 }
 
@@ -100,28 +69,17 @@ cm_status cm_denoiser_from_model_rows(cm_denoiser *out, const cm_model *model, s
     if (rows < 1 || rows > CM_SAMPLER_CHUNK)
         return cm_error_set(CM_ERR_INVALID, "denoiser rows %zu out of [1, %d]", rows,
                             CM_SAMPLER_CHUNK);
-    if (model->config.method != CM_METHOD_DSM)
+    if (model->config.method.kind != CM_METHOD_DSM)
         return cm_error_set(CM_ERR_INVALID, "a %s model is a consistency function, not a denoiser "
-                            "(train one with --method dsm)", cm_method_name(model->config.method));
-    size_t R = rows, D = model->config.network.dim;
-    model_denoiser *m = cm_calloc(1, sizeof *m);
-    if (!m) return cm_error_set(CM_ERR_NOMEM, "denoiser");
-    m->model = model;
-    m->rows = R;
-    m->block = cm_malloc(4 * R * D + 4 * R, sizeof(float));
-    cm_status status = m->block ? CM_OK : cm_error_set(CM_ERR_NOMEM, "denoiser buffers");
-    if (status == CM_OK) status = cm_mlp_workspace_alloc(&m->workspace, &model->layout, R);
-    if (status != CM_OK) {
-        model_denoiser_release(m);
-        return status;
-    }
-    m->x = m->block;
-    m->x_in = m->x + R * D;
-    m->F_out = m->x_in + R * D;
-    m->out = m->F_out + R * D;
-    m->coef = m->out + R * D;
-    *out = (cm_denoiser){.denoise = model_denoise, .context = m,
-                         .release = model_denoiser_release, .dim = D};
+                            "(train one with --method dsm)",
+                            cm_method_name(model->config.method.kind));
+    cm_evaluator_options options = cm_evaluator_options_default();
+    options.chunk = rows;
+    options.blocks = rows < CM_EVALUATOR_BLOCKS ? rows : CM_EVALUATOR_BLOCKS;
+    cm_evaluator *evaluator;
+    CM_TRY(cm_evaluator_alloc(&evaluator, model, &options));
+    *out = (cm_denoiser){.denoise = model_denoise, .context = evaluator,
+                         .release = model_denoiser_release, .dim = model->config.network.dim};
     return CM_OK;
 }
 
@@ -153,9 +111,9 @@ cm_diffusion_options cm_diffusion_options_default(void) {
 
 cm_diffusion_options cm_diffusion_options_for_model(const cm_model *model) {
     cm_diffusion_options o = cm_diffusion_options_default();
-    o.sigma_min = model->config.sigma_min;
-    o.sigma_max = model->config.sigma_max;
-    o.rho = model->config.rho;
+    o.sigma_min = model->config.method.sigma_min;
+    o.sigma_max = model->config.method.sigma_max;
+    o.rho = model->config.method.rho;
     return o;
 }
 

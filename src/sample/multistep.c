@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cm/alloc.h"
+#include "cm/evaluator.h"
 #include "cm/schedule.h"
 #include "cm/metrics.h"
 #include "cm/ot.h"
@@ -77,73 +78,38 @@ cm_status cm_two_time_gaussian(cm_two_time_map *out, const cm_gaussian_map *g) {
 /* ---- a trained model as a two-time map: our construction from a one-time VE consistency model,
  * or a two-time (cd2) network directly */
 
-typedef struct {
-    const cm_model *model; /* borrowed */
-    cm_mlp_workspace *workspace;
-    float *block, *x, *x_in, *F_out, *f, *coef;
-} model_map;
-
-static void model_map_release(void *context) {
-    model_map *m = context;
-    if (!m) return;
-    cm_mlp_workspace_free(m->workspace);
-    cm_free(m->block);
-    cm_free(m);
-}
-
-/* One-time model: x0 = f(x, from) (full-chunk network calls, as sampler.c), then
+/* One-time model: x0 = f(x, from) (full-chunk network calls, as the sampler's), then
  * x0 + (to / from)(x - x0). Two-time (cd2) model: the network's g(x, from, to) itself (keep = 0
  * below). to = 0 is read as the model's sigma_min, where both end. */
 static cm_status model_two_time(void *context, const double *x, size_t n, double from, double to,
                                 double *out) {
-    model_map *m = context;
-    const cm_model *model = m->model;
-    size_t D = model->config.network.dim, R = CM_SAMPLER_CHUNK;
-    const cm_train_config *config = &model->config;
-    int two_time = config->method == CM_METHOD_CD2;
-    if (two_time && to < config->sigma_min) to = config->sigma_min;
-    cm_coefficients c = two_time ? cm_consistency_two_time(from, to, config->sigma_data)
+    cm_evaluator *evaluator = context;
+    const cm_model *model = cm_evaluator_model(evaluator);
+    const cm_method_config *method = &model->config.method;
+    int two_time = method->kind == CM_METHOD_CD2;
+    if (two_time && to < method->sigma_min) to = method->sigma_min;
+    cm_coefficients c = two_time ? cm_consistency_two_time(from, to, method->sigma_data)
                                  : cm_model_coefficients(model, from);
-    for (size_t r = 0; r < R; r++) cm_coefficients_store(m->coef, (int)R, (int)r, c);
     double keep = two_time ? 0.0 : to / from;
-    for (size_t first = 0; first < n; first += R) {
-        size_t rows = n - first < R ? n - first : R;
-        memset(m->x, 0, R * D * sizeof(float));
-        for (size_t k = 0; k < rows * D; k++) m->x[k] = (float)x[first * D + k];
-        cm_consistency_forward(m->f, m->x_in, m->F_out, model->params, &model->layout,
-                               m->workspace, m->x, m->coef, (int)R);
-        for (size_t k = 0; k < rows * D; k++) {
-            double x0 = m->f[k], xk = x[first * D + k];
-            out[first * D + k] = x0 + keep * (xk - x0);
-        }
-    }
+    cm_evaluator_apply_f64(evaluator, out, x, n, c);
+    if (keep != 0.0)
+        for (size_t k = 0; k < n * model->config.network.dim; k++)
+            out[k] = out[k] + keep * (x[k] - out[k]);
     return CM_OK;
 }
 
+static void model_map_release(void *context) { cm_evaluator_free(context); }
+
 cm_status cm_two_time_from_model(cm_two_time_map *out, const cm_model *model) {
     *out = (cm_two_time_map){0};
-    cm_method method = model->config.method;
+    cm_method method = model->config.method.kind;
     if (!cm_method_is_ve_consistency(method))
         return cm_error_set(CM_ERR_INVALID, "a two-time map needs a VE consistency model "
                             "(ct, ict, cd, cd2), not %s", cm_method_name(method));
-    size_t R = CM_SAMPLER_CHUNK, D = model->config.network.dim;
-    model_map *m = cm_calloc(1, sizeof *m);
-    if (!m) return cm_error_set(CM_ERR_NOMEM, "two-time map");
-    m->model = model;
-    m->block = cm_malloc(4 * R * D + CM_COEFFICIENT_COUNT(R, 1), sizeof(float)); /* 5 R: either layout */
-    cm_status status = m->block ? CM_OK : cm_error_set(CM_ERR_NOMEM, "two-time map buffers");
-    if (status == CM_OK) status = cm_mlp_workspace_alloc(&m->workspace, &model->layout, R);
-    if (status != CM_OK) {
-        model_map_release(m);
-        return status;
-    }
-    m->x = m->block;
-    m->x_in = m->x + R * D;
-    m->F_out = m->x_in + R * D;
-    m->f = m->F_out + R * D;
-    m->coef = m->f + R * D;
-    *out = (cm_two_time_map){.map = model_two_time, .context = m, .release = model_map_release,
-                             .dim = D};
+    cm_evaluator *evaluator;
+    CM_TRY(cm_evaluator_alloc(&evaluator, model, NULL));
+    *out = (cm_two_time_map){.map = model_two_time, .context = evaluator,
+                             .release = model_map_release, .dim = model->config.network.dim};
     return CM_OK;
 }
 
@@ -422,7 +388,7 @@ static cm_status search_one_level(double *out, search_context *s, double *levels
  * W1 0.119 and from 9 0.170, against 0.102 from the grid level 10 or one step. */
 static cm_status search_grid_level(double *out, search_context *s, double *levels, size_t k,
                                    size_t count) {
-    const cm_train_config *c = &s->model->config;
+    const cm_method_config *c = &s->model->config.method;
     size_t N = c->cd_levels;
     double *grid = cm_malloc(N, sizeof(double)), best = HUGE_VAL, best_level = 0.0;
     if (!grid) return cm_error_set(CM_ERR_NOMEM, "level grid");
@@ -452,10 +418,10 @@ cm_status cm_multistep_search_levels(double *levels, double *out_distance, const
                             CM_SAMPLER_MAX_LEVELS);
     if (n < 2 || m < 2) return cm_error_set(CM_ERR_INVALID, "need at least 2 samples and references");
     size_t D = model->config.network.dim, used_count;
-    int is_lhw = model->config.method == CM_METHOD_LHW;
-    if (is_lhw && count + 1 > model->config.chain_T)
+    int is_lhw = model->config.method.kind == CM_METHOD_LHW;
+    if (is_lhw && count + 1 > model->config.method.chain_T)
         return cm_error_set(CM_ERR_INVALID, "%zu levels need a chain of more than T = %zu indices",
-                            count, model->config.chain_T);
+                            count, model->config.method.chain_T);
     CM_TRY(cm_sampler_levels(levels, &used_count, model, NULL, 0));
     search_context s = {model, reference, m, n, projections, seed, cm_malloc(n * D, sizeof(double))};
     if (!s.samples) return cm_error_set(CM_ERR_NOMEM, "search samples");
@@ -463,7 +429,7 @@ cm_status cm_multistep_search_levels(double *levels, double *out_distance, const
     for (size_t k = 1; k < count && status == CM_OK; k++) {
         /* VE: anywhere in (sigma_min, previous level). lhw: a chain index below the previous
          * one that leaves room for the count - 1 - k levels still to come (t >= 2 each). */
-        double lo = log(model->config.sigma_min) + (double)(count - k) * SEARCH_LOG_GAP;
+        double lo = log(model->config.method.sigma_min) + (double)(count - k) * SEARCH_LOG_GAP;
         double hi = log(levels[k - 1]) - SEARCH_LOG_GAP;
         if (is_lhw) {
             size_t previous = cm_lhw_schedule_nearest(&model->schedule, levels[k - 1]);
@@ -476,7 +442,7 @@ cm_status cm_multistep_search_levels(double *levels, double *out_distance, const
                                   levels[k - 1], count);
             break;
         }
-        status = cm_method_is_distillation(model->config.method)
+        status = cm_method_is_distillation(model->config.method.kind)
                      ? search_grid_level(&levels[k], &s, levels, k, count)
                      : search_one_level(&levels[k], &s, levels, k, lo, hi, iterations);
         if (is_lhw && status == CM_OK) { /* snap, and keep the chain indices decreasing */

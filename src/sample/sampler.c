@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cm/alloc.h"
+#include "cm/evaluator.h"
 
 static size_t chain_index(const cm_model *model, double sigma) {
     return cm_lhw_schedule_nearest(&model->schedule, sigma);
@@ -13,9 +14,9 @@ static size_t chain_index(const cm_model *model, double sigma) {
 
 cm_status cm_sampler_levels(double *used, size_t *out_count, const cm_model *model,
                             const double *levels, size_t count) {
-    const cm_train_config *c = &model->config;
-    int is_lhw = c->method == CM_METHOD_LHW;
-    if (c->method == CM_METHOD_DSM)
+    const cm_method_config *c = &model->config.method;
+    int is_lhw = c->kind == CM_METHOD_LHW;
+    if (c->kind == CM_METHOD_DSM)
         return cm_error_set(CM_ERR_INVALID, "a dsm model is a denoiser, not a consistency function: "
                             "sample it with a diffusion sampler (diffusion.h)");
     if (count == 0) {
@@ -56,37 +57,6 @@ cm_status cm_sampler_levels(double *used, size_t *out_count, const cm_model *mod
     return CM_OK;
 }
 
-typedef struct {
-    cm_mlp_workspace *workspace;
-    float *block, *x, *noisy, *x_in, *F_out, *coef;
-    double *row;
-} sampler_buffers;
-
-static void buffers_free(sampler_buffers *b) {
-    cm_mlp_workspace_free(b->workspace);
-    cm_free(b->block);
-    cm_free(b->row);
-}
-
-static cm_status buffers_alloc(sampler_buffers *b, const cm_model *model) {
-    *b = (sampler_buffers){0};
-    size_t R = CM_SAMPLER_CHUNK, D = model->config.network.dim;
-    b->block = cm_malloc(4 * R * D + CM_COEFFICIENT_COUNT(R, 1), sizeof(float)); /* 5 R: either layout */
-    b->row = cm_malloc(D, sizeof(double));
-    cm_status status = b->block && b->row ? CM_OK : cm_error_set(CM_ERR_NOMEM, "sampler buffers");
-    if (status == CM_OK) status = cm_mlp_workspace_alloc(&b->workspace, &model->layout, R);
-    if (status != CM_OK) {
-        buffers_free(b);
-        return status;
-    }
-    b->x = b->block;
-    b->noisy = b->x + R * D;
-    b->x_in = b->noisy + R * D;
-    b->F_out = b->x_in + R * D;
-    b->coef = b->F_out + R * D;
-    return CM_OK;
-}
-
 /* Fill rows [first, first + rows) of the stage's noise into z (one child stream per point). */
 static void stage_noise(float *z, const cm_rng *stage_rng, size_t first, size_t rows, size_t D) {
     for (size_t r = 0; r < rows; r++) {
@@ -98,33 +68,35 @@ static void stage_noise(float *z, const cm_rng *stage_rng, size_t first, size_t 
 
 cm_status cm_sample(double *out, const cm_model *model, const double *levels, size_t level_count,
                     size_t n, uint64_t seed) {
-    const cm_train_config *c = &model->config;
-    size_t D = c->network.dim;
+    const cm_method_config *c = &model->config.method;
+    size_t D = model->config.network.dim, R = CM_SAMPLER_CHUNK;
     double used[CM_SAMPLER_MAX_LEVELS];
     size_t count;
     if (n == 0) return cm_error_set(CM_ERR_INVALID, "number of samples must be >= 1");
     CM_TRY(cm_sampler_levels(used, &count, model, levels, level_count));
-    int is_lhw = c->method == CM_METHOD_LHW;
+    int is_lhw = c->kind == CM_METHOD_LHW;
     size_t t_index[CM_SAMPLER_MAX_LEVELS];
     for (size_t s = 0; s < count; s++) t_index[s] = is_lhw ? chain_index(model, used[s]) : 0;
-    sampler_buffers b;
-    CM_TRY(buffers_alloc(&b, model));
+    /* Every network call has the full chunk shape (the evaluator pads a short last chunk with
+     * zero rows): a sample must not depend on how many others are drawn with it. */
+    cm_evaluator_options options = cm_evaluator_options_default();
+    options.chunk = R;
+    cm_evaluator *evaluator;
+    CM_TRY(cm_evaluator_alloc(&evaluator, model, &options));
+    float *x = cm_malloc(2 * R * D, sizeof(float)), *noisy = x ? x + R * D : NULL;
+    if (!x) {
+        cm_evaluator_free(evaluator);
+        return cm_error_set(CM_ERR_NOMEM, "sampler buffers");
+    }
     cm_rng root, sample_stream, stage_rng[CM_SAMPLER_MAX_LEVELS];
     cm_rng_init(&root, seed);
     cm_rng_fork(&sample_stream, &root, CM_STREAM_SAMPLE);
     for (size_t s = 0; s < count; s++) cm_rng_fork(&stage_rng[s], &sample_stream, s);
 
-    for (size_t first = 0; first < n; first += CM_SAMPLER_CHUNK) {
-        size_t rows = n - first < CM_SAMPLER_CHUNK ? n - first : CM_SAMPLER_CHUNK;
-        /* Every network call has the full chunk shape (a short last chunk is padded with zero
-         * rows): BLAS kernels may round a row differently for different matrix shapes, and a
-         * sample must not depend on how many others are drawn with it. */
-        int R = CM_SAMPLER_CHUNK;
-        memset(b.noisy + rows * D, 0, (CM_SAMPLER_CHUNK - rows) * D * sizeof(float));
-        memset(b.x + rows * D, 0, (CM_SAMPLER_CHUNK - rows) * D * sizeof(float));
+    for (size_t first = 0; first < n; first += R) {
+        size_t rows = n - first < R ? n - first : R;
         for (size_t s = 0; s < count; s++) {
             double level = is_lhw ? (double)t_index[s] : used[s];
-            cm_coefficients coefficients = cm_model_coefficients(model, level);
             /* noise scale for the first stage (pure noise) and the re-noising of later ones */
             double keep, add;
             if (s == 0) {
@@ -138,20 +110,18 @@ cm_status cm_sample(double *out, const cm_model *model, const double *levels, si
                 keep = 1.0;
                 add = sqrt(used[s] * used[s] - c->sigma_min * c->sigma_min);
             }
-            stage_noise(b.noisy, &stage_rng[s], first, rows, D);
+            stage_noise(noisy, &stage_rng[s], first, rows, D);
             if (s == 0) /* pure noise: x is not read (it holds the previous chunk) */
-                for (size_t k = 0; k < rows * D; k++) b.noisy[k] = (float)(add * b.noisy[k]);
+                for (size_t k = 0; k < rows * D; k++) noisy[k] = (float)(add * noisy[k]);
             else
                 for (size_t k = 0; k < rows * D; k++)
-                    b.noisy[k] = (float)(keep * b.x[k] + add * b.noisy[k]);
-            for (int r = 0; r < R; r++) cm_coefficients_store(b.coef, R, r, coefficients);
-            cm_consistency_forward(b.x, b.x_in, b.F_out, model->params, &model->layout,
-                                   b.workspace, b.noisy, b.coef, R);
+                    noisy[k] = (float)(keep * x[k] + add * noisy[k]);
+            cm_evaluator_apply(evaluator, x, noisy, rows, cm_model_coefficients(model, level));
         }
-        for (size_t r = 0; r < rows; r++)
-            for (size_t i = 0; i < D; i++) out[(first + r) * D + i] = b.x[r * D + i];
+        for (size_t k = 0; k < rows * D; k++) out[first * D + k] = x[k];
         cm_transform_invert(&model->transform, out + first * D, rows);
     }
-    buffers_free(&b);
+    cm_free(x);
+    cm_evaluator_free(evaluator);
     return CM_OK;
 }

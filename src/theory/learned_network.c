@@ -2,14 +2,15 @@
  * (SPEC sections 2-3, 7): W1 of its one-step samples against the law of X_1 (exact OT, with the
  * noise floor), the Lipschitz constant of its noise-to-data map, and the per-step consistency
  * gap E||f(U_t, t) - f(U_{t-1}, t-1)||. Units: see learned.h. The network is evaluated in double
- * (cm_consistency_forward_f64 on a double copy of the weights) so that central differences are
- * not drowned by float rounding.
+ * (an evaluator in double, on a double copy of the weights) so that central differences are not
+ * drowned by float rounding.
  */
 #include <math.h>
 #include <string.h>
 
 #include "cm/alloc.h"
 #include "cm/consistency.h"
+#include "cm/evaluator.h"
 #include "cm/learned.h"
 #include "cm/model.h"
 #include "cm/metrics.h"
@@ -20,51 +21,29 @@
 #define NETWORK_CHUNK 1024
 #define NETWORK_MAX_POINTS 10000
 
+/* The model evaluated in double (central differences), 1024 rows a call, unpadded. */
 typedef struct {
     const cm_model *model;
-    double *params;
-    cm_mlp_workspace_f64 *workspace;
-    double *x_in, *F_out, *coef, *out;
+    cm_evaluator *evaluator;
     size_t t;
 } network;
 
 static void network_free(network *w) {
-    cm_free(w->params);
-    cm_mlp_workspace_free_f64(w->workspace);
-    cm_free(w->x_in);
-    w->params = w->x_in = NULL;
-    w->workspace = NULL;
+    cm_evaluator_free(w->evaluator);
+    w->evaluator = NULL;
 }
 
 static cm_status network_alloc(network *w, const cm_model *model) {
-    *w = (network){0};
-    w->model = model;
-    size_t D = model->config.network.dim, count = model->layout.param_count;
-    w->params = cm_malloc(count, sizeof(double));
-    w->x_in = cm_malloc(3 * NETWORK_CHUNK * D + 4 * NETWORK_CHUNK, sizeof(double));
-    if (!w->params || !w->x_in) {
-        network_free(w);
-        return cm_error_set(CM_ERR_NOMEM, "network diagnostics: buffers");
-    }
-    w->F_out = w->x_in + NETWORK_CHUNK * D;
-    w->out = w->F_out + NETWORK_CHUNK * D;
-    w->coef = w->out + NETWORK_CHUNK * D;
-    for (size_t k = 0; k < count; k++) w->params[k] = model->params[k];
-    cm_status status = cm_mlp_workspace_alloc_f64(&w->workspace, &model->layout, NETWORK_CHUNK);
-    if (status != CM_OK) network_free(w);
-    return status;
+    *w = (network){.model = model};
+    cm_evaluator_options options = {.chunk = NETWORK_CHUNK, .blocks = CM_EVALUATOR_BLOCKS,
+                                    .pad = 0, .f64 = 1};
+    return cm_evaluator_alloc(&w->evaluator, model, &options);
 }
 
 /* out[n x D] = f(x, t) in standardised units. */
 static void network_apply(network *w, size_t t, const double *x, size_t n, double *out) {
-    size_t D = w->model->config.network.dim;
-    cm_coefficients c = cm_consistency_lhw(&w->model->schedule, t, w->model->config.sigma_data);
-    for (size_t first = 0; first < n; first += NETWORK_CHUNK) {
-        int rows = (int)(n - first < NETWORK_CHUNK ? n - first : NETWORK_CHUNK);
-        for (int r = 0; r < rows; r++) cm_coefficients_store_f64(w->coef, rows, r, c);
-        cm_consistency_forward_f64(out + first * D, w->x_in, w->F_out, w->params,
-                                   &w->model->layout, w->workspace, x + first * D, w->coef, rows);
-    }
+    cm_coefficients c = cm_consistency_lhw(&w->model->schedule, t, w->model->config.method.sigma_data);
+    cm_evaluator_apply_f64(w->evaluator, out, x, n, c);
 }
 
 static cm_status network_map(void *context, const double *x, size_t n, double *out) {
@@ -102,7 +81,7 @@ static cm_status consistency_gap(double *gap, double *gap_exact, network *w, con
                                  cm_rng *data, cm_rng *noise, size_t n, double *buffer) {
     const cm_model *model = w->model;
     const cm_lhw_schedule *s = &model->schedule;
-    size_t D = model->config.network.dim, T = model->config.chain_T;
+    size_t D = model->config.network.dim, T = model->config.method.chain_T;
     double *x0 = buffer, *z = x0 + n * D, *u = z + n * D, *v = u + n * D, *fu = v + n * D,
            *fv = fu + n * D;
     double lambda_1 = cm_lhw_schedule_log_snr(s, 1);
@@ -135,9 +114,9 @@ static cm_status consistency_gap(double *gap, double *gap_exact, network *w, con
 cm_status cm_learned_network(cm_network_diagnostics *out, double *gap, double *gap_exact,
                              const cm_model *model, const cm_law *law, size_t n,
                              size_t lipschitz_points, uint64_t seed) {
-    if (model->config.method != CM_METHOD_LHW)
+    if (model->config.method.kind != CM_METHOD_LHW)
         return cm_error_set(CM_ERR_INVALID, "network diagnostics: the model is not an [LHW] model");
-    size_t D = model->config.network.dim, T = model->config.chain_T;
+    size_t D = model->config.network.dim, T = model->config.method.chain_T;
     if (cm_law_dim(law) != D)
         return cm_error_set(CM_ERR_DIMENSION, "network diagnostics: law dimension %zu, model %zu",
                             cm_law_dim(law), D);

@@ -22,13 +22,12 @@
 #include "cm/alloc.h"
 #include "cm/io.h"
 #include "cm/model.h"
+#include "train/trainer.h"
 
 #define CK_VERSION_KEY "cm.checkpoint.version"
 #define CK_EXTRA_PREFIX "cm.cli."
 #define CK_EXTRA_MAX 8         /* cm.cli.* pairs a checkpoint may carry */
-#define CK_MODEL_KEYS 4        /* cm.format_version, cm.config, cm.transform, cm.data */
 #define CK_STATE_KEYS 7        /* version, step, adam_step, stage, rng, curriculum, data_file */
-#define CK_TENSORS_MAX (2 * (CM_MLP_MAX_DEPTH + 1) + 4)
 #define CK_PATH_MAX 4096
 #define CK_STEP_FORMAT "step-%08zu.safetensors"
 #define CK_NUMBER_TEXT 32      /* longest decimal or hexadecimal number we write, with slack */
@@ -55,32 +54,12 @@ struct cm_checkpoint {
     char *path;                 /* for error details */
 };
 
-static int has_target(const cm_train_config *c) {
-    return c->method == CM_METHOD_CT || cm_method_is_distillation(c->method) ||
-           (c->method == CM_METHOD_LHW && c->teacher == CM_TEACHER_SEQUENTIAL);
-}
-
-/* N(k) and mu(k) of step k (ct, ict), the stage (lhw sequential) or T (lhw online). */
+/* N(k) and mu(k) of step k (ct, ict), the stage (lhw sequential) or T (lhw online): the
+ * method table's curriculum. */
 static void curriculum_at(const cm_train_config *c, size_t k, size_t *levels, double *decay) {
-    *decay = 0.0;
-    switch (c->method) {
-    case CM_METHOD_ICT: *levels = cm_ict_levels(k, c->steps, c->ict_s0, c->ict_s1); return;
-    case CM_METHOD_CT:
-        *levels = cm_ct_levels(k, c->steps, c->ct_s0, c->ct_s1);
-        *decay = c->ct_target_ema >= 0 ? c->ct_target_ema
-                                       : cm_ct_target_decay(*levels, c->ct_s0, c->ct_mu0);
-        return;
-    case CM_METHOD_DSM: *levels = 0; return;
-    case CM_METHOD_CD:
-    case CM_METHOD_CD2:
-        *levels = c->cd_levels;
-        *decay = c->ct_target_ema;
-        return;
-    default:
-        *levels = c->teacher == CM_TEACHER_SEQUENTIAL ? cm_lhw_stage(k, c->steps, c->chain_T)
-                                                      : c->chain_T;
-        return;
-    }
+    cm_curriculum curriculum = cm_method_entry_of(c->method.kind)->curriculum(c, k);
+    *levels = curriculum.levels;
+    *decay = curriculum.target_decay;
 }
 
 uint64_t cm_checkpoint_data_hash(const cm_data *data) {
@@ -136,15 +115,6 @@ static void append(text_buffer *b, const char *format, ...) {
     b->failed = 1;
 }
 
-/* The model's {"shift": [...], "scale": [...]} (model.h), 17 significant digits. */
-static void transform_json(text_buffer *b, const cm_transform *t) {
-    append(b, "{\"shift\": [");
-    for (size_t i = 0; i < t->dim; i++) append(b, "%s%.17g", i ? ", " : "", t->shift[i]);
-    append(b, "], \"scale\": [");
-    for (size_t i = 0; i < t->dim; i++) append(b, "%s%.17g", i ? ", " : "", t->scale[i]);
-    append(b, "]}");
-}
-
 /* {"data": {"key": [k0, k1], "position": "p", "spare": null | "0x1.8p+0"}, ...} */
 static void rng_json(text_buffer *b, const cm_rng *streams) {
     append(b, "{");
@@ -171,63 +141,76 @@ static cm_status check_extras(const char *path, const char *const *keys,
     return CM_OK;
 }
 
+/* The training state's metadata values: counters, streams, curriculum, data file identity. */
+typedef struct {
+    char ck_version[CK_NUMBER_TEXT], step[CK_NUMBER_TEXT], adam_step[CK_NUMBER_TEXT],
+        stage[CK_NUMBER_TEXT];
+    text_buffer rng, curriculum, data_file;
+} state_text;
+
+static void state_text_free(state_text *t) {
+    cm_free(t->rng.text);
+    cm_free(t->curriculum.text);
+    cm_free(t->data_file.text);
+}
+
+static int state_text_make(state_text *t, const cm_trainer_state *s, const cm_train_config *c,
+                           const cm_data *data) {
+    size_t levels;
+    double decay;
+    curriculum_at(c, s->step, &levels, &decay);
+    snprintf(t->ck_version, sizeof t->ck_version, "%d", CM_CHECKPOINT_VERSION);
+    snprintf(t->step, sizeof t->step, "%zu", s->step);
+    snprintf(t->adam_step, sizeof t->adam_step, "%zu", s->adam_step);
+    snprintf(t->stage, sizeof t->stage, "%zu", s->stage);
+    rng_json(&t->rng, s->streams);
+    append(&t->curriculum, "{\"levels\": %zu, \"target_decay\": %.17g}", levels, decay);
+    if (cm_data_values(data))
+        append(&t->data_file, "{\"rows\": %zu, \"cols\": %zu, \"fnv1a64\": \"%016llx\"}",
+               cm_data_rows(data), cm_data_dim(data),
+               (unsigned long long)cm_checkpoint_data_hash(data));
+    return !t->rng.failed && !t->curriculum.failed && !t->data_file.failed;
+}
+
 cm_status cm_checkpoint_save(const char *path, cm_trainer *trainer, const char *const *extra_keys,
                              const char *const *extra_values, size_t extra_count) {
     CM_TRY(check_extras(path, extra_keys, extra_values, extra_count));
     cm_trainer_state s;
     cm_trainer_get_state(&s, trainer);
     const cm_model *model = cm_trainer_model(trainer);
-    const cm_train_config *c = &model->config;
-    cm_tensor_view tensors[CK_TENSORS_MAX];
-    char names[2 * (CM_MLP_MAX_DEPTH + 1)][32];
-    size_t count = cm_model_tensors(tensors, names, model);
+    size_t model_tensors = cm_network_tensor_count(model->network), count = 0;
+    cm_tensor_view *tensors = cm_malloc(model_tensors + TENSOR_COUNT, sizeof *tensors);
+    if (!tensors) return cm_error_set(CM_ERR_NOMEM, "%s: tensor list", path);
+    for (; count < model_tensors; count++) tensors[count] = cm_model_tensor(model, model->params, count);
     const float *blocks[TENSOR_COUNT] = {s.params, s.adam_m, s.adam_v, s.target};
     for (int t = 0; t < TENSOR_COUNT; t++)
         if (blocks[t])
             tensors[count++] = (cm_tensor_view){.name = tensor_names[t], .ndim = 1,
                                                 .shape = {s.param_count}, .data = blocks[t]};
-    size_t levels;
-    double decay;
-    curriculum_at(c, s.step, &levels, &decay);
-    char *config_json = NULL;
-    text_buffer transform = {0}, rng = {0}, curriculum = {0}, data_file = {0};
-    cm_status status = cm_train_config_to_json(&config_json, c);
-    transform_json(&transform, s.transform);
-    rng_json(&rng, s.streams);
-    append(&curriculum, "{\"levels\": %zu, \"target_decay\": %.17g}", levels, decay);
-    const cm_data *data = cm_trainer_data(trainer);
-    if (cm_data_values(data))
-        append(&data_file, "{\"rows\": %zu, \"cols\": %zu, \"fnv1a64\": \"%016llx\"}",
-               cm_data_rows(data), cm_data_dim(data),
-               (unsigned long long)cm_checkpoint_data_hash(data));
-    char version[CK_NUMBER_TEXT], ck_version[CK_NUMBER_TEXT], step[CK_NUMBER_TEXT],
-        adam_step[CK_NUMBER_TEXT], stage[CK_NUMBER_TEXT];
-    snprintf(version, sizeof version, "%d", CM_MODEL_FORMAT_VERSION);
-    snprintf(ck_version, sizeof ck_version, "%d", CM_CHECKPOINT_VERSION);
-    snprintf(step, sizeof step, "%zu", s.step);
-    snprintf(adam_step, sizeof adam_step, "%zu", s.adam_step);
-    snprintf(stage, sizeof stage, "%zu", s.stage);
-    if (status == CM_OK && (transform.failed || rng.failed || curriculum.failed || data_file.failed))
+    cm_model_metadata metadata;
+    state_text text = {0};
+    cm_status status = cm_model_metadata_make(&metadata, model);
+    if (status == CM_OK && !state_text_make(&text, &s, &model->config, cm_trainer_data(trainer)))
         status = cm_error_set(CM_ERR_NOMEM, "%s: cannot build the metadata", path);
     if (status == CM_OK) {
-        const char *keys[CK_MODEL_KEYS + CK_STATE_KEYS + CK_EXTRA_MAX] = {
-            "cm.format_version", "cm.config", "cm.transform", "cm.data", CK_VERSION_KEY,
-            "cm.checkpoint.step", "cm.checkpoint.adam_step", "cm.checkpoint.stage",
-            "cm.checkpoint.rng", "cm.checkpoint.curriculum"};
-        const char *values[CK_MODEL_KEYS + CK_STATE_KEYS + CK_EXTRA_MAX] = {
-            version, config_json, transform.text, model->data_source, ck_version, step,
-            adam_step, stage, rng.text, curriculum.text};
-        size_t n = CK_MODEL_KEYS + CK_STATE_KEYS - 1;
-        if (data_file.text) keys[n] = "cm.checkpoint.data_file", values[n++] = data_file.text;
-        for (size_t i = 0; i < extra_count; i++)
-            keys[n] = extra_keys[i], values[n++] = extra_values[i];
+        const char *keys[CM_MODEL_METADATA_COUNT + CK_STATE_KEYS + CK_EXTRA_MAX];
+        const char *values[CM_MODEL_METADATA_COUNT + CK_STATE_KEYS + CK_EXTRA_MAX];
+        size_t n = 0;
+        for (; n < CM_MODEL_METADATA_COUNT; n++) keys[n] = metadata.keys[n], values[n] = metadata.values[n];
+        const char *state_keys[] = {CK_VERSION_KEY, "cm.checkpoint.step", "cm.checkpoint.adam_step",
+                                    "cm.checkpoint.stage", "cm.checkpoint.rng",
+                                    "cm.checkpoint.curriculum"};
+        const char *state_values[] = {text.ck_version, text.step, text.adam_step, text.stage,
+                                      text.rng.text, text.curriculum.text};
+        for (size_t i = 0; i < sizeof state_keys / sizeof state_keys[0]; i++)
+            keys[n] = state_keys[i], values[n++] = state_values[i];
+        if (text.data_file.text) keys[n] = "cm.checkpoint.data_file", values[n++] = text.data_file.text;
+        for (size_t i = 0; i < extra_count; i++) keys[n] = extra_keys[i], values[n++] = extra_values[i];
         status = cm_safetensors_write(path, tensors, count, keys, values, n);
     }
-    cm_free(config_json);
-    cm_free(transform.text);
-    cm_free(rng.text);
-    cm_free(curriculum.text);
-    cm_free(data_file.text);
+    cm_model_metadata_free(&metadata);
+    state_text_free(&text);
+    cm_free(tensors);
     return status;
 }
 
@@ -372,33 +355,44 @@ static cm_status read_data_file(cm_checkpoint *ck, const char *path) {
 }
 
 /* Version, config and the training tensors' shapes: everything that bounds what
- * cm_model_load will allocate. Sets ck->state's tensor pointers. */
+ * cm_model_from_file will allocate. Sets ck->state's tensor pointers. A version-1 checkpoint
+ * (cm 0.1) is refused: its run drew the noise levels of a batch from one generator in row order,
+ * this build draws each row's from its own (train.h), so it could not continue that run
+ * exactly; its model part still loads with cm_model_load. */
 static cm_status read_header(cm_checkpoint *ck, cm_train_config *config, const char *path) {
     const char *version = cm_safetensors_metadata(ck->file, CK_VERSION_KEY);
     if (!version)
         return cm_error_set(CM_ERR_FORMAT, "%s: not a checkpoint (no %s; a model file?)", path,
                             CK_VERSION_KEY);
-    if (strcmp(version, "1") != 0)
+    if (0)
+        return cm_error_set(CM_ERR_UNSUPPORTED, "%s: a version-1 checkpoint (cm 0.1) cannot be "
+                            "resumed exactly by this build, whose batches draw their noise levels "
+                            "row by row; its model still samples (cm sample --model)", path);
+    char expected[CK_NUMBER_TEXT];
+    snprintf(expected, sizeof expected, "%d", CM_CHECKPOINT_VERSION);
+    if (strcmp(version, expected) != 0)
         return cm_error_set(CM_ERR_UNSUPPORTED, "%s: checkpoint version '%.16s' (this build "
                             "reads %d)", path, version, CM_CHECKPOINT_VERSION);
     const char *config_json = cm_safetensors_metadata(ck->file, "cm.config");
     if (!config_json) return cm_error_set(CM_ERR_FORMAT, "%s: metadata cm.config missing", path);
     CM_TRY(cm_train_config_from_json(config, config_json, path));
-    cm_mlp_layout layout;
-    CM_TRY(cm_mlp_layout_init(&layout, &config->network));
+    cm_network *network;
+    CM_TRY(cm_network_create(&network, &config->network));
+    size_t param_count = cm_network_param_count(network);
+    cm_network_free(network);
     const float **blocks[TENSOR_COUNT] = {&ck->state.params, &ck->state.adam_m,
                                           &ck->state.adam_v, &ck->state.target};
     for (int t = 0; t < TENSOR_COUNT; t++) {
-        if (t == TENSOR_TARGET && !has_target(config)) continue;
+        if (t == TENSOR_TARGET && !cm_method_has_target_copy(config)) continue;
         cm_tensor_view view;
         CM_TRY(cm_safetensors_get(&view, ck->file, tensor_names[t]));
-        if (view.ndim != 1 || view.shape[0] != layout.param_count)
+        if (view.ndim != 1 || view.shape[0] != param_count)
             return cm_error_set(CM_ERR_FORMAT, "%s: tensor %s must have shape [%zu], the "
                                 "parameter count of the stored config", path, tensor_names[t],
-                                layout.param_count);
+                                param_count);
         *blocks[t] = view.data;
     }
-    ck->state.param_count = layout.param_count;
+    ck->state.param_count = param_count;
     return CM_OK;
 }
 
@@ -408,28 +402,10 @@ static cm_status read_counters(cm_checkpoint *ck, const char *path) {
     const cm_train_config *c = &ck->model.config;
     CM_TRY(metadata_count(&step, ck->file, "cm.checkpoint.step", c->steps, path));
     CM_TRY(metadata_count(&adam_step, ck->file, "cm.checkpoint.adam_step", c->steps, path));
-    CM_TRY(metadata_count(&stage, ck->file, "cm.checkpoint.stage", c->chain_T, path));
+    CM_TRY(metadata_count(&stage, ck->file, "cm.checkpoint.stage", c->method.chain_T, path));
     ck->state.step = (size_t)step;
     ck->state.adam_step = (size_t)adam_step;
     ck->state.stage = (size_t)stage;
-    return CM_OK;
-}
-
-/* The model part read by cm_model_load must be the file's (it is read twice). */
-static cm_status check_same_model(const cm_checkpoint *ck, const cm_train_config *config,
-                                  const char *path) {
-    if (cm_train_config_diff(&ck->model.config, config) != CM_OK)
-        return cm_error_set(CM_ERR_FORMAT, "%s: changed while being read", path);
-    cm_tensor_view tensors[CK_TENSORS_MAX];
-    char names[2 * (CM_MLP_MAX_DEPTH + 1)][32];
-    size_t count = cm_model_tensors(tensors, names, &ck->model);
-    for (size_t i = 0; i < count; i++) {
-        cm_tensor_view stored;
-        CM_TRY(cm_safetensors_get(&stored, ck->file, tensors[i].name));
-        size_t elements = tensors[i].shape[0] * (tensors[i].ndim == 2 ? tensors[i].shape[1] : 1);
-        if (memcmp(stored.data, tensors[i].data, elements * sizeof(float)) != 0)
-            return cm_error_set(CM_ERR_FORMAT, "%s: changed while being read", path);
-    }
     return CM_OK;
 }
 
@@ -444,8 +420,7 @@ cm_status cm_checkpoint_read(cm_checkpoint **out, const char *path) {
     if (status == CM_OK) memcpy(ck->path, path, length);
     if (status == CM_OK) status = cm_safetensors_read(&ck->file, path);
     if (status == CM_OK) status = read_header(ck, &config, path);
-    if (status == CM_OK) status = cm_model_load(&ck->model, path);
-    if (status == CM_OK) status = check_same_model(ck, &config, path);
+    if (status == CM_OK) status = cm_model_from_file(&ck->model, ck->file, path);
     if (status == CM_OK) status = read_counters(ck, path);
     if (status == CM_OK) status = read_streams(ck, path);
     if (status == CM_OK) status = check_curriculum(ck, path);

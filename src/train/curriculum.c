@@ -37,3 +37,8 @@ void cm_ict_level_probabilities(double *out, const double *sigma, size_t N, doub
     }
     for (size_t i = 0; i + 1 < N; i++) out[i] /= total;
 }
+
+size_t cm_lhw_stage(size_t k, size_t K, size_t T) {
+    size_t t = 2 + (size_t)((double)k * (double)(T - 1) / (double)K);
+    return t > T ? T : t;
+}

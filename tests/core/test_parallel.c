@@ -17,10 +17,13 @@
 
 #include "cm/alloc.h"
 #include "cm/data.h"
-#include "cm/nn.h"
+#include "cm/evaluator.h"
+#include "nn/layers.h"
+#include "nn/mlp.h"
 #include "cm/optim.h"
 #include "cm/rng.h"
 #include "cm/train.h"
+#include "train/testing.h"
 #include "test.h"
 
 typedef struct {
@@ -139,49 +142,37 @@ static void test_embedding_matches_libm(void) {
     cm_free(out);
 }
 
-/* Forward and backward of an MLP of odd sizes with `threads` threads. */
-static void run_mlp(float *out, float *grad, float *dx, const cm_mlp_layout *layout,
-                    const float *params, const float *x, const float *c, const float *dout, int B,
-                    size_t threads) {
-    CM_CHECK_OK(cm_parallel_set_threads(threads));
-    cm_mlp_workspace *ws = NULL;
-    CM_CHECK_OK(cm_mlp_workspace_alloc(&ws, layout, (size_t)B));
-    if (!ws) return;
-    memset(grad, 0, layout->param_count * sizeof(float));
-    cm_mlp_forward(out, params, layout, ws, x, c, B);
-    cm_mlp_backward(grad, dx, params, layout, ws, dout, B);
-    cm_mlp_workspace_free(ws);
-    CM_CHECK_OK(cm_parallel_set_threads(1));
-}
-
-static void test_mlp_same_bits_any_thread_count(void) {
-    cm_mlp_config config = {.dim = 3, .width = 37, .depth = 3, .embed = 8, .embed_max_frequency = 100};
-    cm_mlp_layout layout;
-    CM_CHECK_OK(cm_mlp_layout_init(&layout, &config));
-    enum { B = 101, D = 3 };
-    size_t P = layout.param_count;
-    float *params = cm_malloc(P, sizeof(float)), *grad[3], out[3][B * D], dx[3][B * D];
-    float x[B * D], c[B], dout[B * D];
+/* A model's evaluator (its row blocks on the pool) gives the same bits with 1, 2 and 3 threads,
+ * on an MLP of odd sizes and a padded chunk of odd length. */
+static void test_evaluator_same_bits_any_thread_count(void) {
+    cm_train_config config = cm_train_config_default(CM_METHOD_ICT, 3);
+    cm_mlp_options *mlp = cm_network_options(&config.network);
+    mlp->width = 37;
+    mlp->embed = 8;
+    mlp->embed_max_frequency = 100;
+    cm_model model;
+    CM_CHECK_OK(cm_model_init(&model, &config));
+    enum { N = 101, D = 3 };
+    float x[N * D], out[3][N * D];
     cm_rng rng;
     cm_rng_init(&rng, 71);
-    if (!params) return;
-    cm_mlp_init_params(params, &layout, &rng);
-    cm_rng_normal_fill_f32(&rng, x, B * D);
-    cm_rng_normal_fill_f32(&rng, c, B);
-    cm_rng_normal_fill_f32(&rng, dout, B * D);
+    cm_network_init(model.network, model.params, &rng);
+    cm_rng_normal_fill_f32(&rng, x, N * D);
+    cm_evaluator_options options = cm_evaluator_options_default();
+    options.chunk = 57;
+    options.blocks = 3;
     for (int t = 0; t < 3; t++) {
-        grad[t] = cm_malloc(P, sizeof(float));
-        if (grad[t]) run_mlp(out[t], grad[t], dx[t], &layout, params, x, c, dout, B, (size_t)t + 1);
+        cm_evaluator *e = NULL;
+        CM_CHECK_OK(cm_parallel_set_threads((size_t)t + 1));
+        CM_CHECK_OK(cm_evaluator_alloc(&e, &model, &options));
+        if (e) cm_evaluator_apply(e, out[t], x, N, cm_model_coefficients(&model, 1.7));
+        cm_evaluator_free(e);
     }
-    for (int t = 1; t < 3; t++) {
-        if (!grad[t] || !grad[0]) continue;
-        CM_CHECK(memcmp(out[0], out[t], sizeof out[0]) == 0, "forward differs with %d threads", t + 1);
-        CM_CHECK(memcmp(dx[0], dx[t], sizeof dx[0]) == 0, "input gradient differs with %d threads", t + 1);
-        CM_CHECK(memcmp(grad[0], grad[t], P * sizeof(float)) == 0, "weight gradient differs with %d "
-                 "threads", t + 1);
-    }
-    for (int t = 0; t < 3; t++) cm_free(grad[t]);
-    cm_free(params);
+    CM_CHECK_OK(cm_parallel_set_threads(1));
+    for (int t = 1; t < 3; t++)
+        CM_CHECK(memcmp(out[0], out[t], sizeof out[0]) == 0, "evaluation differs with %d threads",
+                 t + 1);
+    cm_model_free(&model);
 }
 
 static void test_optimiser_same_bits_any_thread_count(void) {
@@ -237,7 +228,7 @@ static void test_training_same_bits_any_thread_count(void) {
         cm_data *data;
         CM_CHECK_OK(cm_data_open(&data, "moons"));
         cm_train_config config = cm_train_config_default(methods[m], 2);
-        config.network.width = 48;
+        CM_TEST_MLP(config)->width = 48;
         config.batch = 67; /* odd: unequal row blocks */
         config.steps = 100;
         config.seed = 5;
@@ -254,7 +245,7 @@ static void test_training_same_bits_any_thread_count(void) {
         }
         CM_CHECK_OK(cm_parallel_set_threads(1));
         if (trainer[0] && trainer[1]) {
-            size_t P = cm_trainer_model(trainer[0])->layout.param_count;
+            size_t P = cm_model_param_count(cm_trainer_model(trainer[0]));
             CM_CHECK(memcmp(cm_trainer_params(trainer[0]), cm_trainer_params(trainer[1]),
                             P * sizeof(float)) == 0,
                      "%s: weights differ between 1 and 2 threads", cm_method_name(methods[m]));
@@ -272,7 +263,7 @@ const cm_test_case cm_tests_parallel[] = {
     {"every_task_runs_once", test_every_task_runs_once},
     {"silu_matches_the_formula", test_silu_matches_the_formula},
     {"embedding_matches_libm", test_embedding_matches_libm},
-    {"mlp_same_bits_any_thread_count", test_mlp_same_bits_any_thread_count},
+    {"evaluator_same_bits_any_thread_count", test_evaluator_same_bits_any_thread_count},
     {"optimiser_same_bits_any_thread_count", test_optimiser_same_bits_any_thread_count},
     {"training_same_bits_any_thread_count", test_training_same_bits_any_thread_count},
     {NULL, NULL},

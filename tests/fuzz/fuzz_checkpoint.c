@@ -16,10 +16,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!path || cm_checkpoint_read(&checkpoint, path) != CM_OK) return 0;
     const cm_train_config *c = cm_checkpoint_config(checkpoint);
     const char *source = cm_checkpoint_data_source(checkpoint);
-    cm_mlp_layout layout;
-    int small = cm_mlp_layout_init(&layout, &c->network) == CM_OK &&
-                layout.param_count <= RESTORE_MAX_PARAMS && c->batch <= RESTORE_MAX_BATCH &&
-                c->network.dim <= RESTORE_MAX_DIM;
+    cm_network *network = NULL;
+    int small = cm_network_create(&network, &c->network) == CM_OK &&
+                cm_network_param_count(network) <= RESTORE_MAX_PARAMS &&
+                c->batch <= RESTORE_MAX_BATCH && c->network.dim <= RESTORE_MAX_DIM;
+    cm_network_free(network);
     cm_data *training_data = NULL;
     if (small && !strchr(source, '/') && cm_data_open(&training_data, source) == CM_OK) {
         cm_trainer *trainer = NULL;

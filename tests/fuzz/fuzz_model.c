@@ -16,14 +16,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const char *path = fuzz_scratch_file(data, size, "model.safetensors");
     cm_model model, again;
     if (!path || cm_model_load(&model, path) != CM_OK) return 0;
-    if (model.layout.param_count <= SAMPLE_MAX_PARAMS) {
+    if (cm_model_param_count(&model) <= SAMPLE_MAX_PARAMS) {
         double *out = cm_malloc(SAMPLE_COUNT * model.config.network.dim, sizeof(double));
         if (out) (void)cm_sample(out, &model, NULL, 0, SAMPLE_COUNT, 1);
         cm_free(out);
     }
     if (cm_model_save(&model, path) != CM_OK) abort();
     if (cm_model_load(&again, path) != CM_OK) abort();
-    if (memcmp(again.params, model.params, model.layout.param_count * sizeof(float)) != 0) abort();
+    if (memcmp(again.params, model.params, cm_model_param_count(&model) * sizeof(float)) != 0) abort();
     cm_model_free(&again);
     cm_model_free(&model);
     return 0;

@@ -32,7 +32,8 @@ echo "sample2 ict 3 $(sha256sum < "$work/s.npy" | cut -d' ' -f1)" >> hashes.txt
 # that --resume must finish with the same model bits as the uninterrupted run.
 rm -rf resume-ict
 "$cm" train --data moons --method ict --steps 200 --width 32 --depth 2 --embed 16 --batch 64 --seed 5 --save-every 100 --keep 3 --quiet --out "$work/full"
-echo "resume ict $(sha256sum < "$work/full/model.safetensors" | cut -d' ' -f1)" >> hashes.txt
+"$cm" sample --model "$work/full/model.safetensors" --n 300 --seed 1 --out "$work/s.npy" --quiet
+echo "resume ict $(sha256sum < "$work/s.npy" | cut -d' ' -f1)" >> hashes.txt
 mkdir -p resume-ict/checkpoints
 cp "$work/full/checkpoints/step-00000100.safetensors" resume-ict/checkpoints/
 ln -s checkpoints/step-00000100.safetensors resume-ict/checkpoint.safetensors

@@ -7,31 +7,39 @@
 #include <string.h>
 
 #include "cm/alloc.h"
+#include "nn/mlp.h"
 #include "test.h"
 
 enum { B = 16, D = 3 };
 
 typedef struct {
-    cm_mlp_layout layout;
-    cm_mlp_workspace *workspace;
+    cm_network *network;
+    cm_network_workspace *workspace;
     float *params;
 } net;
 
+/* An MLP through the network interface, with large weights. */
 static void net_init(net *n, uint64_t seed) {
-    cm_mlp_config config = {.dim = D, .width = 16, .depth = 2, .embed = 8, .embed_max_frequency = 100};
-    CM_CHECK_OK(cm_mlp_layout_init(&n->layout, &config));
-    CM_CHECK_OK(cm_mlp_workspace_alloc(&n->workspace, &n->layout, B));
-    n->params = cm_malloc(n->layout.param_count, sizeof(float));
+    cm_network_config config = cm_network_config_default(cm_network_type_default(), D, 1);
+    cm_mlp_options *mlp = cm_network_options(&config);
+    mlp->width = 16, mlp->depth = 2, mlp->embed = 8, mlp->embed_max_frequency = 100;
+    *n = (net){0};
+    CM_CHECK_OK(cm_network_create(&n->network, &config));
+    if (!n->network) return;
+    CM_CHECK_OK(cm_network_workspace_alloc(&n->workspace, n->network, B));
+    size_t P = cm_network_param_count(n->network);
+    n->params = cm_malloc(P, sizeof(float));
     cm_rng rng;
     cm_rng_init(&rng, seed);
-    cm_mlp_init_params(n->params, &n->layout, &rng);
+    cm_network_init(n->network, n->params, &rng);
     /* large weights so that F is far from zero: a boundary that holds only because F is small
      * would be caught */
-    for (size_t i = 0; i < n->layout.param_count; i++) n->params[i] *= 5.0f;
+    for (size_t i = 0; i < P; i++) n->params[i] *= 5.0f;
 }
 
 static void net_free(net *n) {
-    cm_mlp_workspace_free(n->workspace);
+    cm_network_workspace_free(n->workspace);
+    cm_network_free(n->network);
     cm_free(n->params);
 }
 
@@ -42,8 +50,9 @@ static void test_ve_boundary_is_identity_to_the_bit(void) {
     cm_rng rng;
     cm_rng_init(&rng, 12);
     for (int i = 0; i < B * D; i++) x[i] = (float)(10 * cm_rng_normal(&rng));
-    for (int b = 0; b < B; b++) cm_coefficients_store(coef, B, b, cm_consistency_ve(0.002, 0.5, 0.002));
-    cm_consistency_forward(out, x_in, F_out, n.params, &n.layout, n.workspace, x, coef, B);
+    for (int b = 0; b < B; b++) cm_coefficient_rows_store(cm_coefficient_rows_view(coef, B, 1), (size_t)b, cm_consistency_ve(0.002, 0.5, 0.002));
+    cm_consistency_forward(out, x_in, F_out, n.network, n.params, n.workspace, x,
+                           cm_coefficient_rows_view(coef, B, 1), B);
     CM_CHECK(memcmp(out, x, sizeof x) == 0, "f(x, sigma_min) != x bitwise");
     int F_nonzero = 0;
     for (int i = 0; i < B * D; i++) F_nonzero += F_out[i] != 0;
@@ -64,8 +73,9 @@ static void test_lhw_boundary_is_identity_to_the_bit(void) {
         cm_rng rng;
         cm_rng_init(&rng, 14 + k);
         for (int i = 0; i < B * D; i++) x[i] = (float)(3 * cm_rng_normal(&rng));
-        for (int b = 0; b < B; b++) cm_coefficients_store(coef, B, b, c);
-        cm_consistency_forward(out, x_in, F_out, n.params, &n.layout, n.workspace, x, coef, B);
+        for (int b = 0; b < B; b++) cm_coefficient_rows_store(cm_coefficient_rows_view(coef, B, 1), (size_t)b, c);
+        cm_consistency_forward(out, x_in, F_out, n.network, n.params, n.workspace, x,
+                           cm_coefficient_rows_view(coef, B, 1), B);
         CM_CHECK(memcmp(out, x, sizeof x) == 0, "T=%zu: f(x, 1) != x bitwise", Ts[k]);
         cm_lhw_schedule_free(&s);
     }

@@ -9,6 +9,7 @@
 
 #include "cm/alloc.h"
 #include "cm/io.h"
+#include "nn/mlp.h"
 #include "test.h"
 
 static char directory[256];
@@ -25,14 +26,15 @@ static const char *temp_path(const char *name) {
 
 static void random_model(cm_model *model, cm_method method) {
     cm_train_config config = cm_train_config_default(method, 3);
-    config.network.width = 12;
-    config.network.depth = 2;
+    cm_mlp_options *mlp = cm_network_options(&config.network);
+    mlp->width = 12;
+    mlp->depth = 2;
     config.seed = 123456789;
-    config.adam.learning_rate = 0.000123456789012345;
+    config.optimizer.learning_rate = 0.000123456789012345;
     CM_CHECK_OK(cm_model_init(model, &config));
     cm_rng rng;
     cm_rng_init(&rng, 8);
-    cm_mlp_init_params(model->params, &model->layout, &rng);
+    cm_network_init(model->network, model->params, &rng);
     for (int i = 0; i < 3; i++) {
         model->transform.shift[i] = cm_rng_normal(&rng);
         model->transform.scale[i] = 0.1 + cm_rng_uniform(&rng);
@@ -48,8 +50,8 @@ static void test_save_load_round_trip(void) {
         const char *path = temp_path("model.safetensors");
         CM_CHECK_OK(cm_model_save(&saved, path));
         CM_CHECK_OK(cm_model_load(&loaded, path));
-        CM_CHECK(loaded.layout.param_count == saved.layout.param_count, "param count");
-        CM_CHECK(memcmp(loaded.params, saved.params, saved.layout.param_count * sizeof(float)) == 0,
+        CM_CHECK(cm_model_param_count(&loaded) == cm_model_param_count(&saved), "param count");
+        CM_CHECK(memcmp(loaded.params, saved.params, cm_model_param_count(&saved) * sizeof(float)) == 0,
                  "weights differ after a round trip");
         CM_CHECK(memcmp(&loaded.config, &saved.config, sizeof saved.config) == 0,
                  "config differs after a round trip (%s)", cm_method_name(methods[m]));
@@ -58,7 +60,7 @@ static void test_save_load_round_trip(void) {
                  "transform not read back to the bit");
         CM_CHECK(strcmp(loaded.data_source, "gauss:d=3") == 0, "data source '%s'", loaded.data_source);
         if (methods[m] == CM_METHOD_LHW)
-            CM_CHECK(loaded.schedule.T == saved.config.chain_T, "schedule not rebuilt");
+            CM_CHECK(loaded.schedule.T == saved.config.method.chain_T, "schedule not rebuilt");
         cm_model_free(&saved);
         cm_model_free(&loaded);
     }
@@ -85,7 +87,7 @@ static void test_config_json_rejects_bad_values(void) {
         CM_CHECK(cm_alloc_live_count() == live, "leak on: %s", bad[i]);
     }
     CM_CHECK_OK(cm_train_config_from_json(&config, "{\"method\": \"lhw\", \"dim\": 4, \"T\": 50}", "test"));
-    CM_CHECK(config.chain_T == 50 && config.network.dim == 4 && config.method == CM_METHOD_LHW,
+    CM_CHECK(config.method.chain_T == 50 && config.network.dim == 4 && config.method.kind == CM_METHOD_LHW,
              "partial config not completed with defaults");
 }
 
@@ -100,39 +102,32 @@ static void test_load_refuses_foreign_and_damaged_files(void) {
     /* a model whose weight tensor has the wrong shape for its config */
     cm_model saved;
     random_model(&saved, CM_METHOD_ICT);
-    saved.config.network.width = 13; /* the config now disagrees with the 12-wide tensors */
+    cm_mlp_options *mlp = cm_network_options(&saved.config.network);
+    mlp->width = 13; /* the config now disagrees with the 12-wide tensors */
     char *json = NULL;
     CM_CHECK_OK(cm_train_config_to_json(&json, &saved.config));
-    saved.config.network.width = 12;
+    mlp->width = 12;
     cm_tensor_view tensors[2 * (CM_MLP_MAX_DEPTH + 1)];
-    char names[2 * (CM_MLP_MAX_DEPTH + 1)][32];
-    for (size_t l = 0; l < saved.layout.layer_count; l++) {
-        snprintf(names[2 * l], 32, "mlp.%zu.weight", l);
-        snprintf(names[2 * l + 1], 32, "mlp.%zu.bias", l);
-        tensors[2 * l] = (cm_tensor_view){names[2 * l], 2, {saved.layout.out[l], saved.layout.in[l]},
-                                          saved.params + saved.layout.weight_offset[l]};
-        tensors[2 * l + 1] = (cm_tensor_view){names[2 * l + 1], 1, {saved.layout.out[l]},
-                                              saved.params + saved.layout.bias_offset[l]};
-    }
+    size_t tensor_count = cm_network_tensor_count(saved.network);
+    for (size_t t = 0; t < tensor_count; t++) tensors[t] = cm_model_tensor(&saved, saved.params, t);
     const char *keys[] = {"cm.format_version", "cm.config", "cm.transform"};
     const char *values[] = {"1", json, "{\"shift\": [0, 0, 0], \"scale\": [1, 1, 1]}"};
     path = temp_path("mismatch.safetensors");
-    CM_CHECK_OK(cm_safetensors_write(path, tensors, 2 * saved.layout.layer_count, keys, values, 3));
+    CM_CHECK_OK(cm_safetensors_write(path, tensors, tensor_count, keys, values, 3));
     long live = cm_alloc_live_count();
     CM_CHECK(cm_model_load(&model, path) == CM_ERR_FORMAT, "shape mismatch accepted");
     CM_CHECK(cm_alloc_live_count() == live, "leak after a refused model");
     /* a future format version */
-    values[0] = "2";
-    CM_CHECK_OK(cm_safetensors_write(path, tensors, 2 * saved.layout.layer_count, keys, values, 3));
-    CM_CHECK(cm_model_load(&model, path) == CM_ERR_UNSUPPORTED, "format version 2 accepted");
+    values[0] = "3";
+    CM_CHECK_OK(cm_safetensors_write(path, tensors, tensor_count, keys, values, 3));
+    CM_CHECK(cm_model_load(&model, path) == CM_ERR_UNSUPPORTED, "format version 3 accepted");
     /* a non-positive scale in the transform */
-    values[0] = "1";
-    saved.config.network.width = 12;
+    values[0] = "2";
     cm_free(json);
     CM_CHECK_OK(cm_train_config_to_json(&json, &saved.config));
     values[1] = json;
     values[2] = "{\"shift\": [0, 0, 0], \"scale\": [1, 0, 1]}";
-    CM_CHECK_OK(cm_safetensors_write(path, tensors, 2 * saved.layout.layer_count, keys, values, 3));
+    CM_CHECK_OK(cm_safetensors_write(path, tensors, tensor_count, keys, values, 3));
     CM_CHECK(cm_model_load(&model, path) == CM_ERR_FORMAT, "zero scale accepted");
     cm_free(json);
     cm_model_free(&saved);
@@ -143,7 +138,58 @@ static void test_load_refuses_foreign_and_damaged_files(void) {
     directory[0] = '\0';
 }
 
+/* Format 2 (nested) round trips every method's config; format 1 (flat, cm 0.1) reads into the
+ * same config; malformed nested forms are refused without a leak. */
+static void test_config_json_formats(void) {
+    for (int m = 0; m < CM_METHOD_COUNT; m++) {
+        cm_train_config config = cm_train_config_default((cm_method)m, 5), back;
+        config.blocks = 4;
+        config.method.sigma_max = 7.25;
+        char *json = NULL;
+        CM_CHECK_OK(cm_train_config_to_json(&json, &config));
+        if (!json) continue;
+        CM_CHECK_OK(cm_train_config_from_json(&back, json, "test"));
+        CM_CHECK(memcmp(&back, &config, sizeof config) == 0, "%s: nested round trip differs",
+                 cm_method_name((cm_method)m));
+        CM_CHECK(strstr(json, "\"network\": {\"type\": \"mlp\"") != NULL, "%s: %s",
+                 cm_method_name((cm_method)m), json);
+        cm_free(json);
+    }
+    cm_train_config flat, expected = cm_train_config_default(CM_METHOD_CD2, 2);
+    CM_CHECK_OK(cm_train_config_from_json(&flat, "{\"method\": \"cd2\", \"dim\": 2, \"width\": 40, "
+                                          "\"embed_max_frequency\": 300, \"lr\": 0.002, "
+                                          "\"cd_levels\": 9, \"steps\": 77}", "flat"));
+    cm_mlp_options *mlp = cm_network_options(&expected.network);
+    mlp->width = 40;
+    mlp->embed_max_frequency = 300;
+    expected.optimizer.learning_rate = 0.002;
+    expected.method.cd_levels = 9;
+    expected.steps = 77;
+    CM_CHECK(memcmp(&flat, &expected, sizeof flat) == 0, "format-1 config read differently");
+    CM_CHECK(flat.network.noise_levels == 2 && flat.blocks == 2, "cd2 levels %zu, blocks %zu",
+             flat.network.noise_levels, flat.blocks);
+    const char *bad[] = {
+        "{\"method\": {\"method\": \"ict\"}}",
+        "{\"method\": {\"method\": \"ict\"}, \"network\": {\"type\": \"nope\", \"dim\": 2}}",
+        "{\"method\": {\"method\": \"ict\"}, \"network\": {\"type\": \"mlp\", \"dim\": 2, \"width\": 0}}",
+        "{\"method\": {\"method\": \"ict\"}, \"network\": {\"type\": \"mlp\", \"dim\": 2, \"lr\": 1}}",
+        "{\"method\": {\"method\": \"ict\", \"T\": 5, \"T\": 6}, \"network\": {\"type\": \"mlp\", \"dim\": 2}}",
+        "{\"method\": {\"method\": \"ict\"}, \"network\": {\"type\": \"mlp\", \"dim\": 2}, \"optimizer\": 3}",
+        "{\"method\": {\"method\": \"ict\"}, \"network\": {\"type\": \"mlp\", \"dim\": 2}, \"blocks\": 0}",
+        "{\"method\": {\"method\": \"ict\"}, \"network\": {\"type\": \"mlp\", \"dim\": 2}, \"batch\": 4, \"blocks\": 5}",
+        "{\"method\": {\"method\": \"ict\", \"sigma_min\": 30}, \"network\": {\"type\": \"mlp\", \"dim\": 2}}",
+        "{\"method\": {\"method\": \"ict\"}, \"network\": {\"type\": \"mlp\", \"dim\": 4, \"image_channels\": 1, \"image_height\": 2, \"image_width\": 3}}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cm_train_config config;
+        long live = cm_alloc_live_count();
+        CM_CHECK(cm_train_config_from_json(&config, bad[i], "test") != CM_OK, "accepted: %s", bad[i]);
+        CM_CHECK(cm_alloc_live_count() == live, "leak on: %s", bad[i]);
+    }
+}
+
 const cm_test_case cm_tests_model[] = {
+    {"config_json_formats", test_config_json_formats},
     {"save_load_round_trip", test_save_load_round_trip},
     {"config_json_rejects_bad_values", test_config_json_rejects_bad_values},
     {"load_refuses_foreign_and_damaged_files", test_load_refuses_foreign_and_damaged_files},

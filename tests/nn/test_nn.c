@@ -1,13 +1,16 @@
-/* test_nn.c: gradient checks in double of every layer, of the whole MLP, of the consistency
- * function and of both losses, against central finite differences; and agreement of the float
- * kernels (the training path) with the double ones. */
-#include "cm/nn.h"
+/* test_nn.c: gradient checks in double of every layer, of the whole MLP (driven through the
+ * network interface, network.h), of the consistency function and of both losses, against
+ * central finite differences; and agreement of the float kernels (the training path) with the
+ * double ones. White-box: the layer kernels (nn/layers.h) and the MLP's layout (nn/mlp.h). */
+#include "cm/network.h"
 
 #include <math.h>
 #include <string.h>
 
 #include "cm/alloc.h"
 #include "cm/consistency.h"
+#include "nn/layers.h"
+#include "nn/mlp.h"
 #include "test.h"
 
 #define FD_STEP 1e-6
@@ -97,25 +100,40 @@ static void test_fourier_embedding_known_values(void) {
     CM_CHECK_CLOSE(out[8 + 4 + 3], cos(-1200.0), 1e-12, "cos f=1000 row 2");
 }
 
+/* An MLP built through the network interface, in double, with its layout for white-box checks. */
 typedef struct {
-    cm_mlp_layout layout;
-    cm_mlp_workspace_f64 *workspace;
+    cm_network *network;
+    const cm_mlp_layout *layout; /* the network's */
+    cm_network_workspace *workspace;
     double *params, *dparams;
+    size_t P;
 } mlp_fixture;
+
+static cm_network_config mlp_config(size_t D, size_t W, size_t L, size_t E, double frequency,
+                                    size_t levels) {
+    cm_network_config config = cm_network_config_default(&cm_network_mlp, D, levels);
+    cm_mlp_options *o = cm_network_options(&config);
+    o->width = W, o->depth = L, o->embed = E, o->embed_max_frequency = frequency;
+    return config;
+}
 
 static void fixture_init(mlp_fixture *f, size_t D, size_t W, size_t L, size_t E, int B, cm_rng *rng,
                          int two_time) {
-    cm_mlp_config config = {.dim = D, .width = W, .depth = L, .embed = E, .embed_max_frequency = 50,
-                            .two_time = two_time};
-    CM_CHECK_OK(cm_mlp_layout_init(&f->layout, &config));
-    CM_CHECK_OK(cm_mlp_workspace_alloc_f64(&f->workspace, &f->layout, (size_t)B));
-    f->params = cm_malloc(f->layout.param_count, sizeof(double));
-    f->dparams = cm_calloc(f->layout.param_count, sizeof(double));
-    fill(f->params, f->layout.param_count, rng, 0.5);
+    *f = (mlp_fixture){0};
+    cm_network_config config = mlp_config(D, W, L, E, 50, two_time ? 2 : 1);
+    CM_CHECK_OK(cm_network_create(&f->network, &config));
+    if (!f->network) return;
+    f->layout = cm_network_state(f->network);
+    CM_CHECK_OK(cm_network_workspace_alloc_f64(&f->workspace, f->network, (size_t)B));
+    f->P = cm_network_param_count(f->network);
+    f->params = cm_malloc(f->P, sizeof(double));
+    f->dparams = cm_calloc(f->P, sizeof(double));
+    fill(f->params, f->P, rng, 0.5);
 }
 
 static void fixture_free(mlp_fixture *f) {
-    cm_mlp_workspace_free_f64(f->workspace);
+    cm_network_workspace_free(f->workspace);
+    cm_network_free(f->network);
     cm_free(f->params);
     cm_free(f->dparams);
 }
@@ -133,20 +151,20 @@ static void check_mlp_gradients(int two_time) {
     cm_rng_init(&rng, 3);
     mlp_fixture f;
     fixture_init(&f, D, 6, 3, 4, B, &rng, two_time);
-    CM_CHECK(f.layout.in[0] == (size_t)(D + 4 * (1 + two_time)), "first layer input %zu",
-             f.layout.in[0]);
+    CM_CHECK(f.layout->in[0] == (size_t)(D + 4 * (1 + two_time)), "first layer input %zu",
+             f.layout->in[0]);
     double x[B * D], c_noise[2 * B], R[B * D], out[B * D], dx[B * D];
     fill(x, B * D, &rng, 1), fill(c_noise, 2 * B, &rng, 1), fill(R, B * D, &rng, 1);
-    cm_mlp_forward_f64(out, f.params, &f.layout, f.workspace, x, c_noise, B);
-    cm_mlp_backward_f64(f.dparams, dx, f.params, &f.layout, f.workspace, R, B);
-    size_t P = f.layout.param_count;
+    cm_network_forward_f64(f.network, out, f.params, f.workspace, x, c_noise, B);
+    cm_network_backward_f64(f.network, f.dparams, dx, f.params, f.workspace, R, B);
+    size_t P = f.P;
     for (size_t i = 0; i < P; i++) { /* every parameter: the net is small */
         double saved = f.params[i];
         f.params[i] = saved + FD_STEP;
-        cm_mlp_forward_f64(out, f.params, &f.layout, f.workspace, x, c_noise, B);
+        cm_network_forward_f64(f.network, out, f.params, f.workspace, x, c_noise, B);
         double plus = dot(out, R, B * D);
         f.params[i] = saved - FD_STEP;
-        cm_mlp_forward_f64(out, f.params, &f.layout, f.workspace, x, c_noise, B);
+        cm_network_forward_f64(f.network, out, f.params, f.workspace, x, c_noise, B);
         double minus = dot(out, R, B * D);
         f.params[i] = saved;
         double numeric = (plus - minus) / (2 * FD_STEP);
@@ -155,10 +173,10 @@ static void check_mlp_gradients(int two_time) {
     for (size_t i = 0; i < B * D; i++) {
         double saved = x[i];
         x[i] = saved + FD_STEP;
-        cm_mlp_forward_f64(out, f.params, &f.layout, f.workspace, x, c_noise, B);
+        cm_network_forward_f64(f.network, out, f.params, f.workspace, x, c_noise, B);
         double plus = dot(out, R, B * D);
         x[i] = saved - FD_STEP;
-        cm_mlp_forward_f64(out, f.params, &f.layout, f.workspace, x, c_noise, B);
+        cm_network_forward_f64(f.network, out, f.params, f.workspace, x, c_noise, B);
         double minus = dot(out, R, B * D);
         x[i] = saved;
         double numeric = (plus - minus) / (2 * FD_STEP);
@@ -170,9 +188,11 @@ static void check_mlp_gradients(int two_time) {
 /* Loss of the whole model, L(params) = loss(f(x; params), target), for either loss. */
 static double model_loss(mlp_fixture *f, double *dout, const double *x, const double *coef,
                          const double *target, const double *weight, int huber, int B) {
-    size_t D = f->layout.config.dim;
+    size_t D = f->layout->dim;
     double out[64], x_in[64], F_out[64];
-    cm_consistency_forward_f64(out, x_in, F_out, f->params, &f->layout, f->workspace, x, coef, B);
+    cm_coefficient_rows_f64 rows = cm_coefficient_rows_view_f64((double *)coef, (size_t)B,
+                                                                f->layout->noise_levels);
+    cm_consistency_forward_f64(out, x_in, F_out, f->network, f->params, f->workspace, x, rows, B);
     return huber ? cm_loss_pseudo_huber_f64(dout, out, target, weight, 0.03, B, (int)D)
                  : cm_loss_l2_f64(dout, out, target, weight, B, (int)D);
 }
@@ -194,12 +214,14 @@ static void test_model_and_loss_gradients(void) {
             double sigma = 0.01 * pow(10.0, b);
             cm_coefficients c = two_time ? cm_consistency_two_time(sigma, sigma * 0.3 / (1 + b), 0.5)
                                          : cm_consistency_ve(sigma, 0.5, 0.002);
-            cm_coefficients_store_f64(coef, B, b, c);
+            cm_coefficient_rows_store_f64(cm_coefficient_rows_view_f64(coef, B, two_time ? 2 : 1),
+                                          (size_t)b, c);
         }
+        cm_coefficient_rows_f64 rows = cm_coefficient_rows_view_f64(coef, B, two_time ? 2 : 1);
         model_loss(&f, dout, x, coef, target, weight, huber, B);
         /* the loss's own gradient with respect to out, against FD on out */
         double out[B * D], x_in[B * D], F_out[B * D];
-        cm_consistency_forward_f64(out, x_in, F_out, f.params, &f.layout, f.workspace, x, coef, B);
+        cm_consistency_forward_f64(out, x_in, F_out, f.network, f.params, f.workspace, x, rows, B);
         for (int i = 0; i < B * D; i++) {
             double saved = out[i];
             out[i] = saved + FD_STEP;
@@ -215,8 +237,8 @@ static void test_model_and_loss_gradients(void) {
         }
         /* the whole chain: parameters -> consistency function -> loss */
         model_loss(&f, dout, x, coef, target, weight, huber, B);
-        cm_consistency_backward_f64(f.dparams, dF, f.params, &f.layout, f.workspace, dout, coef, B);
-        for (size_t i = 0; i < f.layout.param_count; i++) {
+        cm_consistency_backward_f64(f.dparams, dF, f.network, f.params, f.workspace, dout, rows, B);
+        for (size_t i = 0; i < f.P; i++) {
             double saved = f.params[i];
             f.params[i] = saved + FD_STEP;
             double plus = model_loss(&f, NULL, x, coef, target, weight, huber, B);
@@ -244,12 +266,16 @@ static void test_float_path_matches_double(void) {
     enum { B = 7, D = 2 };
     cm_rng rng;
     cm_rng_init(&rng, 6);
-    cm_mlp_config config = {.dim = D, .width = 32, .depth = 3, .embed = 16, .embed_max_frequency = 100};
+    cm_network_config config = mlp_config(D, 32, 3, 16, 100, 1);
     cm_mlp_layout layout;
     CM_CHECK_OK(cm_mlp_layout_init(&layout, &config));
     float *params = cm_malloc(layout.param_count, sizeof(float));
     double *params64 = cm_malloc(layout.param_count, sizeof(double));
-    cm_mlp_init_params(params, &layout, &rng);
+    cm_network *network = NULL;
+    CM_CHECK_OK(cm_network_create(&network, &config));
+    if (!network || !params || !params64) return;
+    cm_network_init(network, params, &rng);
+    cm_network_free(network);
     for (size_t i = 0; i < layout.param_count; i++) params64[i] = params[i];
     cm_mlp_workspace *ws;
     cm_mlp_workspace_f64 *ws64;
@@ -271,17 +297,19 @@ static void test_float_path_matches_double(void) {
 
 static void test_layout_rejects_bad_configs(void) {
     cm_mlp_layout layout;
-    cm_mlp_config bad[] = {
-        {.dim = 0, .width = 8, .depth = 1, .embed = 4, .embed_max_frequency = 10},
-        {.dim = 2, .width = 0, .depth = 1, .embed = 4, .embed_max_frequency = 10},
-        {.dim = 2, .width = 8, .depth = 0, .embed = 4, .embed_max_frequency = 10},
-        {.dim = 2, .width = 8, .depth = 17, .embed = 4, .embed_max_frequency = 10},
-        {.dim = 2, .width = 8, .depth = 1, .embed = 3, .embed_max_frequency = 10},
-        {.dim = 2, .width = 8, .depth = 1, .embed = 4, .embed_max_frequency = NAN},
+    cm_network_config bad[] = {
+        mlp_config(0, 8, 1, 4, 10, 1),  mlp_config(2, 0, 1, 4, 10, 1),
+        mlp_config(2, 8, 0, 4, 10, 1),  mlp_config(2, 8, 17, 4, 10, 1),
+        mlp_config(2, 8, 1, 3, 10, 1),  mlp_config(2, 8, 1, 4, NAN, 1),
+        mlp_config(2, 8, 1, 4, 10, 3),
     };
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cm_network *network = NULL;
         CM_CHECK(cm_mlp_layout_init(&layout, &bad[i]) == CM_ERR_INVALID, "bad config %zu accepted", i);
-    cm_mlp_config good = {.dim = 2, .width = 256, .depth = 3, .embed = 32, .embed_max_frequency = 100};
+        CM_CHECK(cm_network_create(&network, &bad[i]) == CM_ERR_INVALID && !network,
+                 "bad config %zu made a network", i);
+    }
+    cm_network_config good = mlp_config(2, 256, 3, 32, 100, 1);
     CM_CHECK_OK(cm_mlp_layout_init(&layout, &good));
     /* (34*256 + 256) + 2 (256*256 + 256) + (256*2 + 2) */
     CM_CHECK(layout.param_count == 34 * 256 + 256 + 2 * (256 * 256 + 256) + 256 * 2 + 2,
@@ -300,24 +328,23 @@ static void test_two_time_layout(void) {
     mlp_fixture one, two;
     fixture_init(&one, D, W, 2, E, B, &rng, 0);
     fixture_init(&two, D, W, 2, E, B, &rng, 1);
-    CM_CHECK(two.layout.param_count == one.layout.param_count + (size_t)W * E, "parameters %zu %zu",
-             two.layout.param_count, one.layout.param_count);
+    CM_CHECK(two.P == one.P + (size_t)W * E, "parameters %zu %zu", two.P, one.P);
     /* copy the one-time weights into the two-time layout; target columns D+E..D+2E-1 zero */
     for (int o = 0; o < W; o++)
         for (int i = 0; i < D + 2 * E; i++)
             two.params[(size_t)o * (D + 2 * E) + i] = i < D + E ? one.params[(size_t)o * (D + E) + i] : 0.0;
-    memcpy(two.params + two.layout.bias_offset[0], one.params + one.layout.bias_offset[0],
-           (one.layout.param_count - one.layout.bias_offset[0]) * sizeof(double));
+    memcpy(two.params + two.layout->bias_offset[0], one.params + one.layout->bias_offset[0],
+           (one.P - one.layout->bias_offset[0]) * sizeof(double));
     double x[B * D], c[B], c_pair[2 * B], out_one[B * D], out_two[B * D];
     fill(x, B * D, &rng, 1), fill(c, B, &rng, 1);
     for (int b = 0; b < B; b++) c_pair[2 * b] = c[b], c_pair[2 * b + 1] = 0.7 * b - 1.0;
-    cm_mlp_forward_f64(out_one, one.params, &one.layout, one.workspace, x, c, B);
-    cm_mlp_forward_f64(out_two, two.params, &two.layout, two.workspace, x, c_pair, B);
+    cm_network_forward_f64(one.network, out_one, one.params, one.workspace, x, c, B);
+    cm_network_forward_f64(two.network, out_two, two.params, two.workspace, x, c_pair, B);
     for (int i = 0; i < B * D; i++)
         CM_CHECK(fabs(out_one[i] - out_two[i]) <= 1e-14 * (1 + fabs(out_one[i])),
                  "zero target columns: %d: %.17g vs %.17g", i, out_one[i], out_two[i]);
     two.params[D + E] = 0.8; /* one target column weight of unit 0 */
-    cm_mlp_forward_f64(out_two, two.params, &two.layout, two.workspace, x, c_pair, B);
+    cm_network_forward_f64(two.network, out_two, two.params, two.workspace, x, c_pair, B);
     double changed = 0;
     for (int i = 0; i < B * D; i++) changed = fmax(changed, fabs(out_one[i] - out_two[i]));
     CM_CHECK(changed > 1e-6, "the target level does not reach the output (%g)", changed);
@@ -327,9 +354,10 @@ static void test_two_time_layout(void) {
         cm_coefficients k = cm_consistency_two_time(t, t, 0.5);
         CM_CHECK(k.skip == 1.0 && k.out == 0.0 && k.two_time, "g(., t, t): skip %.17g out %.17g",
                  k.skip, k.out);
-        cm_coefficients_store_f64(coef, B, b, k);
+        cm_coefficient_rows_store_f64(cm_coefficient_rows_view_f64(coef, B, 2), (size_t)b, k);
     }
-    cm_consistency_forward_f64(g, x_in, F_out, two.params, &two.layout, two.workspace, x, coef, B);
+    cm_consistency_forward_f64(g, x_in, F_out, two.network, two.params, two.workspace, x,
+                               cm_coefficient_rows_view_f64(coef, B, 2), B);
     for (int i = 0; i < B * D; i++) CM_CHECK(g[i] == x[i], "g(x, t, t) != x at %d", i);
     /* hand value: t = 2, s = 0.5, sd = 0.5: r = 1/4, c_skip = 0.25/4.25, c_out = 1/sqrt(4.25),
      * skip = 1/4 + 3/4 c_skip, out = 3/4 c_out, in = 1/sqrt(4.25), noises log(2)/4, log(0.5)/4 */

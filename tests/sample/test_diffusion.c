@@ -13,6 +13,7 @@
 #include "cm/alloc.h"
 #include "cm/law.h"
 #include "cm/train.h"
+#include "train/testing.h"
 #include "test.h"
 
 /* ---- a hand-written exact denoiser: N(mean, diag(var)) in VE units,
@@ -207,7 +208,7 @@ static void test_batch_independence(void) {
  * denoiser of N(0, sd^2 I). Its samples are that law mapped by the transform. */
 static void test_zero_dsm_model_is_gaussian_denoiser(void) {
     cm_train_config c = cm_train_config_default(CM_METHOD_DSM, 2);
-    c.network.width = 8, c.network.depth = 1;
+    CM_TEST_MLP(c)->width = 8, CM_TEST_MLP(c)->depth = 1;
     cm_model model;
     CM_CHECK_OK(cm_model_init(&model, &c));
     for (int i = 0; i < 2; i++) model.transform.shift[i] = 1.0, model.transform.scale[i] = 2.0;
@@ -274,7 +275,7 @@ static void test_cd_target_is_teacher_ode_step(void) {
     cm_data *data;
     CM_CHECK_OK(cm_data_open(&data, "gauss:d=2,mean=1,std=0.5"));
     cm_train_config c = cm_train_config_default(CM_METHOD_CD, 2);
-    c.network.width = 16, c.network.depth = 1, c.batch = 32, c.steps = 10, c.seed = 3;
+    CM_TEST_MLP(c)->width = 16, CM_TEST_MLP(c)->depth = 1, c.batch = 32, c.steps = 10, c.seed = 3;
     cm_trainer *tr;
     CM_CHECK_OK(cm_trainer_init(&tr, &c, data));
     const cm_transform *t = &cm_trainer_model(tr)->transform;
@@ -293,7 +294,7 @@ static void test_cd_target_is_teacher_ode_step(void) {
     CM_CHECK_OK(cm_trainer_batch_inputs(tr, 4, student, teacher, s_hi, s_lo, NULL));
     double worst = 0;
     for (int b = 0; b < 32; b++) {
-        CM_CHECK(s_hi[b] > s_lo[b] && s_lo[b] >= c.sigma_min * 0.999, "levels %g %g", s_hi[b], s_lo[b]);
+        CM_CHECK(s_hi[b] > s_lo[b] && s_lo[b] >= c.method.sigma_min * 0.999, "levels %g %g", s_hi[b], s_lo[b]);
         double x[2] = {student[2 * b], student[2 * b + 1]}, work[6];
         CM_CHECK_OK(cm_diffusion_step(&den, CM_DIFFUSION_HEUN, &s_hi[b], &s_lo[b], x, 1, work));
         for (int i = 0; i < 2; i++) /* float rounding of the student input, carried by one step */
@@ -306,7 +307,7 @@ static void test_cd_target_is_teacher_ode_step(void) {
     cm_trainer_free(tr);
 
     c = cm_train_config_default(CM_METHOD_DSM, 2);
-    c.network.width = 16, c.network.depth = 1, c.batch = 32, c.steps = 10, c.seed = 3;
+    CM_TEST_MLP(c)->width = 16, CM_TEST_MLP(c)->depth = 1, c.batch = 32, c.steps = 10, c.seed = 3;
     CM_CHECK_OK(cm_trainer_init(&tr, &c, data));
     CM_CHECK_OK(cm_trainer_batch_inputs(tr, 0, student, teacher, s_hi, s_lo, NULL));
     for (int b = 0; b < 32; b++) CM_CHECK(s_hi[b] > 0 && isfinite(s_hi[b]), "dsm sigma %g", s_hi[b]);
@@ -326,7 +327,7 @@ static void test_dsm_learns_mixture_denoiser(void) {
     cm_data *data;
     CM_CHECK_OK(cm_data_open(&data, "gmm:d=2,k=2,sep=1.5,std=0.4"));
     cm_train_config c = cm_train_config_default(CM_METHOD_DSM, 2);
-    c.network.width = 64, c.network.depth = 2, c.batch = 256, c.steps = 6000, c.seed = 1;
+    CM_TEST_MLP(c)->width = 64, CM_TEST_MLP(c)->depth = 2, c.batch = 256, c.steps = 6000, c.seed = 1;
     cm_trainer *tr;
     CM_CHECK_OK(cm_trainer_init(&tr, &c, data));
     cm_law *raw = NULL, *law = NULL;

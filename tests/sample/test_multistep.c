@@ -139,14 +139,14 @@ static void test_law_flow_map_matches_closed_form(void) {
  * so g(x, a, b) = c x + (b / a)(1 - c) x with c = c_skip(a) (model units). */
 static void test_two_time_from_zero_model(void) {
     cm_train_config config = cm_train_config_default(CM_METHOD_ICT, 2);
-    config.network.width = 8, config.network.depth = 1;
+    CM_TEST_MLP(config)->width = 8, CM_TEST_MLP(config)->depth = 1;
     cm_model model;
     CM_CHECK_OK(cm_model_init(&model, &config));
     cm_two_time_map map;
     CM_CHECK_OK(cm_two_time_from_model(&map, &model));
     double x[4] = {1.0, -2.0, 0.5, 3.0}, out[4];
     CM_CHECK_OK(map.map(map.context, x, 2, 2.0, 0.5, out));
-    double c = cm_consistency_ve(2.0, 0.5, config.sigma_min).skip;
+    double c = cm_consistency_ve(2.0, 0.5, config.method.sigma_min).skip;
     for (int k = 0; k < 4; k++)
         CM_CHECK_CLOSE(out[k], c * x[k] + 0.25 * (1 - c) * x[k], 1e-6 * (1 + fabs(x[k])), "g");
     cm_two_time_free(&map);
@@ -179,7 +179,7 @@ static void test_cm_gaussian_by_hand(void) {
  * distance is the distance of cm_sample at those levels. */
 static void test_level_search_admissible(void) {
     cm_train_config config = cm_train_config_default(CM_METHOD_ICT, 2);
-    config.network.width = 8, config.network.depth = 1;
+    CM_TEST_MLP(config)->width = 8, CM_TEST_MLP(config)->depth = 1;
     cm_model model;
     CM_CHECK_OK(cm_model_init(&model, &config));
     enum { M = 300 };
@@ -188,8 +188,8 @@ static void test_level_search_admissible(void) {
     cm_rng_init(&rng, 4);
     for (int i = 0; i < M * 2; i++) reference[i] = 0.3 * cm_rng_normal(&rng);
     CM_CHECK_OK(cm_multistep_search_levels(levels, &distance, &model, 3, reference, M, 300, 32, 8, 1));
-    CM_CHECK(levels[0] == config.sigma_max && levels[1] < levels[0] && levels[2] < levels[1] &&
-             levels[2] > config.sigma_min, "levels %g %g %g", levels[0], levels[1], levels[2]);
+    CM_CHECK(levels[0] == config.method.sigma_max && levels[1] < levels[0] && levels[2] < levels[1] &&
+             levels[2] > config.method.sigma_min, "levels %g %g %g", levels[0], levels[1], levels[2]);
     CM_CHECK(isfinite(distance) && distance > 0, "distance %g", distance);
     /* two levels: the distance returned is that of cm_sample at the levels returned, and no
      * larger than at any point of the first-pass grid (5 points from just above sigma_min to
@@ -201,9 +201,9 @@ static void test_level_search_admissible(void) {
     CM_CHECK_OK(cm_sample(samples, &model, levels, 2, N, 1));
     CM_CHECK_OK(cm_metrics_sliced_w1(&check, samples, N, reference, M, 2, PROJECTIONS, 2));
     CM_CHECK(check == distance, "search distance %.17g, recomputed %.17g", distance, check);
-    double lo = log(config.sigma_min) + 1e-3, hi = log(config.sigma_max) - 1e-3;
+    double lo = log(config.method.sigma_min) + 1e-3, hi = log(config.method.sigma_max) - 1e-3;
     for (int j = 0; j < 5; j++) {
-        double grid_levels[2] = {config.sigma_max, exp(lo + (hi - lo) * j / 4.0)}, at;
+        double grid_levels[2] = {config.method.sigma_max, exp(lo + (hi - lo) * j / 4.0)}, at;
         CM_CHECK_OK(cm_sample(samples, &model, grid_levels, 2, N, 1));
         CM_CHECK_OK(cm_metrics_sliced_w1(&at, samples, N, reference, M, 2, PROJECTIONS, 2));
         CM_CHECK(distance <= at, "search %.6g worse than grid level %g (%.6g)", distance,
@@ -214,10 +214,10 @@ static void test_level_search_admissible(void) {
     /* a distilled model (cd) is searched on the grid it was trained on: every level returned is
      * one of its Karras levels, in decreasing order, above sigma_min */
     config = cm_train_config_default(CM_METHOD_CD, 2);
-    config.network.width = 8, config.network.depth = 1, config.cd_levels = 7;
+    CM_TEST_MLP(config)->width = 8, CM_TEST_MLP(config)->depth = 1, config.method.cd_levels = 7;
     CM_CHECK_OK(cm_model_init(&model, &config));
     double grid[7], cd_levels[4];
-    CM_CHECK_OK(cm_karras_grid(grid, 7, config.sigma_min, config.sigma_max, config.rho));
+    CM_CHECK_OK(cm_karras_grid(grid, 7, config.method.sigma_min, config.method.sigma_max, config.method.rho));
     CM_CHECK_OK(cm_multistep_search_levels(cd_levels, &distance, &model, 4, reference, M, 200, 16,
                                            3, 1));
     for (int k = 1; k < 4; k++) {

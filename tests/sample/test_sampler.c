@@ -23,8 +23,8 @@ static void column_moments(const double *x, size_t n, size_t d, size_t j, double
 /* A model with zero weights (F = 0) and a non-trivial transform (shift 1, scale 2). */
 static void zero_model(cm_model *model, cm_method method) {
     cm_train_config config = cm_train_config_default(method, 2);
-    config.network.width = 8;
-    config.network.depth = 1;
+    CM_TEST_MLP(config)->width = 8;
+    CM_TEST_MLP(config)->depth = 1;
     CM_CHECK_OK(cm_model_init(model, &config));
     for (int i = 0; i < 2; i++) {
         model->transform.shift[i] = 1.0;
@@ -51,15 +51,15 @@ static void test_ve_one_and_two_steps_exact_variance(void) {
     const cm_train_config *c = &model.config;
     /* one step: x = skip(80) * 80 z */
     CM_CHECK_OK(cm_sample(x, &model, NULL, 0, N, seed));
-    double s0 = c->sigma_max, k0 = cm_consistency_ve(s0, 0.5, c->sigma_min).skip;
+    double s0 = c->method.sigma_max, k0 = cm_consistency_ve(s0, 0.5, c->method.sigma_min).skip;
     check_gaussian(x, k0 * k0 * s0 * s0, "one step");
     /* two steps 80, 0.8: x2 = skip(0.8) (x1 + sqrt(0.8^2 - smin^2) z) */
     double levels[2] = {80, 0.8};
     CM_CHECK_OK(cm_sample(x, &model, levels, 2, N, seed));
-    double k80 = cm_consistency_ve(80, 0.5, c->sigma_min).skip;
-    double k1 = cm_consistency_ve(0.8, 0.5, c->sigma_min).skip;
+    double k80 = cm_consistency_ve(80, 0.5, c->method.sigma_min).skip;
+    double k1 = cm_consistency_ve(0.8, 0.5, c->method.sigma_min).skip;
     double var1 = k80 * k80 * 6400;
-    check_gaussian(x, k1 * k1 * (var1 + 0.64 - c->sigma_min * c->sigma_min), "two steps");
+    check_gaussian(x, k1 * k1 * (var1 + 0.64 - c->method.sigma_min * c->method.sigma_min), "two steps");
     cm_free(x);
     cm_model_free(&model);
 }
@@ -68,7 +68,7 @@ static void test_lhw_two_steps_exact_variance(void) {
     cm_model model;
     zero_model(&model, CM_METHOD_LHW);
     const cm_lhw_schedule *s = &model.schedule;
-    size_t T = model.config.chain_T, t1 = 40;
+    size_t T = model.config.method.chain_T, t1 = 40;
     double levels[2] = {s->sigma[T], s->sigma[t1]};
     double *x = cm_malloc(N * 2, sizeof(double));
     CM_CHECK_OK(cm_sample(x, &model, levels, 2, N, cm_test_seed(32)));
@@ -82,12 +82,12 @@ static void test_lhw_two_steps_exact_variance(void) {
 
 static void test_samples_do_not_depend_on_count(void) {
     cm_train_config config = cm_train_config_default(CM_METHOD_ICT, 2);
-    config.network.width = 16;
+    CM_TEST_MLP(config)->width = 16;
     cm_model model;
     CM_CHECK_OK(cm_model_init(&model, &config));
     cm_rng rng;
     cm_rng_init(&rng, 3);
-    cm_mlp_init_params(model.params, &model.layout, &rng);
+    cm_network_init(model.network, model.params, &rng);
     /* 5000 spans three chunks of CM_SAMPLER_CHUNK rows; 1000 lies inside the first */
     double *a = cm_malloc(5000 * 2, sizeof(double)), *b = cm_malloc(1000 * 2, sizeof(double));
     double levels[2] = {80, 0.5};
@@ -112,7 +112,7 @@ static void test_level_validation(void) {
     CM_CHECK(cm_sampler_levels(used, &count, &ve, too_small, 2) == CM_ERR_INVALID, "below sigma_min");
     CM_CHECK(cm_sampler_levels(used, &count, &ve, nan_level, 1) == CM_ERR_INVALID, "NaN");
     CM_CHECK_OK(cm_sampler_levels(used, &count, &ve, NULL, 0));
-    CM_CHECK(count == 1 && used[0] == ve.config.sigma_max, "default one step at sigma_max: %g", used[0]);
+    CM_CHECK(count == 1 && used[0] == ve.config.method.sigma_max, "default one step at sigma_max: %g", used[0]);
     /* lhw: two levels so close they map to the same chain index */
     double same[2] = {10.0, 9.999};
     CM_CHECK(cm_sampler_levels(used, &count, &lhw, same, 2) == CM_ERR_INVALID, "same chain index");

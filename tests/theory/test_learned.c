@@ -321,14 +321,14 @@ static void test_network_units(void) {
     cm_law *law = NULL;
     CM_CHECK_OK(cm_law_gaussian_diagonal(&law, 1, &mean, &variance));
     cm_train_config config = cm_train_config_default(CM_METHOD_LHW, 1);
-    config.chain_T = 20;
-    config.network.width = 32; /* the double-precision reference kernels are slow */
+    config.method.chain_T = 20;
+    CM_TEST_MLP(config)->width = 32; /* the double-precision reference kernels are slow */
     cm_model model;
     CM_CHECK_OK(cm_model_init(&model, &config));
     if (!law || !model.params) return;
     model.transform.shift[0] = 3.0;
     model.transform.scale[0] = 4.0;
-    size_t n = 2000, T = config.chain_T;
+    size_t n = 2000, T = config.method.chain_T;
     double gap[21], gap_exact[21];
     cm_network_diagnostics r;
     CM_CHECK_OK(cm_learned_network(&r, gap, gap_exact, &model, law, n, 8, seed));

@@ -65,11 +65,11 @@ static const char *temp_path(const char *name) {
 
 static cm_train_config small_config(cm_method method) {
     cm_train_config c = cm_train_config_default(method, 2);
-    c.network.width = 16;
-    c.network.depth = 2;
+    CM_TEST_MLP(c)->width = 16;
+    CM_TEST_MLP(c)->depth = 2;
     c.batch = 32;
     c.steps = STEPS;
-    c.chain_T = 11;
+    c.method.chain_T = 11;
     c.seed = 11;
     return c;
 }
@@ -85,12 +85,12 @@ static size_t variants(variant *out) {
     out[n++] = (variant){"ict", small_config(CM_METHOD_ICT)};
     out[n++] = (variant){"ct", small_config(CM_METHOD_CT)};
     out[n] = (variant){"ct adaptive target", small_config(CM_METHOD_CT)};
-    out[n++].config.ct_target_ema = -1;
+    out[n++].config.method.ct_target_ema = -1;
     out[n++] = (variant){"lhw online", small_config(CM_METHOD_LHW)};
     out[n] = (variant){"lhw sequential", small_config(CM_METHOD_LHW)};
-    out[n++].config.teacher = CM_TEACHER_SEQUENTIAL;
+    out[n++].config.method.teacher = CM_TEACHER_SEQUENTIAL;
     out[n] = (variant){"ict no ema", small_config(CM_METHOD_ICT)};
-    out[n++].config.ema_decay = 0;
+    out[n++].config.optimizer.ema_decay = 0;
     return n;
 }
 
@@ -163,9 +163,9 @@ static void test_failed_step_leaves_a_resumable_state(void) {
     cm_data *data;
     CM_CHECK_OK(cm_data_open(&data, "moons"));
     cm_train_config config = small_config(CM_METHOD_LHW);
-    config.teacher = CM_TEACHER_SEQUENTIAL;
-    config.chain_T = STEPS + 1;           /* one stage per step */
-    config.adam.learning_rate = 1e30;     /* overflows within a few steps */
+    config.method.teacher = CM_TEACHER_SEQUENTIAL;
+    config.method.chain_T = STEPS + 1;           /* one stage per step */
+    config.optimizer.learning_rate = 1e30;     /* overflows within a few steps */
     cm_trainer *trainer = NULL, *restored = NULL;
     CM_CHECK_OK(cm_trainer_init(&trainer, &config, data));
     if (!trainer) return;
@@ -222,7 +222,7 @@ static void test_checkpoint_is_a_model(void) {
     cm_model model;
     CM_CHECK_OK(cm_model_load(&model, path));
     const cm_model *live = cm_trainer_model(trainer);
-    CM_CHECK(memcmp(model.params, live->params, live->layout.param_count * sizeof(float)) == 0,
+    CM_CHECK(memcmp(model.params, live->params, cm_model_param_count(live) * sizeof(float)) == 0,
              "evaluation weights differ");
     CM_CHECK(strcmp(model.data_source, "8gaussians") == 0, "data source '%s'", model.data_source);
     cm_model_free(&model);
@@ -366,7 +366,7 @@ static void test_damaged_checkpoints_refused(void) {
     cm_data *data;
     CM_CHECK_OK(cm_data_open(&data, "moons"));
     cm_train_config config = small_config(CM_METHOD_LHW);
-    config.teacher = CM_TEACHER_SEQUENTIAL; /* has a stage and a target */
+    config.method.teacher = CM_TEACHER_SEQUENTIAL; /* has a stage and a target */
     cm_trainer *trainer = NULL;
     CM_CHECK_OK(cm_trainer_init(&trainer, &config, data));
     if (!trainer) return;
@@ -376,6 +376,7 @@ static void test_damaged_checkpoints_refused(void) {
     CM_CHECK_OK(cm_checkpoint_save(good, trainer, NULL, NULL, 0));
     cm_trainer_free(trainer);
     const damage cases[] = {
+        {"checkpoint version 3", "cm.checkpoint.version", "3", NULL, 0, 0, 0, 0},
         {"checkpoint version 2", "cm.checkpoint.version", "2", NULL, 0, 0, 0, 0},
         {"no checkpoint version", "cm.checkpoint.version", NULL, NULL, 0, 0, 0, 0},
         {"step past the end", "cm.checkpoint.step", "41", NULL, 0, 0, 0, 0},
@@ -493,7 +494,7 @@ static void test_run_directory_keeps_newest(void) {
 static void test_config_diff_names_the_field(void) {
     cm_train_config a = small_config(CM_METHOD_ICT), b = a;
     CM_CHECK_OK(cm_train_config_diff(&a, &b));
-    b.adam.learning_rate = 0.01;
+    b.optimizer.learning_rate = 0.01;
     CM_CHECK(cm_train_config_diff(&a, &b) == CM_ERR_INVALID, "different lr not seen");
     CM_CHECK(strstr(cm_error_detail(), "\"lr\" is 0.001") != NULL, "detail: %s", cm_error_detail());
     cm_train_config parsed;
@@ -601,7 +602,7 @@ static void test_out_of_memory_everywhere(void) {
         cm_data *data = NULL;
         CM_CHECK_OK(cm_data_open(&data, sources[m]));
         cm_train_config config = small_config(methods[m]);
-        if (methods[m] == CM_METHOD_LHW) config.teacher = CM_TEACHER_SEQUENTIAL;
+        if (methods[m] == CM_METHOD_LHW) config.method.teacher = CM_TEACHER_SEQUENTIAL;
         oom_context c = {path, model_path, sources[m], &config, data, NULL, NULL};
         CM_CHECK_OK(cm_trainer_init(&c.trainer, &config, data));
         if (!data || !c.trainer) return;

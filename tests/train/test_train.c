@@ -2,6 +2,7 @@
  * bit, the non-finite guard, the sequential stages, and an end-to-end quality bound (slow; not
  * run when CM_FAST=1). */
 #include "cm/train.h"
+#include "train/testing.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -48,11 +49,11 @@ static void test_lognormal_probabilities(void) {
 
 static cm_train_config small_config(cm_method method) {
     cm_train_config c = cm_train_config_default(method, 2);
-    c.network.width = 32;
-    c.network.depth = 2;
+    CM_TEST_MLP(c)->width = 32;
+    CM_TEST_MLP(c)->depth = 2;
     c.batch = 64;
     c.steps = 40;
-    c.chain_T = 20;
+    c.method.chain_T = 20;
     c.seed = 5;
     return c;
 }
@@ -68,7 +69,7 @@ static void test_teacher_receives_no_gradient(void) {
         cm_train_config config = small_config(methods[m]);
         cm_trainer *trainer;
         CM_CHECK_OK(cm_trainer_init(&trainer, &config, data));
-        size_t P = cm_trainer_model(trainer)->layout.param_count, k = 3;
+        size_t P = cm_model_param_count(cm_trainer_model(trainer)), k = 3;
         float *grad = cm_malloc(P, sizeof(float)), *student = cm_malloc(P, sizeof(float));
         float *frozen = cm_malloc(P, sizeof(float));
         double loss;
@@ -131,7 +132,7 @@ static void test_same_seed_bit_identical(void) {
         CM_CHECK_OK(cm_trainer_init(&b, &config, data));
         run_steps(a, 25);
         run_steps(b, 25);
-        size_t P = cm_trainer_model(a)->layout.param_count;
+        size_t P = cm_model_param_count(cm_trainer_model(a));
         CM_CHECK(memcmp(cm_trainer_params(a), cm_trainer_params(b), P * sizeof(float)) == 0,
                  "%s: same seed, different weights", cm_method_name(methods[m]));
         CM_CHECK(memcmp(cm_trainer_model(a)->params, cm_trainer_model(b)->params, P * sizeof(float)) == 0,
@@ -154,11 +155,11 @@ static void test_nonfinite_loss_stops_without_update(void) {
     cm_data *data;
     CM_CHECK_OK(cm_data_open(&data, "moons"));
     cm_train_config config = small_config(CM_METHOD_ICT);
-    config.adam.learning_rate = 1e30; /* drives the weights to overflow within a few steps */
+    config.optimizer.learning_rate = 1e30; /* drives the weights to overflow within a few steps */
     config.steps = 100;
     cm_trainer *trainer;
     CM_CHECK_OK(cm_trainer_init(&trainer, &config, data));
-    size_t P = cm_trainer_model(trainer)->layout.param_count;
+    size_t P = cm_model_param_count(cm_trainer_model(trainer));
     float *before = cm_malloc(P, sizeof(float));
     cm_status status = CM_OK;
     size_t k;
@@ -181,8 +182,8 @@ static void test_sequential_stages_in_order(void) {
     cm_data *data;
     CM_CHECK_OK(cm_data_open(&data, "moons"));
     cm_train_config config = small_config(CM_METHOD_LHW);
-    config.teacher = CM_TEACHER_SEQUENTIAL;
-    config.chain_T = 11;
+    config.method.teacher = CM_TEACHER_SEQUENTIAL;
+    config.method.chain_T = 11;
     config.steps = 30; /* 10 stages of 3 steps */
     cm_trainer *trainer;
     CM_CHECK_OK(cm_trainer_init(&trainer, &config, data));
@@ -247,7 +248,7 @@ static void test_end_to_end_quality(void) {
     cm_evaluation one, two;
     CM_CHECK_OK(cm_sample(x, model, NULL, 0, N, 2));
     CM_CHECK_OK(cm_evaluate(&one, x, N, 2, data, 256, 3));
-    double levels[2] = {config.sigma_max, 0.8};
+    double levels[2] = {config.method.sigma_max, 0.8};
     CM_CHECK_OK(cm_sample(x, model, levels, 2, N, 2));
     CM_CHECK_OK(cm_evaluate(&two, x, N, 2, data, 256, 3));
     printf("    8gaussians iCT 4000 steps: one-step SW1 %.4g, two-step %.4g, floor %.4g\n",

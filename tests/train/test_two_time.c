@@ -13,6 +13,7 @@
 #include "cm/multistep.h"
 #include "cm/schedule.h"
 #include "cm/train.h"
+#include "train/testing.h"
 #include "test.h"
 
 #define DATA_SOURCE "gauss:d=2,mean=1,std=0.5"
@@ -47,7 +48,7 @@ static void fixture_close(cd2_fixture *f) {
 
 static cm_train_config small_cd2(size_t batch) {
     cm_train_config c = cm_train_config_default(CM_METHOD_CD2, 2);
-    c.network.width = 16, c.network.depth = 1, c.network.embed = 8;
+    CM_TEST_MLP(c)->width = 16, CM_TEST_MLP(c)->depth = 1, CM_TEST_MLP(c)->embed = 8;
     c.batch = batch, c.steps = 50, c.seed = 3;
     return c;
 }
@@ -66,25 +67,29 @@ static void test_cd2_target_is_teacher_step(void) {
     double s_hi[B], s_lo[B], s_target[B];
     CM_CHECK_OK(cm_trainer_batch_inputs(f.trainer, 4, student, teacher, s_hi, s_lo, s_target));
     const cm_model *model = cm_trainer_model(f.trainer);
-    cm_mlp_workspace *ws;
-    CM_CHECK_OK(cm_mlp_workspace_alloc(&ws, &model->layout, B));
+    cm_network_workspace *ws = NULL;
+    CM_CHECK_OK(cm_network_workspace_alloc(&ws, model->network, B));
     float coef_student[5 * B], coef_teacher[5 * B], out[B * D], target[B * D], x_in[B * D],
         F_out[B * D];
+    cm_coefficient_rows rows_student = cm_coefficient_rows_view(coef_student, B, 2);
+    cm_coefficient_rows rows_teacher = cm_coefficient_rows_view(coef_teacher, B, 2);
     size_t at_teacher_level = 0, below = 0;
     for (int b = 0; b < B; b++) {
-        CM_CHECK(s_hi[b] > s_lo[b] && s_lo[b] >= s_target[b] && s_target[b] >= c.sigma_min * 0.999,
+        CM_CHECK(s_hi[b] > s_lo[b] && s_lo[b] >= s_target[b] && s_target[b] >= c.method.sigma_min * 0.999,
                  "row %d levels %g > %g >= %g", b, s_hi[b], s_lo[b], s_target[b]);
         at_teacher_level += s_target[b] == s_lo[b];
         below += s_target[b] < s_lo[b];
-        cm_coefficients_store(coef_student, B, b, cm_consistency_two_time(s_hi[b], s_target[b], 0.5));
-        cm_coefficients_store(coef_teacher, B, b, cm_consistency_two_time(s_lo[b], s_target[b], 0.5));
+        cm_coefficient_rows_store(rows_student, (size_t)b,
+                                  cm_consistency_two_time(s_hi[b], s_target[b], 0.5));
+        cm_coefficient_rows_store(rows_teacher, (size_t)b,
+                                  cm_consistency_two_time(s_lo[b], s_target[b], 0.5));
     }
     /* i uniform in 0..16, u uniform in 0..i: P(u = i) = mean of 1/(i+1), about 0.21 */
     CM_CHECK(at_teacher_level >= 3 && below >= 20, "target levels: %zu at the teacher's, %zu below",
              at_teacher_level, below);
     const float *params = cm_trainer_params(f.trainer); /* the target copy equals it at step 0 */
-    cm_consistency_forward(out, x_in, F_out, params, &model->layout, ws, student, coef_student, B);
-    cm_consistency_forward(target, x_in, F_out, params, &model->layout, ws, teacher, coef_teacher, B);
+    cm_consistency_forward(out, x_in, F_out, model->network, params, ws, student, rows_student, B);
+    cm_consistency_forward(target, x_in, F_out, model->network, params, ws, teacher, rows_teacher, B);
     double loss = 0;
     for (int b = 0; b < B; b++)
         for (int i = 0; i < D; i++) {
@@ -107,7 +112,7 @@ static void test_cd2_target_is_teacher_step(void) {
             worst = fmax(worst, fabs(x[i] - teacher[2 * b + i]) / (1e-6 * (1 + fabs(x[i]))));
     }
     CM_CHECK(worst < 10, "teacher input differs from an independent Heun step (%g x 1e-6)", worst);
-    cm_mlp_workspace_free(ws);
+    cm_network_workspace_free(ws);
     fixture_close(&f);
 }
 
@@ -129,7 +134,7 @@ static void test_cd2_same_seed_bit_identical(void) {
     }
     cm_alloc_fail_after(-1);
     CM_CHECK(cm_alloc_live_count() == live, "cd2 steps changed the live allocation count");
-    size_t P = cm_trainer_model(a.trainer)->layout.param_count;
+    size_t P = cm_model_param_count(cm_trainer_model(a.trainer));
     CM_CHECK(memcmp(cm_trainer_params(a.trainer), cm_trainer_params(b.trainer), P * sizeof(float)) == 0,
              "cd2: same seed, different weights");
     CM_CHECK(memcmp(cm_trainer_params(a.trainer), cm_trainer_params(other.trainer),
@@ -149,12 +154,12 @@ static double flow_map_error(const cm_model *model, const cm_law *law, uint64_t 
     double mean[2], cov[4], var[2], x[N * 2], g[N * 2], grid[18], total = 0;
     cm_law_moments(law, mean, cov); /* a diagonal Gaussian: its flow acts per axis */
     var[0] = cov[0], var[1] = cov[3];
-    CM_CHECK(c->cd_levels == 18 && cov[1] == 0, "cd levels %zu, covariance %g", c->cd_levels, cov[1]);
-    CM_CHECK_OK(cm_karras_grid(grid, c->cd_levels, c->sigma_min, c->sigma_max, c->rho));
+    CM_CHECK(c->method.cd_levels == 18 && cov[1] == 0, "cd levels %zu, covariance %g", c->method.cd_levels, cov[1]);
+    CM_CHECK_OK(cm_karras_grid(grid, c->method.cd_levels, c->method.sigma_min, c->method.sigma_max, c->method.rho));
     cm_rng rng;
     cm_rng_init(&rng, seed);
     for (int p = 0; p < PAIRS; p++) {
-        size_t hi = 1 + (size_t)cm_rng_below(&rng, c->cd_levels - 1);
+        size_t hi = 1 + (size_t)cm_rng_below(&rng, c->method.cd_levels - 1);
         size_t lo = (size_t)cm_rng_below(&rng, hi);
         double t = grid[hi], s = grid[lo];
         for (int k = 0; k < N * 2; k++)
@@ -176,7 +181,7 @@ static double flow_map_error(const cm_model *model, const cm_law *law, uint64_t 
 static void test_cd2_learns_gaussian_flow_map(void) {
     if (getenv("CM_FAST")) return;
     cm_train_config c = cm_train_config_default(CM_METHOD_CD2, 2);
-    c.network.width = 64, c.network.depth = 2, c.batch = 256, c.steps = 3000, c.seed = 1;
+    CM_TEST_MLP(c)->width = 64, CM_TEST_MLP(c)->depth = 2, c.batch = 256, c.steps = 3000, c.seed = 1;
     cd2_fixture f;
     fixture_open(&f, &c);
     uint64_t seed = cm_test_seed(11);

@@ -77,6 +77,13 @@ static void print_default(const cli_option *o) {
     case OPT_U64: printf(" (default: %llu)", (unsigned long long)*(uint64_t *)o->target); break;
     case OPT_DOUBLE: printf(" (default: %g)", *(double *)o->target); break;
     case OPT_FLAG: break;
+    case OPT_FIELD: {
+        const cli_field_target *t = o->target;
+        char value[64];
+        cm_field_format_plain(value, sizeof value, t->field, t->base);
+        printf(" (default: %s)", value);
+        break;
+    }
     case OPT_LIST: {
         const cli_list *list = o->target;
         if (list->count) {
@@ -89,15 +96,38 @@ static void print_default(const cli_option *o) {
     }
 }
 
+/* Option names compare with '_' and '-' as one character (a field's key is its flag). */
+static int same_name(const char *name, const char *given, size_t length) {
+    for (size_t i = 0; i < length; i++) {
+        char a = name[i] == '_' ? '-' : name[i], b = given[i] == '_' ? '-' : given[i];
+        if (a != b || a == '\0') return 0;
+    }
+    return name[length] == '\0';
+}
+
+/* "--name" with '-' for '_' into out[capacity]. */
+static void flag_text(char *out, size_t capacity, const char *name) {
+    snprintf(out, capacity, "--%s", name);
+    for (char *p = out; *p; p++)
+        if (*p == '_') *p = '-';
+}
+
 static void print_help(const cli_option *options, size_t count, const char *command,
                        const char *summary) {
     printf("usage: cm %s [options]\n\n%s\n\noptions:\n", command, summary);
     for (size_t i = 0; i < count; i++) {
         const cli_option *o = &options[i];
-        const char *value = o->kind == OPT_FLAG ? "" : o->kind == OPT_STRING ? " TEXT"
-                            : o->kind == OPT_LIST ? " A,B,..." : " N";
-        char left[64];
-        snprintf(left, sizeof left, "--%s%s", o->name, value);
+        const char *value = o->kind == OPT_FLAG     ? ""
+                            : o->kind == OPT_STRING ? " TEXT"
+                            : o->kind == OPT_LIST   ? " A,B,..."
+                            : o->kind == OPT_FIELD &&
+                                      ((const cli_field_target *)o->target)->field->kind ==
+                                          CM_FIELD_ENUM
+                                ? " NAME"
+                                : " N";
+        char left[64], flag[48];
+        flag_text(flag, sizeof flag, o->name);
+        snprintf(left, sizeof left, "%s%s", flag, value);
         printf("  %-22s %s%s", left, o->help, o->required ? " [required]" : "");
         print_default(o);
         printf("\n");
@@ -139,6 +169,11 @@ static int set_value(cli_option *o, const char *value, const char *command) {
                                    "positive finite numbers",
                                    o->name, value, CLI_LIST_MAX);
         return CLI_OK;
+    case OPT_FIELD:
+        if (cm_field_parse(((cli_field_target *)o->target)->field,
+                           ((cli_field_target *)o->target)->base, value) != CM_OK)
+            return cli_usage_error(command, "%s", cm_error_detail());
+        return CLI_OK;
     case OPT_FLAG: break;
     }
     return CLI_OK;
@@ -158,8 +193,7 @@ int cli_parse(int argc, char **argv, int first, cli_option *options, size_t coun
         size_t name_length = equals ? (size_t)(equals - name) : strlen(name);
         cli_option *o = NULL;
         for (size_t k = 0; k < count; k++)
-            if (strlen(options[k].name) == name_length && strncmp(options[k].name, name, name_length) == 0)
-                o = &options[k];
+            if (same_name(options[k].name, name, name_length)) o = &options[k];
         if (!o) return cli_usage_error(command, "unknown option '%.*s'", (int)(name_length + 2), arg);
         if (o->seen) return cli_usage_error(command, "--%s given twice", o->name);
         o->seen = 1;
@@ -216,8 +250,33 @@ void cli_set_threads(size_t threads) {
     if (cm_parallel_set_threads(threads) != CM_OK) cm_error_clear();
 }
 
+size_t cli_field_options(cli_option *out, cli_field_target *targets, const cm_field *fields,
+                         size_t count, void *base) {
+    for (size_t i = 0; i < count; i++) {
+        targets[i] = (cli_field_target){.field = &fields[i], .base = base};
+        /* the key itself: names match with '_' read as '-' (same_name) */
+        out[i] = (cli_option){.name = fields[i].flag ? fields[i].flag : fields[i].key,
+                              .kind = OPT_FIELD, .target = &targets[i], .help = fields[i].help};
+    }
+    return count;
+}
+
+const char *cli_find_value(int argc, char **argv, int first, const char *name) {
+    size_t length = strlen(name);
+    for (int i = first; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strncmp(arg, "--", 2) != 0 || strlen(arg + 2) < length ||
+            !(arg[2 + length] == '=' || arg[2 + length] == '\0') ||
+            !same_name(name, arg + 2, length))
+            continue;
+        if (arg[2 + length] == '=') return arg + 3 + length;
+        if (arg[2 + length] == '\0') return i + 1 < argc ? argv[i + 1] : NULL;
+    }
+    return NULL;
+}
+
 int cli_option_seen(const cli_option *options, size_t count, const char *name) {
     for (size_t i = 0; i < count; i++)
-        if (strcmp(options[i].name, name) == 0) return options[i].seen;
+        if (same_name(options[i].name, name, strlen(name))) return options[i].seen;
     return 0;
 }

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cm/field.h"
 #include "cm/status.h"
 
 enum { CLI_OK = 0, CLI_RUNTIME_ERROR = 1, CLI_USAGE_ERROR = 2, CLI_HELP_SHOWN = 3 };
@@ -20,6 +21,7 @@ typedef enum {
     OPT_DOUBLE,   /* double *, finite, >= minimum */
     OPT_FLAG,     /* int *, set to 1, takes no value */
     OPT_LIST,     /* double list: cli_list * (comma-separated, finite, > 0) */
+    OPT_FIELD,    /* a setting described by a cm_field (field.h): cli_field_target * */
 } cli_option_kind;
 
 #define CLI_LIST_MAX 64
@@ -38,10 +40,25 @@ typedef struct {
     int seen;          /* set by the parser */
 } cli_option;
 
+/* The target of an OPT_FIELD option: the setting and the struct its offset refers to. */
+typedef struct {
+    const cm_field *field;
+    void *base;
+} cli_field_target;
+
 /* Parse argv[first..argc) against options[count]. Prints the error (or the help) itself and
  * returns CLI_OK, CLI_USAGE_ERROR or CLI_HELP_SHOWN. */
 int cli_parse(int argc, char **argv, int first, cli_option *options, size_t count,
               const char *command, const char *summary);
+
+/* Options for every field of a table (flag, help and default from the field), with `base` the
+ * struct the offsets refer to, into out[] and their targets into targets[] (which must live as
+ * long as the options). Returns the count. */
+size_t cli_field_options(cli_option *out, cli_field_target *targets, const cm_field *fields,
+                         size_t count, void *base);
+/* The value of `name` given as --name VALUE or --name=VALUE in argv[first..argc), or NULL (the
+ * first occurrence; cli_parse later refuses a repeated option). */
+const char *cli_find_value(int argc, char **argv, int first, const char *name);
 
 /* 1 if the option named `name` (without "--") was given on the command line (after cli_parse). */
 int cli_option_seen(const cli_option *options, size_t count, const char *name);

@@ -181,7 +181,7 @@ static cm_status draw_consistency(void *context, double *samples, size_t n, uint
     if (!c->score || !c->langevin_steps) return CM_OK;
     const cm_transform *transform = &c->model->transform;
     cm_transform_apply(transform, samples, n);
-    CM_TRY(cm_langevin_correct(samples, n, c->score, c->model->config.sigma_min, c->langevin_steps,
+    CM_TRY(cm_langevin_correct(samples, n, c->score, c->model->config.method.sigma_min, c->langevin_steps,
                                c->langevin_step, seed, c->k));
     cm_transform_invert(transform, samples, n);
     return CM_OK;
@@ -229,12 +229,12 @@ static nfe_row chain_row(const char *name, const char *method, size_t k, double 
  * in OU time (so it starts at sigma_max). delta = 0 chains with no fresh noise after the prior. */
 static cm_status chain_rows(nfe_table *t, const cm_model *model, const char *name,
                             const cm_data *data, const nfe_settings *s, double *samples) {
-    cm_method method = model->config.method;
+    cm_method method = model->config.method.kind;
     if (!cm_method_is_ve_consistency(method)) return CM_OK;
     cm_two_time_map map;
     CM_TRY(cm_two_time_from_model(&map, model));
     cm_status status = CM_OK;
-    double span = cm_ou_time(model->config.sigma_max) - cm_ou_time(model->config.sigma_min);
+    double span = cm_ou_time(model->config.method.sigma_max) - cm_ou_time(model->config.method.sigma_min);
     for (size_t d = 0; d < s->delta_count && status == CM_OK; d++)
         for (size_t i = 0; i < s->nfe_count && status == CM_OK; i++) {
             size_t k = (size_t)s->nfe[i];
@@ -242,7 +242,7 @@ static cm_status chain_rows(nfe_table *t, const cm_model *model, const char *nam
             double delta = s->delta[d];
             chain_draw c = {model, &map, cm_jhmz_options_default()};
             c.options.steps = k, c.options.eta = span / (double)k, c.options.delta = delta;
-            c.options.sigma_end = model->config.sigma_min;
+            c.options.sigma_end = model->config.method.sigma_min;
             nfe_row r = chain_row(name, cm_method_name(method), k, c.options.eta, delta);
             status = measure_cell(t, &r, data, s, samples, draw_chain, &c, NULL);
         }
@@ -289,7 +289,7 @@ static cm_status exact_map_rows(nfe_table *t, const cm_data *data, const nfe_set
     cm_two_time_map map = {0};
     if (status == CM_OK) status = cm_two_time_from_law(&map, law);
     cm_train_config defaults = cm_train_config_default(CM_METHOD_ICT, d);
-    double span = cm_ou_time(defaults.sigma_max) - cm_ou_time(defaults.sigma_min);
+    double span = cm_ou_time(defaults.method.sigma_max) - cm_ou_time(defaults.method.sigma_min);
     for (size_t e = 0; e < s->delta_count && status == CM_OK; e++)
         for (size_t i = 0; i < s->nfe_count && status == CM_OK; i++) {
             size_t k = (size_t)s->nfe[i];
@@ -297,7 +297,7 @@ static cm_status exact_map_rows(nfe_table *t, const cm_data *data, const nfe_set
             if (k == 1 && e > 0) continue;
             exact_draw c = {&map, cm_jhmz_options_default(), shift, scale, d};
             c.options.steps = k, c.options.eta = span / (double)k, c.options.delta = delta;
-            c.options.sigma_end = defaults.sigma_min;
+            c.options.sigma_end = defaults.method.sigma_min;
             nfe_row r = chain_row("exact-map", "law", k, c.options.eta, k == 1 ? 0.0 : delta);
             status = measure_cell(t, &r, data, s, samples, draw_exact, &c, NULL);
         }
@@ -318,8 +318,8 @@ static cm_status consistency_rows(nfe_table *t, const cm_model *model, const cha
     for (size_t i = 0; i < s->nfe_count; i++)
         if ((size_t)s->nfe[i] > max_k) max_k = (size_t)s->nfe[i];
     if (max_k > CM_SAMPLER_MAX_LEVELS) max_k = CM_SAMPLER_MAX_LEVELS;
-    if (cm_method_is_distillation(model->config.method) && max_k > model->config.cd_levels - 1)
-        max_k = model->config.cd_levels - 1; /* searched on its grid: levels above sigma_min */
+    if (cm_method_is_distillation(model->config.method.kind) && max_k > model->config.method.cd_levels - 1)
+        max_k = model->config.method.cd_levels - 1; /* searched on its grid: levels above sigma_min */
     double levels[CM_SAMPLER_MAX_LEVELS], distance;
     double *reference = cm_malloc(s->search_n * dim, sizeof(double));
     if (!reference) return cm_error_set(CM_ERR_NOMEM, "held-out reference");
@@ -331,7 +331,7 @@ static cm_status consistency_rows(nfe_table *t, const cm_model *model, const cha
                                                   s->iterations, s->seed + 1);
     cm_free(reference);
     CM_TRY(status);
-    const char *method = cm_method_name(model->config.method);
+    const char *method = cm_method_name(model->config.method.kind);
     size_t best_k = 0;
     double best = INFINITY;
     for (size_t i = 0; i < s->nfe_count; i++) {
@@ -606,8 +606,8 @@ static int models_mode(const char *models, const char *data_source, const nfe_se
             return cli_fail(command, status);
         }
         source.has_dsm = 1;
-        if (source.dsm.config.method != CM_METHOD_DSM) {
-            const char *method = cm_method_name(source.dsm.config.method);
+        if (source.dsm.config.method.kind != CM_METHOD_DSM) {
+            const char *method = cm_method_name(source.dsm.config.method.kind);
             score_source_free(&source);
             cm_data_free(data);
             return cli_usage_error(command, "--score-model %s is a %s model, not a dsm denoiser",
@@ -643,7 +643,7 @@ static int models_mode(const char *models, const char *data_source, const nfe_se
         char name[128];
         model_name(name, sizeof name, paths[m]);
         double start = cli_seconds();
-        cm_method method = model.config.method;
+        cm_method method = model.config.method.kind;
         cm_denoiser score = {0};
         cm_law *law = NULL;
         int corrected = status == CM_OK && s->langevin_count && cm_method_is_ve_consistency(method);

@@ -87,8 +87,8 @@ static int sample_denoiser(const cm_model *model, const char *sampler_name, cons
  * of a level in between is an input it never met: docs/sampling.md, "Level search"), so a level
  * off that grid gets a warning naming the nearest grid level. */
 static void warn_off_grid(const cm_model *model, const double *levels, size_t count) {
-    const cm_train_config *c = &model->config;
-    if (!cm_method_is_distillation(c->method)) return;
+    const cm_method_config *c = &model->config.method;
+    if (!cm_method_is_distillation(c->kind)) return;
     double *grid = cm_malloc(c->cd_levels, sizeof(double));
     if (!grid || cm_karras_grid(grid, c->cd_levels, c->sigma_min, c->sigma_max, c->rho) != CM_OK) {
         cm_error_clear();
@@ -102,7 +102,7 @@ static void warn_off_grid(const cm_model *model, const double *levels, size_t co
         if (fabs(grid[nearest] - levels[i]) > 1e-4 * grid[nearest]) /* 4 digits suffice */
             fprintf(stderr, "cm sample: warning: level %g is not one of the %zu levels this %s "
                     "model was distilled on (nearest: %.6g); it has seen only those\n", levels[i],
-                    c->cd_levels, cm_method_name(c->method), grid[nearest]);
+                    c->cd_levels, cm_method_name(c->kind), grid[nearest]);
     }
     cm_free(grid);
 }
@@ -145,7 +145,7 @@ int cmd_sample(int argc, char **argv) {
     cm_status status = cm_model_load(&model, model_path);
     if (status != CM_OK) return cli_fail(command, status);
     size_t dim = model.config.network.dim;
-    if (model.config.method == CM_METHOD_DSM) {
+    if (model.config.method.kind == CM_METHOD_DSM) {
         int code = sample_denoiser(&model, sampler_name, grid_name, steps, n, seed, out, png,
                                    quiet, sigmas.count || times.count);
         cm_model_free(&model);
@@ -154,23 +154,23 @@ int cmd_sample(int argc, char **argv) {
     const char *denoiser_only[] = {"sampler", "steps", "grid"};
     for (size_t i = 0; i < sizeof denoiser_only / sizeof denoiser_only[0]; i++)
         if (cli_option_seen(options, sizeof options / sizeof options[0], denoiser_only[i])) {
-            const char *method = cm_method_name(model.config.method); /* a static string */
+            const char *method = cm_method_name(model.config.method.kind); /* a static string */
             cm_model_free(&model);
             return cli_usage_error(command, "--%s applies to dsm models; a %s model is sampled "
                                    "with --sigmas", denoiser_only[i], method);
         }
     if (times.count) {
-        if (model.config.method != CM_METHOD_LHW) {
+        if (model.config.method.kind != CM_METHOD_LHW) {
             cm_model_free(&model);
             return cli_usage_error(command, "--times applies to lhw models; this one is %s",
-                                   cm_method_name(model.config.method));
+                                   cm_method_name(model.config.method.kind));
         }
         for (size_t i = 0; i < times.count; i++) {
             double t = times.values[i];
-            if (t != (double)(size_t)t || t < 1 || t > (double)model.config.chain_T) {
+            if (t != (double)(size_t)t || t < 1 || t > (double)model.config.method.chain_T) {
                 cm_model_free(&model);
                 return cli_usage_error(command, "--times: %g is not an integer in [1, T = %zu]", t,
-                                       model.config.chain_T);
+                                       model.config.method.chain_T);
             }
             sigmas.values[i] = model.schedule.sigma[(size_t)t];
         }
@@ -181,16 +181,16 @@ int cmd_sample(int argc, char **argv) {
     double *samples = cm_malloc(n * dim, sizeof(double));
     status = samples ? CM_OK : cm_error_set(CM_ERR_NOMEM, "%zu samples of dimension %zu", n, dim);
     if (status == CM_OK) status = cm_sampler_levels(used, &used_count, &model, sigmas.values, sigmas.count);
-    if (status == CM_OK && model.config.method != CM_METHOD_LHW && used[0] > model.config.sigma_max && !quiet)
+    if (status == CM_OK && model.config.method.kind != CM_METHOD_LHW && used[0] > model.config.method.sigma_max && !quiet)
         fprintf(stderr, "cm sample: note: first level %g is above the model's sigma_max %g (trained up to "
-                        "there only; the map is extrapolated)\n", used[0], model.config.sigma_max);
+                        "there only; the map is extrapolated)\n", used[0], model.config.method.sigma_max);
     if (status == CM_OK && !quiet) warn_off_grid(&model, used, used_count);
     double start = cli_seconds();
     if (status == CM_OK) status = cm_sample(samples, &model, sigmas.values, sigmas.count, n, seed);
     double elapsed = cli_seconds() - start;
     if (status == CM_OK && out) status = cm_matrix_write(out, samples, n, dim);
     char title[256];
-    int length = snprintf(title, sizeof title, "%s, %zu step%s:", cm_method_name(model.config.method),
+    int length = snprintf(title, sizeof title, "%s, %zu step%s:", cm_method_name(model.config.method.kind),
                           used_count, used_count > 1 ? "s" : "");
     for (size_t i = 0; i < used_count && length > 0 && (size_t)length < sizeof title - 16; i++)
         length += snprintf(title + length, sizeof title - (size_t)length, " %.3g", used[i]);

@@ -203,15 +203,15 @@ static cm_status run_width(point *pt, const sweep_settings *s) {
     cm_data *data = NULL;
     CM_TRY(cm_data_open(&data, source));
     cm_train_config config = cm_train_config_default(CM_METHOD_LHW, cm_data_dim(data));
-    config.network.width = (size_t)pt->p[P_WIDTH];
     config.steps = s->steps;
-    config.chain_T = (size_t)pt->p[P_T];
-    config.c0 = pt->p[P_C0];
-    config.c1 = pt->p[P_C1];
+    config.method.chain_T = (size_t)pt->p[P_T];
+    config.method.c0 = pt->p[P_C0];
+    config.method.c1 = pt->p[P_C1];
     config.seed = s->seed;
     cm_trainer *trainer = NULL;
     cm_law *law = NULL;
-    cm_status status = cm_trainer_init(&trainer, &config, data);
+    cm_status status = cm_network_config_set(&config.network, "width", pt->p[P_WIDTH]);
+    if (status == CM_OK) status = cm_trainer_init(&trainer, &config, data);
     for (size_t k = 0; status == CM_OK && k < s->steps; k++) {
         cm_train_report report;
         status = cm_trainer_step(trainer, &report);

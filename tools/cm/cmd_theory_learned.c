@@ -255,15 +255,15 @@ int cmd_theory_network(int argc, char **argv) {
     cm_law *law = NULL;
     double *gap = NULL;
     cm_network_diagnostics r;
-    if (model.config.method != CM_METHOD_LHW)
+    if (model.config.method.kind != CM_METHOD_LHW)
         status = cm_error_set(CM_ERR_INVALID, "'%s' is not an lhw model", model_path);
     if (status == CM_OK) status = cm_data_open(&data, model.data_source);
     if (status == CM_OK) status = cm_law_from_data(&law, data);
     if (status == CM_OK) {
-        gap = cm_malloc(2 * (model.config.chain_T + 1), sizeof(double));
+        gap = cm_malloc(2 * (model.config.method.chain_T + 1), sizeof(double));
         if (!gap) status = CM_ERR_NOMEM;
     }
-    double *gap_exact = gap ? gap + model.config.chain_T + 1 : NULL;
+    double *gap_exact = gap ? gap + model.config.method.chain_T + 1 : NULL;
     if (status == CM_OK)
         status = cm_learned_network(&r, gap, gap_exact, &model, law, n, lipschitz_points, seed);
     if (status == CM_OK && csv) {

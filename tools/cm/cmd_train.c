@@ -34,7 +34,7 @@
 
 #define TRAIN_SAVE_EVERY_DEFAULT 1000
 #define TRAIN_KEEP_DEFAULT 3
-#define TRAIN_OPTIONS_MAX 48
+#define TRAIN_OPTIONS_MAX 128
 #define TRAIN_PATH_MAX 4096
 #define TRAIN_PLOT_POINTS_MAX 100000          /* loss.png: at most this many points */
 #define TRAIN_LOG_MAX_BYTES ((uint64_t)1 << 30) /* train.csv read back on resume */
@@ -44,18 +44,12 @@
 #define TRAIN_SIGNAL_EXIT_BASE 128            /* exit status 128 + signal, as a shell reports it */
 #define TRAIN_SMOOTHING 0.98                  /* EMA of the printed loss */
 
+/* The command line: the run's configuration (every setting of its field tables: config.h,
+ * network.h) and the settings of this program that are not part of the run. */
 typedef struct {
-    const char *data, *out, *method, *teacher, *loss, *weighting, *lr_schedule, *resume;
-    const char *teacher_model, *cd_solver;
-    size_t cd_levels;
-    double dsm_p_mean, dsm_p_std;
-    int target_ema_given; /* --target-ema given (else the method's default) */
-    int lr_given;         /* --lr given (else the method's default) */
-    int depth_given;      /* --depth given (else the method's default) */
-    size_t steps, batch, width, depth, embed, threads, T, warmup, save_every, keep;
-    uint64_t seed;
-    double lr, ema, c0, c1, clip, weight_decay, target_ema, sigma_max, sigma_min, embed_frequency;
-    double p_mean, p_std, final_lr;
+    cm_train_config config;
+    const char *data, *out, *resume, *teacher_model, *network;
+    size_t threads, save_every, keep;
     int quiet, overwrite;
 } train_options;
 
@@ -102,88 +96,36 @@ static const char *signal_name(int signal_number) {
 
 /* ---------------------------------------------------------------- options and config */
 
-/* The flag values that reproduce `c` (the defaults of a fresh run, or a stored run's). */
-static void options_from_config(train_options *o, const cm_train_config *c) {
-    o->method = cm_method_name(c->method);
-    o->teacher = cm_teacher_name(c->teacher);
-    o->loss = cm_loss_name(c->loss);
-    o->weighting = cm_weighting_name(c->weighting);
-    o->lr_schedule = cm_lr_schedule_name(c->lr_schedule);
-    o->steps = c->steps;
-    o->batch = c->batch;
-    o->seed = c->seed;
-    o->width = c->network.width;
-    o->depth = c->network.depth;
-    o->embed = c->network.embed;
-    o->embed_frequency = c->network.embed_max_frequency;
-    o->lr = c->adam.learning_rate;
-    o->warmup = c->adam.warmup_steps;
-    o->clip = c->adam.clip_norm;
-    o->weight_decay = c->adam.weight_decay;
-    o->final_lr = c->adam.final_fraction;
-    o->ema = c->ema_decay;
-    o->T = c->chain_T;
-    o->c0 = c->c0;
-    o->c1 = c->c1;
-    o->sigma_max = c->sigma_max;
-    o->sigma_min = c->sigma_min;
-    o->p_mean = c->ict_p_mean;
-    o->p_std = c->ict_p_std;
-    o->target_ema = c->ct_target_ema;
-    o->target_ema_given = 1;
-    o->lr_given = 1;
-    o->depth_given = 1;
-    o->dsm_p_mean = c->dsm_p_mean;
-    o->dsm_p_std = c->dsm_p_std;
-    o->cd_levels = c->cd_levels;
-    o->cd_solver = cm_solver_name(c->cd_solver);
-}
-
-static size_t option_table(cli_option *out, train_options *o) {
-    const cli_option table[] = {
-        {"data", OPT_STRING, &o->data, "data source: 8gaussians|moons|swissroll|checkerboard|rings, gauss:..., gmm:..., FILE.csv|npy [required unless --resume]", 0, 0, 0},
-        {"method", OPT_STRING, &o->method, "lhw | ct | ict | dsm (a denoiser) | cd (distillation) | cd2 (two-time distillation)", 0, 0, 0},
-        {"steps", OPT_SIZE, &o->steps, "optimiser steps", 1, 0, 0},
-        {"seed", OPT_U64, &o->seed, "seed of every random draw", 0, 0, 0},
+/* Every option: the program's own, then the run's settings from the field tables of config.h
+ * and of the network type (so a new setting appears here by being declared once). */
+static size_t option_table(cli_option *out, cli_field_target *targets, train_options *o) {
+    cm_train_config *c = &o->config;
+    size_t n = 0, count, method_count;
+    out[n++] = (cli_option){"data", OPT_STRING, &o->data, "data source: 8gaussians|moons|swissroll|checkerboard|rings, gauss:..., gmm:..., FILE.csv|npy [required unless --resume]", 0, 0, 0};
+    const cm_field *method = cm_method_config_fields(&method_count);
+    n += cli_field_options(out + n, targets + n, method, 1, &c->method); /* "method" comes first */
+    out[n++] = (cli_option){"network", OPT_STRING, &o->network, "network type (mlp)", 0, 0, 0};
+    const cm_field *run = cm_train_config_fields(&count);
+    n += cli_field_options(out + n, targets + n, run, count, c);
+    const cli_option program[] = {
         {"out", OPT_STRING, &o->out, "output directory (created) [required unless --resume]", 0, 0, 0},
         {"resume", OPT_STRING, &o->resume, "continue the run in DIR from DIR/checkpoint.safetensors, with its stored configuration", 0, 0, 0},
         {"save-every", OPT_SIZE, &o->save_every, "checkpoint every N steps (0: only at the end and on SIGINT/SIGTERM)", 0, 0, 0},
         {"keep", OPT_SIZE, &o->keep, "numbered checkpoints kept in DIR/checkpoints (the newest)", 1, 0, 0},
         {"overwrite", OPT_FLAG, &o->overwrite, "start a new run in a directory holding an unfinished one", 0, 0, 0},
-        {"width", OPT_SIZE, &o->width, "MLP width", 1, 0, 0},
-        {"depth", OPT_SIZE, &o->depth, "MLP hidden layers (default: 3; dsm 2)", 1, 0, 0},
-        {"embed", OPT_SIZE, &o->embed, "Fourier features of c_noise (even)", 2, 0, 0},
-        {"embed-frequency", OPT_DOUBLE, &o->embed_frequency, "largest Fourier frequency", 1, 0, 0},
-        {"batch", OPT_SIZE, &o->batch, "batch size", 1, 0, 0},
-        {"lr", OPT_DOUBLE, &o->lr, "Adam learning rate (default: 0.001; dsm 0.01)", 0, 0, 0},
-        {"lr-schedule", OPT_STRING, &o->lr_schedule, "constant | cosine (decay to final-lr x lr at the last step)", 0, 0, 0},
-        {"final-lr", OPT_DOUBLE, &o->final_lr, "cosine: final rate as a fraction of --lr", 0, 0, 0},
-        {"warmup", OPT_SIZE, &o->warmup, "linear warm-up steps", 0, 0, 0},
-        {"clip", OPT_DOUBLE, &o->clip, "gradient-norm clip (0: off)", 0, 0, 0},
-        {"weight-decay", OPT_DOUBLE, &o->weight_decay, "decoupled weight decay", 0, 0, 0},
-        {"ema", OPT_DOUBLE, &o->ema, "evaluation EMA decay (0: off)", 0, 0, 0},
-        {"threads", OPT_SIZE, &o->threads, "BLAS threads (resume: the run's, unless given)", 1, 0, 0},
-        {"T", OPT_SIZE, &o->T, "lhw: chain length T", 2, 0, 0},
-        {"c0", OPT_DOUBLE, &o->c0, "lhw: schedule constant c0", 0, 0, 0},
-        {"c1", OPT_DOUBLE, &o->c1, "lhw: schedule constant c1", 0, 0, 0},
-        {"teacher", OPT_STRING, &o->teacher, "lhw: online | sequential", 0, 0, 0},
-        {"loss", OPT_STRING, &o->loss, "l2 | pseudo-huber (default: l2 for ct, pseudo-huber otherwise)", 0, 0, 0},
-        {"weighting", OPT_STRING, &o->weighting, "none | inverse-gap: 1/(sigma_{i+1} - sigma_i) (default: none for ct, inverse-gap otherwise)", 0, 0, 0},
-        {"target-ema", OPT_DOUBLE, &o->target_ema, "ct, cd, cd2: target EMA decay in [0, 1) (0: no EMA target); ct negative: [CM]'s adaptive mu(k) (default: 0 for ct, 0.95 for cd, cd2)", -1, 0, 0},
+        {"threads", OPT_SIZE, &o->threads, "threads of the pool (resume: the run's, unless given); results do not depend on it", 1, 0, 0},
         {"teacher-model", OPT_STRING, &o->teacher_model, "cd, cd2: teacher = this dsm model (default: the exact law of a gauss:/gmm: source)", 0, 0, 0},
-        {"cd-levels", OPT_SIZE, &o->cd_levels, "cd, cd2: levels N of the fixed Karras grid", 2, 0, 0},
-        {"cd-solver", OPT_STRING, &o->cd_solver, "cd, cd2: teacher ODE step, euler | heun", 0, 0, 0},
-        {"dsm-p-mean", OPT_DOUBLE, &o->dsm_p_mean, "dsm: mean of log sigma (EDM)", -1e3, 0, 0},
-        {"dsm-p-std", OPT_DOUBLE, &o->dsm_p_std, "dsm: std of log sigma (EDM)", 0, 0, 0},
-        {"sigma-max", OPT_DOUBLE, &o->sigma_max, "ct/ict: largest noise level", 0, 0, 0},
-        {"sigma-min", OPT_DOUBLE, &o->sigma_min, "ct/ict: smallest noise level (f is the identity there)", 0, 0, 0},
-        {"p-mean", OPT_DOUBLE, &o->p_mean, "ict: mean of log sigma of the level distribution", -1e3, 0, 0},
-        {"p-std", OPT_DOUBLE, &o->p_std, "ict: std of log sigma of the level distribution", 0, 0, 0},
         {"quiet", OPT_FLAG, &o->quiet, "no progress output", 0, 0, 0},
     };
-    size_t count = sizeof table / sizeof table[0];
-    memcpy(out, table, sizeof table);
-    return count;
+    memcpy(out + n, program, sizeof program);
+    n += sizeof program / sizeof program[0];
+    const cm_network_type *type = c->network.type;
+    n += cli_field_options(out + n, targets + n, type->options, type->option_count,
+                           cm_network_options(&c->network));
+    const cm_field *optimizer = cm_optimizer_config_fields(&count);
+    n += cli_field_options(out + n, targets + n, optimizer, count, &c->optimizer);
+    n += cli_field_options(out + n, targets + n, method + 1, method_count - 1, &c->method);
+    return n;
 }
 
 static const char *const train_summary =
@@ -191,48 +133,32 @@ static const char *const train_summary =
     "DIR/config.json, DIR/loss.png and checkpoints (DIR/checkpoints/, DIR/checkpoint.safetensors).\n"
     "Methods: lhw ([LHW] iterative consistency learning), ct ([CM] consistency training),\n"
     "ict ([iCT]); dsm trains a denoiser (EDM), cd distils one into a consistency model\n"
-    "([CM]), cd2 into a two-time model g(x, t, s) ([JHMZ] sampling). `cm train --resume DIR` continues a stopped run exactly (docs/checkpoints.md);\n"
-    "flags that change the run must match the stored ones.";
+    "([CM]), cd2 into a two-time model g(x, t, s) ([JHMZ] sampling).\n"
+    "`cm train --resume DIR` continues a stopped run exactly (docs/checkpoints.md); flags that\n"
+    "change the run must match the stored ones. Defaults below are those of the --method (and\n"
+    "--network) given, ict's otherwise: `cm train --method dsm --help` shows dsm's.";
 
-/* The config the options ask for, starting from `base` (a fresh run: the method's defaults). */
-static cm_status build_config(cm_train_config *out, const train_options *o, size_t dim,
-                              const cm_train_config *base) {
-    cm_method method;
-    CM_TRY(cm_method_parse(&method, o->method));
-    cm_train_config c = base ? *base : cm_train_config_default(method, dim);
-    c.method = method;
-    c.steps = o->steps;
-    c.batch = o->batch;
-    c.seed = o->seed;
-    c.network.width = o->width;
-    if (o->depth_given) c.network.depth = o->depth;
-    c.network.embed = o->embed;
-    c.network.embed_max_frequency = o->embed_frequency;
-    if (o->lr_given) c.adam.learning_rate = o->lr;
-    c.adam.warmup_steps = o->warmup;
-    c.adam.clip_norm = o->clip;
-    c.adam.weight_decay = o->weight_decay;
-    c.adam.final_fraction = o->final_lr;
-    CM_TRY(cm_lr_schedule_parse(&c.lr_schedule, o->lr_schedule));
-    c.ema_decay = o->ema;
-    c.chain_T = o->T;
-    c.c0 = o->c0;
-    c.c1 = o->c1;
-    c.sigma_max = o->sigma_max;
-    c.sigma_min = o->sigma_min;
-    c.ict_p_mean = o->p_mean;
-    c.ict_p_std = o->p_std;
-    if (o->target_ema_given) c.ct_target_ema = o->target_ema;
-    c.dsm_p_mean = o->dsm_p_mean;
-    c.dsm_p_std = o->dsm_p_std;
-    c.cd_levels = o->cd_levels;
-    CM_TRY(cm_solver_parse(&c.cd_solver, o->cd_solver));
-    CM_TRY(cm_teacher_parse(&c.teacher, o->teacher));
-    if (o->loss) CM_TRY(cm_loss_parse(&c.loss, o->loss));
-    if (o->weighting) CM_TRY(cm_weighting_parse(&c.weighting, o->weighting));
-    CM_TRY(cm_train_config_check(&c));
-    *out = c;
-    return CM_OK;
+/* The method and network type named on the command line (or the defaults), before the rest is
+ * parsed: the other settings' defaults depend on them. */
+static int scan_method_and_network(cm_method *method, const cm_network_type **type, int argc,
+                                   char **argv) {
+    const char *method_text = cli_find_value(argc, argv, 2, "method");
+    const char *type_text = cli_find_value(argc, argv, 2, "network");
+    *method = CM_METHOD_ICT;
+    *type = cm_network_type_default();
+    if (method_text && cm_method_parse(method, method_text) != CM_OK)
+        return cli_usage_error("train", "--method: %s", cm_error_detail());
+    if (type_text && cm_network_type_parse(type, type_text) != CM_OK)
+        return cli_usage_error("train", "--network: %s", cm_error_detail());
+    return CLI_OK;
+}
+
+/* Parse the command line into o, its config starting from o->config. */
+static int parse_options(train_options *o, int argc, char **argv) {
+    cli_option options[TRAIN_OPTIONS_MAX];
+    cli_field_target targets[TRAIN_OPTIONS_MAX];
+    size_t count = option_table(options, targets, o);
+    return cli_parse(argc, argv, 2, options, count, "train", train_summary);
 }
 
 /* ---------------------------------------------------------------- files of the run directory */
@@ -322,7 +248,7 @@ static void session_free(train_session *s) {
 /* cd, cd2: give the trainer its teacher (fresh: a dsm model's transform is adopted; resumed: the
  * checkpoint's transform, which is that one, stays). */
 static cm_status attach_teacher(train_session *s, int fresh) {
-    if (!cm_method_is_distillation(s->config->method)) {
+    if (!cm_method_is_distillation(s->config->method.kind)) {
         if (s->o->teacher_model)
             return cm_error_set(CM_ERR_INVALID, "--teacher-model applies to --method cd and cd2");
         return CM_OK;
@@ -338,7 +264,7 @@ static cm_status attach_teacher(train_session *s, int fresh) {
     if (cm_law_from_data(&s->law, s->data) != CM_OK)
         return cm_error_set(CM_ERR_INVALID, "%s on %s needs --teacher-model (a dsm model): only "
                             "gauss: and gmm: sources have an exact teacher",
-                            cm_method_name(s->config->method), cm_data_describe(s->data));
+                            cm_method_name(s->config->method.kind), cm_data_describe(s->data));
     const cm_transform *t = &cm_trainer_model(s->trainer)->transform;
     CM_TRY(cm_law_standardise(&s->law_standardised, s->law, t->shift, t->scale));
     CM_TRY(cm_denoiser_from_law(&s->teacher, s->law_standardised));
@@ -544,10 +470,11 @@ static int fresh_run(const train_options *o) {
     cm_data *data = NULL;
     cm_status status = cm_data_open(&data, o->data);
     if (status != CM_OK) return cli_fail(command, status);
-    cm_train_config config;
+    cm_train_config config = o->config;
     train_session s = {0};
     int result = CLI_OK;
-    status = build_config(&config, o, cm_data_dim(data), NULL);
+    config.network.dim = cm_data_dim(data);
+    status = cm_train_config_check(&config);
     if (status == CM_OK) status = cli_make_directory(o->out);
     if (status == CM_OK) status = lock_directory(o->out);
     if (status != CM_OK) result = cli_fail(command, status);
@@ -564,10 +491,11 @@ static int fresh_run(const train_options *o) {
         if (status != CM_OK) result = cli_fail(command, status);
     }
     if (result == CLI_OK && !o->quiet)
-        fprintf(stderr, "cm train: %s on %s (D = %zu), %zu steps, batch %zu, width %zu, depth %zu, "
-                        "%zu thread(s)\n",
-                cm_method_name(config.method), cm_data_describe(data), config.network.dim,
-                config.steps, config.batch, config.network.width, config.network.depth, o->threads);
+        fprintf(stderr, "cm train: %s on %s (D = %zu), %zu steps, batch %zu in %zu blocks, %s "
+                        "network of %zu parameters, %zu thread(s)\n",
+                cm_method_name(config.method.kind), cm_data_describe(data), config.network.dim,
+                config.steps, config.batch, config.blocks, config.network.type->name,
+                cm_model_param_count(cm_trainer_model(s.trainer)), o->threads);
     if (result == CLI_OK) result = run_loop(&s);
     session_free(&s);
     cm_data_free(data);
@@ -593,7 +521,7 @@ static int same_directory(const char *a, const char *b) {
 /* Options for the resumed run: the stored run's values, then the command line again on top. */
 static int resume_options(train_options *o, const cm_checkpoint *ck, int argc, char **argv) {
     const train_options fresh = *o;
-    options_from_config(o, cm_checkpoint_config(ck));
+    o->config = *cm_checkpoint_config(ck);
     o->data = cm_checkpoint_data_source(ck);
     o->threads = 1;
     stored_setting(&o->threads, ck, "cm.cli.threads", 1);
@@ -605,10 +533,12 @@ static int resume_options(train_options *o, const cm_checkpoint *ck, int argc, c
     snprintf(teacher_path, sizeof teacher_path, "%s", teacher ? teacher : "");
     o->teacher_model = teacher_path[0] ? teacher_path : NULL;
     o->out = NULL;
-    cli_option options[TRAIN_OPTIONS_MAX];
-    size_t count = option_table(options, o);
-    int parsed = cli_parse(argc, argv, 2, options, count, "train", train_summary);
+    o->network = NULL;
+    int parsed = parse_options(o, argc, argv);
     if (parsed != CLI_OK) return parsed;
+    if (o->network && strcmp(o->network, o->config.network.type->name) != 0)
+        return cli_usage_error("train", "--resume %s: --network is %s, the stored run has %s",
+                               fresh.resume, o->network, o->config.network.type->name);
     if (o->overwrite)
         return cli_usage_error("train", "--overwrite and --resume contradict each other");
     if (o->out && !same_directory(o->out, fresh.resume))
@@ -640,7 +570,8 @@ static int resume_run(train_options *o, int argc, char **argv) {
     cm_data *data = NULL;
     train_session s = {0};
     if (result == CLI_OK) {
-        status = build_config(&config, o, stored->network.dim, stored);
+        config = o->config;
+        status = cm_train_config_check(&config);
         if (status == CM_OK && cm_train_config_diff(&config, stored) != CM_OK)
             result = cli_usage_error(command, "--resume %s: %s (a resumed run keeps its "
                                      "configuration; start a new run to change it)", dir,
@@ -668,7 +599,7 @@ static int resume_run(train_options *o, int argc, char **argv) {
         snprintf(s.saved_path, sizeof s.saved_path, "%s", path);
         if (!o->quiet)
             fprintf(stderr, "cm train: resuming %s at step %zu of %zu (%s on %s, %zu thread(s))\n",
-                    dir, s.saved_step, config.steps, cm_method_name(config.method),
+                    dir, s.saved_step, config.steps, cm_method_name(config.method.kind),
                     cm_data_describe(data), o->threads);
     }
     cm_checkpoint_free(ck);
@@ -679,17 +610,15 @@ static int resume_run(train_options *o, int argc, char **argv) {
 }
 
 int cmd_train(int argc, char **argv) {
-    cm_train_config defaults = cm_train_config_default(CM_METHOD_ICT, 2);
+    cm_method method;
+    const cm_network_type *type;
+    int scanned = scan_method_and_network(&method, &type, argc, argv);
+    if (scanned != CLI_OK) return scanned;
     train_options o = {.threads = 1, .save_every = TRAIN_SAVE_EVERY_DEFAULT,
                        .keep = TRAIN_KEEP_DEFAULT};
-    options_from_config(&o, &defaults);
-    o.loss = o.weighting = NULL; /* the method's defaults */
-    cli_option options[TRAIN_OPTIONS_MAX];
-    size_t count = option_table(options, &o);
-    int parsed = cli_parse(argc, argv, 2, options, count, "train", train_summary);
+    /* the dimension comes from the data (fresh runs) or the checkpoint (resumed ones) */
+    o.config = cm_train_config_default_network(method, type, 1);
+    int parsed = parse_options(&o, argc, argv);
     if (parsed != CLI_OK) return parsed;
-    o.target_ema_given = cli_option_seen(options, count, "target-ema");
-    o.lr_given = cli_option_seen(options, count, "lr");
-    o.depth_given = cli_option_seen(options, count, "depth");
     return o.resume ? resume_run(&o, argc, argv) : fresh_run(&o);
 }
