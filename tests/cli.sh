@@ -155,7 +155,7 @@ cp "$work/moons.npy" "$target"; damaged wrong-format "checkpoint.safetensors: he
 cp "$work/ck/model.safetensors" "$target"; damaged model-not-checkpoint "not a checkpoint"
 sed 's/"cm.checkpoint.step":"20"/"cm.checkpoint.step":"99"/' "$work/ck/checkpoints/step-00000020.safetensors" > "$target"
 damaged step-out-of-range "cm.checkpoint.step = '99' is not an integer in \\[0, 20\\]"
-sed 's/"cm.checkpoint.version":"1"/"cm.checkpoint.version":"7"/' "$work/ck/checkpoints/step-00000020.safetensors" > "$target"
+sed 's/"cm.checkpoint.version":"2"/"cm.checkpoint.version":"7"/' "$work/ck/checkpoints/step-00000020.safetensors" > "$target"
 damaged future-version "checkpoint version '7'"
 ln -sf checkpoints/step-99999999.safetensors "$work/ck-bad/checkpoint.safetensors"; damaged dangling-link "cannot open"
 one_line_error "$CM" train --resume "$work/ck-bad"

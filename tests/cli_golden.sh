@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # tests/cli_golden.sh: golden fixtures (tests/golden/, made by tests/golden/make-fixtures.sh with
-# an earlier build) that must keep their bits through every refactoring: each method's model
+# an earlier build) that must keep their bits through every refactoring: the format-1 models of
+# cm 0.1 (tests/golden/format1/) load and sample to their recorded hashes; each method's model
 # loads and samples to the recorded SHA-256 for two seeds (and two steps for ict), the same
 # training command reproduces each model's weights (its samples have the recorded bits; the file's
 # metadata may change with the format), and the stored half-way checkpoint resumes to the
@@ -24,6 +25,11 @@ for method in lhw ct ict dsm cd cd2; do
   expect 0 "" -- "$CM" train --data $data --method $method $common $extra --out "$work/train-$method"
   expect 0 "" -- "$CM" sample --model "$work/train-$method/model.safetensors" --n 300 --seed 1 $steps --out "$work/t-$method.npy" --quiet
   check "golden: $method training reproduces the fixture's weights (its seed-1 samples' bits)" "[ '$(hash_of "$work/t-$method.npy" 2>/dev/null)' = '$(recorded sample $method 1)' ]"
+done
+for method in lhw ct ict dsm cd cd2; do
+  steps=""; [ "$method" = dsm ] && steps="--steps 6"
+  expect 0 "" -- "$CM" sample --model "$golden/format1/model-$method.safetensors" --n 300 --seed 1 $steps --out "$work/f1-$method.npy" --quiet
+  check "golden: the format-1 $method model (cm 0.1) samples to the recorded bits" "[ '$(hash_of "$work/f1-$method.npy" 2>/dev/null)' = '$(recorded format1 $method 1)' ]"
 done
 expect 0 "" -- "$CM" sample --model "$golden/model-ict.safetensors" --n 300 --seed 3 --sigmas 5,0.5 --out "$work/two.npy" --quiet
 check "golden: ict two-step samples have the recorded bits" "[ '$(hash_of "$work/two.npy")' = '$(recorded sample2 ict 3)' ]"

@@ -19,7 +19,7 @@
 #include "cm/data.h"
 #include "cm/train.h"
 
-#define CM_CHECKPOINT_VERSION 1
+#define CM_CHECKPOINT_VERSION 2
 /* Name of the checkpoint of a run directory, and of the directory of its numbered checkpoints. */
 #define CM_CHECKPOINT_RUN_FILE "checkpoint.safetensors"
 #define CM_CHECKPOINT_RUN_DIR "checkpoints"

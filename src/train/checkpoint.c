@@ -364,7 +364,7 @@ static cm_status read_header(cm_checkpoint *ck, cm_train_config *config, const c
     if (!version)
         return cm_error_set(CM_ERR_FORMAT, "%s: not a checkpoint (no %s; a model file?)", path,
                             CK_VERSION_KEY);
-    if (0)
+    if (strcmp(version, "1") == 0)
         return cm_error_set(CM_ERR_UNSUPPORTED, "%s: a version-1 checkpoint (cm 0.1) cannot be "
                             "resumed exactly by this build, whose batches draw their noise levels "
                             "row by row; its model still samples (cm sample --model)", path);

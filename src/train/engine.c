@@ -216,6 +216,11 @@ static void draw_rows(const step_job *job, size_t first, size_t end) {
     cm_transform_apply(&tr->model.transform, tr->x0_double + first * D, end - first);
     for (size_t k = first * D; k < end * D; k++) tr->x0[k] = (float)tr->x0_double[k];
     cm_rng_normal_fill_f32_part(&job->noise_rng, tr->z, first * D, end * D);
+    for (size_t b = first; b < end; b++) {
+        cm_rng level;
+        cm_rng_fork(&level, &job->level_rng, b);
+        tr->method->build_row(tr, b, &job->curriculum, &level);
+    }
 }
 
 /* Row block s through the networks: the target, the student, the loss rows and (when asked) the
@@ -257,15 +262,8 @@ static void step_task(void *context, size_t t) {
 
 static void run_job(step_job *job, int draw, int network) {
     job->draw = draw;
-    job->network = 0;
-    if (draw) {
-        cm_parallel_for(step_task, job, job->tr->block_end - job->tr->block_first);
-        cm_rng level = job->level_rng;
-        for (size_t b = 0; b < job->tr->config.batch; b++) job->tr->method->build_row(job->tr, b, &job->curriculum, &level);
-    }
-    job->draw = 0;
     job->network = network;
-    if (network) cm_parallel_for(step_task, job, job->tr->block_end - job->tr->block_first);
+    cm_parallel_for(step_task, job, job->tr->block_end - job->tr->block_first);
 }
 
 /* The weights the target network uses at this step (NULL: the target is the data). */

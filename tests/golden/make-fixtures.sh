@@ -2,7 +2,9 @@
 # tests/golden/make-fixtures.sh CM: regenerate the golden fixtures of tests/cli_golden.sh with the
 # cm binary CM (default build/cm): one small trained model per method, a run stopped half-way
 # (its checkpoint, to resume), the seeded samples' SHA-256 and the resumed model's SHA-256.
-# Run it only when bits change on purpose, in a commit of its own that says why.
+# Run it only when bits change on purpose, in a commit of its own that says why. The models of
+# format1/ were written by cm 0.1 (model format 1) and are kept as they are: only the recorded
+# hashes of their samples are recomputed here.
 set -euo pipefail
 cd "$(dirname "$0")"
 cm=${1:-../../build/cm}
@@ -24,6 +26,12 @@ for method in lhw ct ict dsm cd cd2; do
     fi
     echo "sample $method $seed $(sha256sum < "$work/s.npy" | cut -d' ' -f1)" >> hashes.txt
   done
+done
+# The format-1 models of cm 0.1: they must keep loading and sampling.
+for method in lhw ct ict dsm cd cd2; do
+  steps=(); [ "$method" = dsm ] && steps=(--steps 6)
+  "$cm" sample --model "format1/model-$method.safetensors" --n 300 --seed 1 "${steps[@]}" --out "$work/s.npy" --quiet
+  echo "format1 $method 1 $(sha256sum < "$work/s.npy" | cut -d' ' -f1)" >> hashes.txt
 done
 # Two-step sampling of the ict model.
 "$cm" sample --model model-ict.safetensors --n 300 --seed 3 --sigmas 5,0.5 --out "$work/s.npy" --quiet

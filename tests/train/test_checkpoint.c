@@ -377,7 +377,7 @@ static void test_damaged_checkpoints_refused(void) {
     cm_trainer_free(trainer);
     const damage cases[] = {
         {"checkpoint version 3", "cm.checkpoint.version", "3", NULL, 0, 0, 0, 0},
-        {"checkpoint version 2", "cm.checkpoint.version", "2", NULL, 0, 0, 0, 0},
+        {"checkpoint version 1", "cm.checkpoint.version", "1", NULL, 0, 0, 0, 0},
         {"no checkpoint version", "cm.checkpoint.version", NULL, NULL, 0, 0, 0, 0},
         {"step past the end", "cm.checkpoint.step", "41", NULL, 0, 0, 0, 0},
         {"step not a number", "cm.checkpoint.step", "9x", NULL, 0, 0, 0, 0},

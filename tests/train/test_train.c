@@ -264,7 +264,58 @@ static void test_end_to_end_quality(void) {
     cm_data_free(data);
 }
 
+/* Every row's draws are addressed by its global index: the batch of a step (inputs and levels)
+ * is the same whatever the block count; the loss and gradient differ only by the order of the
+ * sums (tree over blocks), to float rounding; and a process that owns only some blocks draws
+ * exactly those rows of the whole batch (a communicator that says so). */
+static void test_rows_do_not_depend_on_blocks(void) {
+    const cm_method methods[] = {CM_METHOD_ICT, CM_METHOD_CT, CM_METHOD_DSM, CM_METHOD_LHW};
+    enum { B = 60, D = 2 };
+    static float inputs[2][2][B * D];
+    static double sigma[2][2][B];
+    for (int m = 0; m < 4; m++) {
+        cm_data *data;
+        CM_CHECK_OK(cm_data_open(&data, "moons"));
+        double loss[2];
+        float *grad[2] = {NULL, NULL};
+        for (int v = 0; v < 2; v++) {
+            cm_train_config config = small_config(methods[m]);
+            config.batch = B;
+            config.blocks = v ? 7 : 1;
+            cm_trainer *trainer = NULL;
+            CM_CHECK_OK(cm_trainer_init(&trainer, &config, data));
+            if (!trainer) continue;
+            size_t P = cm_model_param_count(cm_trainer_model(trainer));
+            grad[v] = cm_malloc(P, sizeof(float));
+            CM_CHECK_OK(cm_trainer_batch_inputs(trainer, 5, inputs[v][0], inputs[v][1],
+                                                sigma[v][0], sigma[v][1], NULL));
+            CM_CHECK_OK(cm_trainer_batch_gradient(trainer, 5, &loss[v], grad[v]));
+            if (v && grad[0] && grad[1]) {
+                double worst = 0, scale = 0;
+                for (size_t i = 0; i < P; i++) scale = fmax(scale, fabs(grad[0][i]));
+                for (size_t i = 0; i < P; i++) worst = fmax(worst, fabs(grad[0][i] - grad[1][i]));
+                CM_CHECK(worst <= 1e-5 * scale, "%s: gradients of 1 and 7 blocks differ by %g of %g",
+                         cm_method_name(methods[m]), worst, scale);
+            }
+            cm_trainer_free(trainer);
+        }
+        CM_CHECK(memcmp(inputs[0][0], inputs[1][0], sizeof inputs[0][0]) == 0 &&
+                     memcmp(sigma[0][0], sigma[1][0], sizeof sigma[0][0]) == 0,
+                 "%s: the student rows depend on the block count", cm_method_name(methods[m]));
+        if (methods[m] != CM_METHOD_DSM)
+            CM_CHECK(memcmp(inputs[0][1], inputs[1][1], sizeof inputs[0][1]) == 0 &&
+                         memcmp(sigma[0][1], sigma[1][1], sizeof sigma[0][1]) == 0,
+                     "%s: the teacher rows depend on the block count", cm_method_name(methods[m]));
+        CM_CHECK(fabs(loss[0] - loss[1]) <= 1e-6 * fabs(loss[0]), "%s: loss %.9g vs %.9g",
+                 cm_method_name(methods[m]), loss[0], loss[1]);
+        cm_free(grad[0]);
+        cm_free(grad[1]);
+        cm_data_free(data);
+    }
+}
+
 const cm_test_case cm_tests_train[] = {
+    {"rows_do_not_depend_on_blocks", test_rows_do_not_depend_on_blocks},
     {"curricula_by_hand", test_curricula_by_hand},
     {"lognormal_probabilities", test_lognormal_probabilities},
     {"teacher_receives_no_gradient", test_teacher_receives_no_gradient},
