@@ -16,14 +16,15 @@ OPT     ?= -O2
 PREFIX  ?= /usr/local
 VERSION := $(shell sed -n 's/^#define CM_VERSION "\(.*\)"/\1/p' include/cm/version.h)
 SOVERSION := 0
-# The library's dependencies (oneDNN has no .pc file: -ldnnl); PLplot is the CLI's only
+# The library's dependencies (oneDNN has no .pc file: -ldnnl; -lgomp, its OpenMP runtime, because
+# src/nn/gemm.c sets the calling thread's OpenMP thread count); PLplot is the CLI's only
 # (tools/cm/plot.c).
 LIB_PKGS  := openblas libcjson libpng zlib lapacke
 TOOL_PKGS := plplot
 CFLAGS  ?= $(OPT) -g
 CFLAGS  += -std=c11 -Wall -Wextra -Wshadow -Wno-unused-parameter -D_POSIX_C_SOURCE=200809L \
            -fPIC -Iinclude $(shell pkg-config --cflags $(LIB_PKGS) $(TOOL_PKGS))
-LIB_LIBS  := $(shell pkg-config --libs $(LIB_PKGS)) -ldnnl -lm -lpthread
+LIB_LIBS  := $(shell pkg-config --libs $(LIB_PKGS)) -ldnnl -lgomp -lm -lpthread
 LDLIBS    += $(shell pkg-config --libs $(TOOL_PKGS)) $(LIB_LIBS)
 
 # src/<subsystem>/*.c is the library (docs/architecture.md); tests mirror it in tests/<subsystem>/.
@@ -134,9 +135,9 @@ clean:
 # bench_nn (training steps and one-step sampling against the sgemm rate measured in the same run,
 # 1 and 2 threads), bench_ot (exact W1 on one core; n = 5000 again with 2 BLAS threads), then
 # bench_nn again with OPENBLAS_CORETYPE unset for that command alone (the machine may pin
-# OpenBLAS to an older kernel).
+# OpenBLAS to an older kernel), then bench_gemm (OpenBLAS against oneDNN, oneDNN's convolutions).
 # BENCH_RUNS repetitions per figure (default 5).
-.PHONY: bench bench-ot bench-nn
+.PHONY: bench bench-ot bench-nn bench-gemm
 BENCH_RUNS ?= 5
 BENCH_WRAP := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc
 $(BUILD)/bench_ot: bench/ot.c bench/bench.h $(BUILD)/libcm.a
@@ -145,14 +146,23 @@ $(BUILD)/bench_ot: bench/ot.c bench/bench.h $(BUILD)/libcm.a
 $(BUILD)/bench_nn: bench/nn.c bench/bench.h bench/reference.h $(BUILD)/libcm.a
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libcm.a $(LDLIBS) $(BENCH_WRAP)
 
+# bench_gemm: OpenBLAS against oneDNN (cm_gemm_f32, a private header of src/nn: -Isrc) at the
+# network's shapes, the fused matmul primitive, and oneDNN's convolutions (bench/gemm.c).
+$(BUILD)/bench_gemm: bench/gemm.c bench/bench.h src/nn/gemm.h $(BUILD)/libcm.a
+	$(CC) $(CFLAGS) -Isrc -o $@ $< $(BUILD)/libcm.a $(LDLIBS)
+
+bench-gemm: $(BUILD)/bench_gemm
+	$(BUILD)/bench_gemm $(BENCH_RUNS)
+
 bench-ot: $(BUILD)/bench_ot
 	OPENBLAS_NUM_THREADS=1 $(BUILD)/bench_ot $(BENCH_RUNS)
 
 bench-nn: $(BUILD)/bench_nn
 	$(BUILD)/bench_nn $(BENCH_RUNS)
 
-bench: $(BUILD)/bench_nn $(BUILD)/bench_ot
+bench: $(BUILD)/bench_nn $(BUILD)/bench_ot $(BUILD)/bench_gemm
 	$(BUILD)/bench_nn $(BENCH_RUNS)
 	OPENBLAS_NUM_THREADS=1 $(BUILD)/bench_ot $(BENCH_RUNS)
 	OPENBLAS_NUM_THREADS=2 $(BUILD)/bench_ot $(BENCH_RUNS) 5000
 	env -u OPENBLAS_CORETYPE $(BUILD)/bench_nn $(BENCH_RUNS)
+	$(BUILD)/bench_gemm $(BENCH_RUNS)
