@@ -96,8 +96,8 @@ static void print_row(const cm_evaluation_report *e, const char *label, const cm
     format_range(matched, sizeof matched, v->matched, v->matched_low, v->matched_high);
     if (nonnegative && isfinite(v->ratio)) snprintf(ratio, sizeof ratio, "%.3g", v->ratio);
     printf("%-30s %12.6g", label, v->value);
-    if (e->reference_is_file) printf("   %-28s", matched);
-    printf("   %-28s %7s", floor, ratio);
+    if (e->reference_is_file) printf("   %-34s", matched);
+    printf("   %-34s %7s", floor, ratio);
     if (e->bootstrap) printf("   [%.6g, %.6g]", v->ci_low, v->ci_high);
     printf("\n");
 }
@@ -117,8 +117,8 @@ static void print_header(const cm_evaluation_report *e, const char *samples_path
              e->reference_is_file ? "splits" : "pairs");
     snprintf(matched_title, sizeof matched_title, "samples(%zu) to B", e->floor_points_a);
     printf("%-30s %12s", "metric", e->reference_is_file ? "value (all)" : "value");
-    if (e->reference_is_file) printf("   %-28s", matched_title);
-    printf("   %-28s %7s%s\n", floor_title, "ratio",
+    if (e->reference_is_file) printf("   %-34s", matched_title);
+    printf("   %-34s %7s%s\n", floor_title, "ratio",
            e->bootstrap ? "   95% bootstrap interval of value" : "");
 }
 
@@ -165,7 +165,7 @@ static void print_table(const cm_evaluation_report *e, const char *samples_path,
                                .ci_low = NAN, .ci_high = NAN};
         print_row(e, "W2 Gaussian fit (closed form)", &fit, 1);
         if (e->dim == 1)
-            printf("%-30s %12.6g   %-28.4g\n", "W1 Gaussian fit (closed form)", e->gaussian_fit_w1,
+            printf("%-30s %12.6g   %-34.4g\n", "W1 Gaussian fit (closed form)", e->gaussian_fit_w1,
                    e->gaussian_fit_w1_floor);
     }
     for (int k = 0; k < CM_METRIC_COUNT; k++) {
