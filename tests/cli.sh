@@ -110,7 +110,7 @@ expect 1 "nan.csv" -- "$CM" eval --samples "$work/nan.csv" --ref moons
 expect 1 "missing.npy" -- "$CM" eval --samples "$work/missing.npy" --ref moons
 expect 2 "--ref is required" -- "$CM" eval --samples "$work/moons.npy"
 expect 0 "\"sw1\": " -- "$CM" eval --samples "$work/moons.npy" --ref moons --json
-expect 0 "used of" -- "$CM" eval --samples "$work/moons.npy" --ref "$work/small.csv"
+expect 0 "small.csv: all 4 rows of the file" -- "$CM" eval --samples "$work/moons.npy" --ref "$work/small.csv"
 "$CM" data --data gauss:d=1 --n 200 --out "$work/g1.npy"
 expect 0 "W1 \\(exact, 1-D\\)" -- "$CM" eval --samples "$work/g1.npy" --ref gauss:d=1
 one_line_error "$CM" eval --samples "$work/gmm.npy" --ref moons
@@ -214,7 +214,7 @@ expect 0 "95% bootstrap interval" -- "$CM" eval --samples "$work/ot-a.npy" --ref
 expect 0 "W2 Gaussian fit \(closed form\)" -- "$CM" eval --samples "$work/ot-g3.npy" --ref gauss:d=3,mean=0.5
 expect 0 "\"gauss_fit_w2\": [0-9.e+-]+, \"gauss_fit_w2_floor\": " -- "$CM" eval --samples "$work/ot-g3.npy" --ref gauss:d=3,mean=0.5 --json
 expect 0 "\"n\": 100, " -- "$CM" eval --samples "$work/ot-a.npy" --ref moons --n 100 --json
-expect 0 "w1: 400 points is above the exact-OT limit: mean of 3 exact solves on random subsamples of 150" -- "$CM" eval --samples "$work/ot-a.npy" --ref moons --ot-max 150 --ot-repeats 3
+expect 0 "w1: 400 x 400 points is above the exact-OT limit: the value is the mean of 3 exact solves on random subsamples of at most 150 points" -- "$CM" eval --samples "$work/ot-a.npy" --ref moons --ot-max 150 --ot-repeats 3
 expect 0 "\"w1_subsample\": 150, \"w1_repeats\": 2" -- "$CM" eval --samples "$work/ot-a.npy" --ref moons --ot-max 150 --ot-repeats 2 --json
 a1=$("$CM" eval --samples "$work/ot-a.npy" --ref "$work/ot-b.npy" --metric w1,w2,mmd --seed 4 --json)
 a2=$("$CM" eval --samples "$work/ot-a.npy" --ref "$work/ot-b.npy" --metric w1,w2,mmd --seed 4 --json)

@@ -11,6 +11,11 @@
  *        isotropic Gaussians N(m_j, S^2 I); means m_j = R u_j with u_j uniform on the unit sphere
  *        (seeded by N, independent of the sampling seed); in d = 1, m_j = R (j - (K-1)/2).
  *   path/to/file.csv | path/to/file.npy                       rows are points
+ *   path/to/file.csv:columns=LIST                             only the listed columns
+ *        (cm_data_parse_columns: names of the CSV header, 0-based indices, ranges A-B)
+ * A file whose first column is a row index (consecutive integers without a header; increasing
+ * integers under an empty, "id", "index" or "Unnamed: 0" name, as pandas' to_csv writes) is
+ * refused with a hint unless its columns are selected.
  * Laws are sampled exactly and freshly on every draw (an infinite data set); files are sampled
  * by drawing rows uniformly with replacement. The generators are documented in docs/data.md.
  */
@@ -51,12 +56,33 @@ typedef struct cm_data cm_data; /* opaque */
 
 /* Open a source (see the grammar above). *out is owned by the caller: cm_data_free. */
 cm_status cm_data_open(cm_data **out, const char *source);
+
+/* Options of cm_data_open_with (a zero-initialised struct means none). */
+typedef struct {
+    const char *columns; /* file sources: the column list of ":columns=" (NULL: all columns);
+                          * giving both is an error. The source's description then ends in
+                          * ":columns=LIST", so a model or checkpoint reopens the same columns. */
+} cm_data_options;
+
+cm_status cm_data_open_with(cm_data **out, const char *source, const cm_data_options *options);
+
+/* Resolve a column list against a file of `cols` columns with header `names` (NULL: no header):
+ * comma-separated items, each the exact name of a column (names are matched first, so a header
+ * "0,1" written by pandas selects by name), else a 0-based index, else an inclusive index range
+ * A-B; no column twice, at least one. out (capacity cols) receives the 0-based indices in list
+ * order, *out_count their number. CM_ERR_INVALID with a detail naming the item otherwise. */
+cm_status cm_data_parse_columns(size_t *out, size_t *out_count, const char *list,
+                                const char *const *names, size_t cols);
 void cm_data_free(cm_data *data);
 
 cm_data_kind cm_data_kind_of(const cm_data *data);
 size_t cm_data_dim(const cm_data *data);
 /* Canonical description, e.g. "gmm:d=16,k=8,sep=4,std=0.3,seed=1". Owned by `data`. */
 const char *cm_data_describe(const cm_data *data);
+/* A file source made from values in memory (rows x dim, copied; finite), described as
+ * `description` (e.g. a path). For tests and callers that already hold the points. */
+cm_status cm_data_from_values(cm_data **out, const double *values, size_t rows, size_t dim,
+                              const char *description);
 /* Number of stored rows of a file source; 0 for laws (unbounded). */
 size_t cm_data_rows(const cm_data *data);
 /* The stored rows of a file source (rows x dim), or NULL for laws. Owned by `data`. */

@@ -36,12 +36,22 @@ cm_status cm_npy_write_f32(const char *path, const double *data, size_t rows, si
 cm_status cm_csv_parse(double **out, size_t *out_rows, size_t *out_cols, const char *text,
                        size_t size, const char *name);
 cm_status cm_csv_read(double **out, size_t *out_rows, size_t *out_cols, const char *path);
+/* The same, and when out_names is not NULL: *out_names = the cols names of the header line
+ * (one pair of surrounding double quotes removed; "" for an empty field), or NULL when the file
+ * has no header. The names live in one cm_malloc'ed block: cm_free(*out_names) releases all. */
+cm_status cm_csv_parse_named(double **out, size_t *out_rows, size_t *out_cols, char ***out_names,
+                             const char *text, size_t size, const char *name);
+cm_status cm_csv_read_named(double **out, size_t *out_rows, size_t *out_cols, char ***out_names,
+                            const char *path);
 /* Write with "%.9g"; `header` (e.g. "x0,x1") is written first when not NULL. */
 cm_status cm_csv_write(const char *path, const double *data, size_t rows, size_t cols,
                        const char *header);
 
 /* ---- Dispatch on the file extension (.npy or .csv) */
 cm_status cm_matrix_read(double **out, size_t *out_rows, size_t *out_cols, const char *path);
+/* With the CSV header's names (see cm_csv_read_named; always NULL for NPY). */
+cm_status cm_matrix_read_named(double **out, size_t *out_rows, size_t *out_cols,
+                               char ***out_names, const char *path);
 cm_status cm_matrix_write(const char *path, const double *data, size_t rows, size_t cols);
 
 /* ---- safetensors: u64 little-endian header length N, N bytes of JSON header

@@ -5,8 +5,10 @@
  * full-field check; line and column named), finite values (strtod accepts "nan" and "inf"), no
  * NUL bytes, a size limit. An optional header line is recognised as the first non-blank line
  * whose fields are not all numbers. Fields may be padded with spaces; "\r\n" line ends, blank
- * lines and a missing final newline are fine. Not supported: quoting, other separators, missing
- * values. Numbers are parsed in the C locale the library never changes.
+ * lines and a missing final newline are fine. The header's names are returned on request
+ * (cm_csv_parse_named; one pair of surrounding double quotes is removed from a name), so that
+ * callers can select columns by name. Not supported: quoting of data fields, other separators,
+ * missing values. Numbers are parsed in the C locale the library never changes.
  */
 #include "cm/io.h"
 
@@ -117,11 +119,46 @@ static cm_status scan(double *data, size_t *out_rows, size_t *out_cols, const ch
     return CM_OK;
 }
 
-cm_status cm_csv_parse(double **out, size_t *out_rows, size_t *out_cols, const char *text,
-                       size_t size, const char *name) {
+/* The first non-blank line, when it is a header (not all numbers). */
+static int find_header(span *out, const char *text, size_t size) {
+    for (size_t at = 0; at < size;) {
+        const char *newline = memchr(text + at, '\n', size - at);
+        size_t end = newline ? (size_t)(newline - text) : size;
+        span line = trim(text + at, end - at);
+        at = end + 1;
+        if (line.length == 0) continue;
+        *out = line;
+        return !all_numbers(line);
+    }
+    return 0;
+}
+
+/* The names of a header line: cols pointers followed by the NUL-terminated names, in one
+ * allocation (cm_free(names) releases all). */
+static cm_status header_names(char ***out, span header, size_t cols, const char *name) {
+    char **names = cm_malloc(cols * sizeof(char *) + header.length + cols, 1);
+    if (!names) return cm_error_set(CM_ERR_NOMEM, "%s: cannot allocate the header", name);
+    char *text = (char *)(names + cols);
+    const char *cursor = header.start, *end = header.start + header.length;
+    for (size_t j = 0; j < cols; j++) {
+        span field = next_field(&cursor, end);
+        if (field.length >= 2 && field.start[0] == '"' && field.start[field.length - 1] == '"')
+            field = (span){field.start + 1, field.length - 2};
+        memcpy(text, field.start, field.length);
+        text[field.length] = '\0';
+        names[j] = text;
+        text += field.length + 1;
+    }
+    *out = names;
+    return CM_OK;
+}
+
+cm_status cm_csv_parse_named(double **out, size_t *out_rows, size_t *out_cols, char ***out_names,
+                             const char *text, size_t size, const char *name) {
     size_t rows = 0, cols = 0;
     *out = NULL;
     *out_rows = *out_cols = 0;
+    if (out_names) *out_names = NULL;
     if (!name) name = "(csv buffer)";
     if (size > CM_IO_MAX_BYTES)
         return cm_error_set(CM_ERR_FORMAT, "%s: %zu bytes, over the limit of %llu", name, size,
@@ -133,28 +170,48 @@ cm_status cm_csv_parse(double **out, size_t *out_rows, size_t *out_cols, const c
         return cm_error_set(CM_ERR_FORMAT, "%s:%zu: NUL byte (not a text file)", name, line_number);
     }
     CM_TRY(scan(NULL, &rows, &cols, text, size, name));
+    span header;
+    char **names = NULL;
+    if (out_names && find_header(&header, text, size))
+        CM_TRY(header_names(&names, header, cols, name));
     double *data = cm_malloc(rows * cols, sizeof(double));
-    if (!data) return cm_error_set(CM_ERR_NOMEM, "%s: cannot allocate %zu x %zu", name, rows, cols);
+    if (!data) {
+        cm_free(names);
+        return cm_error_set(CM_ERR_NOMEM, "%s: cannot allocate %zu x %zu", name, rows, cols);
+    }
     cm_status status = scan(data, &rows, &cols, text, size, name);
     if (status != CM_OK) {
         cm_free(data);
+        cm_free(names);
         return status;
     }
     *out = data;
     *out_rows = rows;
     *out_cols = cols;
+    if (out_names) *out_names = names;
     return CM_OK;
 }
 
-cm_status cm_csv_read(double **out, size_t *out_rows, size_t *out_cols, const char *path) {
+cm_status cm_csv_parse(double **out, size_t *out_rows, size_t *out_cols, const char *text,
+                       size_t size, const char *name) {
+    return cm_csv_parse_named(out, out_rows, out_cols, NULL, text, size, name);
+}
+
+cm_status cm_csv_read_named(double **out, size_t *out_rows, size_t *out_cols, char ***out_names,
+                            const char *path) {
     void *text;
     size_t size;
     *out = NULL;
     *out_rows = *out_cols = 0;
+    if (out_names) *out_names = NULL;
     CM_TRY(cm_file_read_all(&text, &size, path, CM_IO_MAX_BYTES));
-    cm_status status = cm_csv_parse(out, out_rows, out_cols, text, size, path);
+    cm_status status = cm_csv_parse_named(out, out_rows, out_cols, out_names, text, size, path);
     cm_free(text);
     return status;
+}
+
+cm_status cm_csv_read(double **out, size_t *out_rows, size_t *out_cols, const char *path) {
+    return cm_csv_read_named(out, out_rows, out_cols, NULL, path);
 }
 
 /* Longest "%.9g" of a finite double ("-1.23456789e-308") plus a separator, rounded up. */

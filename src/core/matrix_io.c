@@ -27,11 +27,17 @@ static matrix_format format_of(const char *path) {
 }
 
 cm_status cm_matrix_read(double **out, size_t *out_rows, size_t *out_cols, const char *path) {
+    return cm_matrix_read_named(out, out_rows, out_cols, NULL, path);
+}
+
+cm_status cm_matrix_read_named(double **out, size_t *out_rows, size_t *out_cols,
+                               char ***out_names, const char *path) {
     *out = NULL;
     *out_rows = *out_cols = 0;
+    if (out_names) *out_names = NULL;
     switch (format_of(path)) {
     case MATRIX_NPY: return cm_npy_read(out, out_rows, out_cols, path);
-    case MATRIX_CSV: return cm_csv_read(out, out_rows, out_cols, path);
+    case MATRIX_CSV: return cm_csv_read_named(out, out_rows, out_cols, out_names, path);
     case MATRIX_UNKNOWN: break;
     }
     return cm_error_set(CM_ERR_INVALID, "%s: unknown extension (expected .npy or .csv)", path);

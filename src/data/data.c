@@ -1,6 +1,7 @@
 /* data.c: data sources (see data.h): the five 2-D toy sets, exact Gaussian (isotropic or with a
  * log-spaced diagonal spectrum) and isotropic Gaussian-mixture laws in any dimension opened from a
- * spec string, and user files (CSV/NPY through cm_matrix_read); plus the per-coordinate
+ * spec string, and user files (CSV/NPY through cm_matrix_read, their columns chosen in
+ * columns.c); plus the per-coordinate
  * standardising transform.
  *
  * The toy generators follow the sets common in the flow/diffusion literature (FFJORD's
@@ -20,6 +21,7 @@
 
 #include "cm/alloc.h"
 #include "cm/io.h"
+#include "data/columns.h"
 
 #define PI 3.14159265358979323846
 
@@ -43,6 +45,8 @@
 #define GMM_DEFAULT_SEP 4.0
 #define GMM_DEFAULT_STD 0.5
 #define GMM_DEFAULT_SEED 1
+/* "FILE:columns=LIST" selects columns of a file source (columns.c). */
+#define DATA_COLUMNS_SUFFIX ":columns="
 
 /* 2-D toy constants (docs/data.md gives the full formulas). */
 #define G8_RADIUS 2.0       /* centres 2 (cos k pi/4, sin k pi/4) */
@@ -388,24 +392,47 @@ static cm_status open_gmm(cm_data *data, const char *body, const char *source) {
     return set_description(data, text);
 }
 
-static cm_status open_file(cm_data *data, const char *path) {
+/* The rows of a file, all columns or those of `columns` (columns.c); the description is the
+ * path, followed by ":columns=LIST" when columns were selected. */
+static cm_status open_file(cm_data *data, const char *path, const char *columns) {
     size_t rows = 0, cols = 0;
-    CM_TRY(cm_matrix_read(&data->values, &rows, &cols, path));
+    char **names = NULL;
+    CM_TRY(cm_matrix_read_named(&data->values, &rows, &cols, &names, path));
     data->kind = CM_DATA_FILE;
+    cm_status status = CM_OK;
+    if (rows == 0 || cols == 0)
+        status = cm_error_set(CM_ERR_FORMAT, "data file '%.200s' holds no points (%zu x %zu)",
+                              path, rows, cols);
+    else if (columns)
+        status = cm_columns_select(&data->values, rows, &cols, (const char *const *)names,
+                                   columns);
+    else
+        status = cm_columns_check_index(data->values, rows, cols, (const char *const *)names,
+                                        path);
+    cm_free(names);
+    CM_TRY(status);
     data->rows = rows;
     data->dim = cols;
-    if (rows == 0 || cols == 0)
-        return cm_error_set(CM_ERR_FORMAT, "data file '%.200s' holds no points (%zu x %zu)", path,
-                            rows, cols);
     if (cols > DATA_MAX_DIM)
         return cm_error_set(CM_ERR_FORMAT, "data file '%.200s': %zu columns exceed %llu", path,
                             cols, (unsigned long long)DATA_MAX_DIM);
-    return set_description(data, path);
+    if (!columns) return set_description(data, path);
+    size_t length = strlen(path) + strlen(DATA_COLUMNS_SUFFIX) + strlen(columns) + 1;
+    data->description = cm_malloc(length, 1);
+    if (!data->description) return cm_error_set(CM_ERR_NOMEM, "data: no memory for description");
+    snprintf(data->description, length, "%s%s%s", path, DATA_COLUMNS_SUFFIX, columns);
+    return CM_OK;
 }
 
-static cm_status open_source(cm_data *data, const char *source) {
-    if (strchr(source, '/') || ends_with(source, ".csv") || ends_with(source, ".npy"))
-        return open_file(data, source);
+static int names_a_file(const char *source) {
+    return strchr(source, '/') || ends_with(source, ".csv") || ends_with(source, ".npy");
+}
+
+static cm_status open_source(cm_data *data, const char *source, const char *columns) {
+    if (names_a_file(source)) return open_file(data, source, columns);
+    if (columns)
+        return cm_error_set(CM_ERR_INVALID, "data source '%.100s': columns apply to .csv and .npy "
+                            "files only", source);
     if (!strncmp(source, "gauss:", 6)) return open_gauss(data, source + 6, source);
     if (!strncmp(source, "gmm:", 4)) return open_gmm(data, source + 4, source);
     for (int kind = 0; kind <= CM_DATA_RINGS; kind++) {
@@ -419,18 +446,83 @@ static cm_status open_source(cm_data *data, const char *source) {
                         VALID_SOURCES);
 }
 
-cm_status cm_data_open(cm_data **out, const char *source) {
+/* Split "FILE:columns=LIST" (the last such suffix) into a copy of FILE and LIST. *path is
+ * cm_malloc'ed when a suffix was found, else NULL. */
+static cm_status split_columns_suffix(char **path, const char **list, const char *source) {
+    *path = NULL;
+    *list = NULL;
+    const char *suffix = NULL;
+    for (const char *at = strstr(source, DATA_COLUMNS_SUFFIX); at;
+         at = strstr(at + 1, DATA_COLUMNS_SUFFIX))
+        suffix = at;
+    if (!suffix) return CM_OK;
+    size_t length = (size_t)(suffix - source);
+    if (length == 0)
+        return cm_error_set(CM_ERR_INVALID, "data source '%.100s': no file before %s", source,
+                            DATA_COLUMNS_SUFFIX);
+    *path = cm_malloc(length + 1, 1);
+    if (!*path) return cm_error_set(CM_ERR_NOMEM, "data: no memory for a path");
+    memcpy(*path, source, length);
+    (*path)[length] = '\0';
+    *list = suffix + strlen(DATA_COLUMNS_SUFFIX);
+    return CM_OK;
+}
+
+cm_status cm_data_open_with(cm_data **out, const char *source, const cm_data_options *options) {
     if (!out) return cm_error_set(CM_ERR_INVALID, "cm_data_open: out is NULL");
     *out = NULL;
     if (!source || !*source)
         return cm_error_set(CM_ERR_INVALID, "empty data source (valid: %s)", VALID_SOURCES);
-    cm_data *data = cm_calloc(1, sizeof *data);
-    if (!data) return cm_error_set(CM_ERR_NOMEM, "data: no memory");
-    cm_status status = open_source(data, source);
+    char *path = NULL;
+    const char *columns = options ? options->columns : NULL, *suffix_columns = NULL;
+    CM_TRY(split_columns_suffix(&path, &suffix_columns, source));
+    cm_status status = CM_OK;
+    if (suffix_columns && columns)
+        status = cm_error_set(CM_ERR_INVALID, "data source '%.100s' selects columns, and columns "
+                              "'%.100s' are given too: give them once", source, columns);
+    cm_data *data = status == CM_OK ? cm_calloc(1, sizeof *data) : NULL;
+    if (status == CM_OK && !data) status = cm_error_set(CM_ERR_NOMEM, "data: no memory");
+    if (status == CM_OK)
+        status = open_source(data, path ? path : source, suffix_columns ? suffix_columns : columns);
+    cm_free(path);
     if (status != CM_OK) {
         cm_data_free(data);
         return status;
     }
+    *out = data;
+    return CM_OK;
+}
+
+cm_status cm_data_open(cm_data **out, const char *source) {
+    return cm_data_open_with(out, source, NULL);
+}
+
+cm_status cm_data_from_values(cm_data **out, const double *values, size_t rows, size_t dim,
+                              const char *description) {
+    if (!out) return cm_error_set(CM_ERR_INVALID, "cm_data_from_values: out is NULL");
+    *out = NULL;
+    if (!values || rows == 0 || dim == 0 || !description)
+        return cm_error_set(CM_ERR_INVALID, "data from values: %zu x %zu, %s", rows, dim,
+                            values ? "no description" : "no values");
+    if (dim > DATA_MAX_DIM || rows > SIZE_MAX / sizeof(double) / dim)
+        return cm_error_set(CM_ERR_INVALID, "data from values: %zu x %zu is too large", rows, dim);
+    for (size_t i = 0; i < rows * dim; i++)
+        if (!isfinite(values[i]))
+            return cm_error_set(CM_ERR_NONFINITE, "data from values: row %zu, column %zu is not "
+                                "finite", i / dim, i % dim);
+    cm_data *data = cm_calloc(1, sizeof *data);
+    if (!data) return cm_error_set(CM_ERR_NOMEM, "data: no memory");
+    data->kind = CM_DATA_FILE;
+    data->rows = rows;
+    data->dim = dim;
+    data->values = cm_malloc(rows * dim, sizeof(double));
+    cm_status status = data->values ? set_description(data, description)
+                                    : cm_error_set(CM_ERR_NOMEM, "data: %zu x %zu", rows, dim);
+    if (status != CM_OK) {
+        cm_data_free(data);
+        return status;
+    }
+    memcpy(data->values, values, rows * dim * sizeof(double));
     *out = data;
     return CM_OK;
 }

@@ -147,6 +147,39 @@ static void test_out_of_memory(void) {
     CM_CHECK(cm_alloc_live_count() == live, "leaked %ld", cm_alloc_live_count() - live);
 }
 
+/* Header names on request: pandas' unnamed index, quoted names, no header, and no leak when an
+ * allocation fails. */
+static void test_header_names(void) {
+    const char *text = " ,a, \"b c\" \n0,1.5,2\n1,3,4\n";
+    double *data = NULL;
+    size_t rows = 0, cols = 0;
+    char **names = NULL;
+    CM_CHECK_OK(cm_csv_parse_named(&data, &rows, &cols, &names, text, strlen(text), "n.csv"));
+    CM_CHECK(rows == 2 && cols == 3 && data && data[1] == 1.5, "shape %zu x %zu", rows, cols);
+    CM_CHECK(names && strcmp(names[0], "") == 0 && strcmp(names[1], "a") == 0 &&
+                 strcmp(names[2], "b c") == 0, "names");
+    cm_free(data);
+    cm_free(names);
+    names = (char **)&rows;
+    CM_CHECK_OK(cm_csv_parse_named(&data, &rows, &cols, &names, "1,2\n", 4, "plain.csv"));
+    CM_CHECK(names == NULL, "names of a file without header");
+    cm_free(data);
+    long live = cm_alloc_live_count();
+    for (long k = 0; k < 4; k++) {
+        cm_alloc_fail_after(k);
+        cm_status status = cm_csv_parse_named(&data, &rows, &cols, &names, text, strlen(text), "n.csv");
+        cm_alloc_fail_after(-1);
+        CM_CHECK(status == CM_OK || status == CM_ERR_NOMEM, "fail after %ld", k);
+        if (status == CM_OK) {
+            cm_free(data);
+            cm_free(names);
+        } else {
+            CM_CHECK(data == NULL && names == NULL, "outputs after a failure");
+        }
+    }
+    CM_CHECK(cm_alloc_live_count() == live, "leaked %ld", cm_alloc_live_count() - live);
+}
+
 static int count_temporaries(const char *dir) {
     DIR *handle = opendir(dir);
     int count = 0;
@@ -205,5 +238,6 @@ const cm_test_case cm_tests_csv[] = {
     {"prefixes_never_leak", test_prefixes_never_leak},
     {"out_of_memory", test_out_of_memory},
     {"write", test_write},
+    {"header_names", test_header_names},
     {NULL, NULL},
 };

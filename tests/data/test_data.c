@@ -429,6 +429,87 @@ static void test_file_source(void) {
     cm_data_free(data);
 }
 
+static void write_text(const char *path, const char *text) {
+    FILE *file = fopen(path, "w");
+    CM_CHECK(file != NULL, "cannot write %s", path);
+    if (!file) return;
+    fputs(text, file);
+    fclose(file);
+}
+
+/* An index first column is refused with a hint (pandas' to_csv: header ",a,b"; an "id" column;
+ * consecutive integers without a header); columns are selected by name, index and range, the
+ * description remembers the selection and reopens it; bad lists fail naming the item. */
+static void test_file_columns(void) {
+    char path[128], source[256];
+    snprintf(path, sizeof path, "/tmp/cm_test_columns_%ld.csv", (long)getpid());
+    cm_data *data = NULL;
+    write_text(path, ",a,b\n0,-2.50,-0.36\n1,0.5,0.25\n2,1.5,-1\n");
+    CM_CHECK(cm_data_open(&data, path) == CM_ERR_FORMAT && !data, "pandas index accepted");
+    CM_CHECK(strstr(cm_error_detail(), "row index") && strstr(cm_error_detail(), "columns=a,b"),
+             "hint: %s", cm_error_detail());
+    const char *lists[] = {"a,b", "1,2", "1-2", "b,a"};
+    for (size_t k = 0; k < 4; k++) {
+        CM_CHECK_OK(cm_data_open_with(&data, path, &(cm_data_options){.columns = lists[k]}));
+        if (!data) continue;
+        const double *v = cm_data_values(data);
+        int swapped = k == 3;
+        CM_CHECK(cm_data_dim(data) == 2 && cm_data_rows(data) == 3 &&
+                     v[swapped ? 1 : 0] == -2.5 && v[swapped ? 0 : 1] == -0.36 &&
+                     v[4] == (swapped ? -1.0 : 1.5),
+                 "columns %s: values", lists[k]);
+        snprintf(source, sizeof source, "%s:columns=%s", path, lists[k]);
+        CM_CHECK(strcmp(cm_data_describe(data), source) == 0, "describe %s", cm_data_describe(data));
+        cm_data *again = NULL;
+        CM_CHECK_OK(cm_data_open(&again, cm_data_describe(data)));
+        CM_CHECK(again && cm_data_dim(again) == 2 && cm_data_values(again)[0] == v[0],
+                 "reopened description");
+        cm_data_free(again);
+        cm_data_free(data);
+        data = NULL;
+    }
+    const char *bad[] = {"a,c", "a,1", "3", "2-1", "a,,b", "", "1-9"};
+    for (size_t k = 0; k < 7; k++) {
+        CM_CHECK(cm_data_open_with(&data, path, &(cm_data_options){.columns = bad[k]}) ==
+                     CM_ERR_INVALID && !data, "columns '%s' accepted", bad[k]);
+    }
+    snprintf(source, sizeof source, "%s:columns=a", path);
+    CM_CHECK(cm_data_open_with(&data, source, &(cm_data_options){.columns = "a"}) ==
+                 CM_ERR_INVALID, "columns given twice");
+    CM_CHECK(cm_data_open_with(&data, "moons", &(cm_data_options){.columns = "0"}) ==
+                 CM_ERR_INVALID, "columns of a law");
+    write_text(path, "id,x,y\n1,0.5,0.5\n2,0.25,1\n3,1,2\n");
+    CM_CHECK(cm_data_open(&data, path) == CM_ERR_FORMAT, "id column accepted");
+    write_text(path, "index,x\n0,0.5\n5,0.25\n9,1\n"); /* a filtered frame keeps gaps */
+    CM_CHECK(cm_data_open(&data, path) == CM_ERR_FORMAT, "gapped index column accepted");
+    write_text(path, "7,0.5\n8,0.25\n9,1\n");
+    CM_CHECK(cm_data_open(&data, path) == CM_ERR_FORMAT, "headerless row numbers accepted");
+    /* not indices: named data, non-consecutive without header, a single column */
+    const char *fine[] = {"t,x\n0,0.5\n1,0.25\n2,1\n", "0,0.5\n2,0.25\n3,1\n",
+                          "0\n1\n2\n", ",a\n0.5,1\n1.5,2\n"};
+    for (size_t k = 0; k < 4; k++) {
+        write_text(path, fine[k]);
+        CM_CHECK_OK(cm_data_open(&data, path));
+        cm_data_free(data);
+        data = NULL;
+    }
+    remove(path);
+}
+
+/* cm_data_from_values: a file source from memory, copied, finite. */
+static void test_from_values(void) {
+    const double values[6] = {1, 2, 3, 4, 5, 6};
+    cm_data *data = NULL;
+    CM_CHECK_OK(cm_data_from_values(&data, values, 3, 2, "memory"));
+    CM_CHECK(data && cm_data_kind_of(data) == CM_DATA_FILE && cm_data_rows(data) == 3 &&
+                 cm_data_values(data) != values && cm_data_values(data)[5] == 6.0 &&
+                 strcmp(cm_data_describe(data), "memory") == 0, "from values");
+    cm_data_free(data);
+    const double bad[2] = {1.0, NAN};
+    CM_CHECK(cm_data_from_values(&data, bad, 1, 2, "nan") == CM_ERR_NONFINITE && !data, "NaN");
+    CM_CHECK(cm_data_from_values(&data, values, 0, 2, "empty") == CM_ERR_INVALID, "empty");
+}
+
 static void test_transform(void) {
     uint64_t seed = cm_test_seed(18);
     const size_t n = 500, d = 3;
@@ -490,6 +571,8 @@ const cm_test_case cm_tests_data[] = {
     {"describe_round_trip", test_describe_round_trip},
     {"open_out_of_memory", test_open_out_of_memory},
     {"file_source", test_file_source},
+    {"file_columns", test_file_columns},
+    {"from_values", test_from_values},
     {"transform", test_transform},
     {NULL, NULL},
 };

@@ -1,11 +1,13 @@
-/* fuzz_csv.c: fuzz target of the CSV reader (cm_csv_parse): any text either parses into a
- * finite rows x cols matrix or fails with a status; what parses also parses again after being
- * written with "%.17g" and gives the same values. */
+/* fuzz_csv.c: fuzz target of the CSV reader (cm_csv_parse_named): any text either parses into
+ * a finite rows x cols matrix, with cols header names when it has a header, or fails with a
+ * status; what parses also parses again after being written with "%.17g" and gives the same
+ * values; the index test and a column selection by the header's own names never break. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cm/alloc.h"
+#include "cm/data.h"
 #include "cm/io.h"
 #include "fuzz.h"
 
@@ -14,9 +16,25 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     double *values = NULL;
     size_t rows = 0, cols = 0;
-    if (cm_csv_parse(&values, &rows, &cols, (const char *)data, size, "fuzz.csv") != CM_OK)
+    char **names = NULL;
+    if (cm_csv_parse_named(&values, &rows, &cols, &names, (const char *)data, size, "fuzz.csv") !=
+        CM_OK)
         return 0;
     if (rows == 0 || cols == 0) abort();
+    size_t *chosen = cm_malloc(cols, sizeof(size_t)), count = 0;
+    if (names && chosen) {
+        for (size_t j = 0; j < cols; j++)
+            if (strlen(names[j]) > 4096) abort();
+        /* the first name as a selection: it resolves to a column or fails with a status */
+        if (names[0][0] && !strchr(names[0], ',') &&
+            cm_data_parse_columns(chosen, &count, names[0], (const char *const *)names, cols) ==
+                CM_OK) {
+            for (size_t k = 0; k < count; k++)
+                if (chosen[k] >= cols) abort();
+        }
+    }
+    cm_free(chosen);
+    cm_free(names);
     for (size_t i = 0; i < rows * cols; i++)
         if (!isfinite(values[i])) abort();
     if (rows * cols <= ROUND_TRIP_MAX_VALUES) {

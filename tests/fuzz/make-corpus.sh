@@ -9,7 +9,7 @@ cd "$(dirname "$0")/../.."
 CM=${CM:-build/cm}
 corpus=tests/fuzz/corpus
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
-for t in npy csv safetensors config model data_spec checkpoint; do mkdir -p "$corpus/$t"; done
+for t in npy csv safetensors config model data_spec checkpoint columns; do mkdir -p "$corpus/$t"; done
 
 # --- npy: valid float32/float64 files, then broken headers and data
 "$CM" data --data moons --n 3 --seed 1 --out "$corpus/npy/moons-f4.npy"
@@ -39,6 +39,19 @@ printf 'a,b\n1,2\n3\n' > "$corpus/csv/ragged.csv"
 printf '1,nan\n2,inf\n' > "$corpus/csv/nonfinite.csv"
 printf ' 1 , 2 \n\n 0x1p3 , 1e308 \n' > "$corpus/csv/spaces-hex.csv"
 printf '1,2\n\0003,4\n' > "$corpus/csv/nul.csv"
+printf ',a,b\n0,-2.50,-0.36\n1,0.5,0.25\n' > "$corpus/csv/pandas-index.csv"
+printf '"x","y z"\n1,2\n' > "$corpus/csv/quoted-names.csv"
+
+# --- columns: a header line of names, then a column list (fuzz_columns.c)
+printf ',a,b\na,b' > "$corpus/columns/pandas-names"
+printf ',a,b\n1-2' > "$corpus/columns/range"
+printf '0,1\n0,1' > "$corpus/columns/digit-names"
+printf '1,2,7' > "$corpus/columns/no-header"
+printf 'x,y\nx,,y' > "$corpus/columns/empty-item"
+printf 'x,y\n2-1' > "$corpus/columns/backwards"
+printf 'a,a\na' > "$corpus/columns/duplicate-name"
+printf 'x\n99999999999999999999' > "$corpus/columns/huge-index"
+printf 'x,y\n0-18446744073709551615' > "$corpus/columns/huge-range"
 
 # --- runs whose files seed the safetensors, model, config and checkpoint targets
 small=(--width 4 --depth 1 --embed 2 --batch 8 --steps 3 --quiet)

@@ -409,6 +409,79 @@ static void test_evaluate_report(void) {
     CM_CHECK(cm_alloc_live_count() == live, "leak");
 }
 
+/* A reference FILE: the value is the distance of the inputs as given (exact W1 of all points,
+ * equal to cm_ot_wasserstein of the two sets; 0 for a file against itself), the floor a
+ * separate estimate over K splits at stated sizes (median within its range; matched samples at
+ * the same sizes; no ratio for MMD^2 and energy). A law with K = 1 keeps the first version's
+ * draws: value = metric(samples, A_0), floor = metric(B_0, A_0), children 0 and 1. */
+static void test_evaluate_file_reference(void) {
+    long live = cm_alloc_live_count();
+    enum { N = 240, M = 300, D = 3 };
+    cm_data *law;
+    CM_CHECK_OK(cm_data_open(&law, "gmm:d=3,k=2,sep=3,std=0.5"));
+    double *x = cm_malloc((N + M) * D, sizeof(double)), *y = x + N * D;
+    cm_rng rng;
+    cm_rng_init(&rng, cm_test_seed(29));
+    cm_data_sample(law, &rng, N + M, x);
+    cm_data *file;
+    CM_CHECK_OK(cm_data_from_values(&file, y, M, D, "reference.npy"));
+    cm_evaluate_options o = cm_evaluate_options_default();
+    o.metrics = CM_METRIC_BIT(CM_METRIC_W1) | CM_METRIC_BIT(CM_METRIC_SW1) |
+                CM_METRIC_BIT(CM_METRIC_MMD);
+    o.projections = 32;
+    o.floor_splits = 7;
+    cm_evaluation_report r;
+    CM_CHECK_OK(cm_evaluate_report(&r, x, N, D, file, &o));
+    double exact;
+    CM_CHECK_OK(cm_ot_wasserstein(&exact, x, N, y, M, D, CM_OT_W1));
+    CM_CHECK(r.metric[CM_METRIC_W1].value == exact, "value %.17g, W1 of the sets %.17g",
+             r.metric[CM_METRIC_W1].value, exact);
+    CM_CHECK(r.reference_is_file && r.n == N && r.reference_points == M && r.floor_splits == 7 &&
+                 r.floor_points_a == M / 2 && r.floor_points_b == M - M / 2, "sizes");
+    for (int k = CM_METRIC_W1; k < CM_METRIC_COUNT; k++) {
+        const cm_metric_value *v = &r.metric[k];
+        if (!v->computed) continue;
+        CM_CHECK(v->floor_low <= v->floor && v->floor <= v->floor_high &&
+                     v->floor_low < v->floor_high && v->matched_low <= v->matched &&
+                     v->matched <= v->matched_high, "%s: ranges", cm_metric_name((cm_metric)k));
+    }
+    CM_CHECK(isnan(r.metric[CM_METRIC_MMD].ratio), "MMD^2 has a ratio");
+    CM_CHECK(r.metric[CM_METRIC_W1].ratio == r.metric[CM_METRIC_W1].matched /
+                                                 r.metric[CM_METRIC_W1].floor, "ratio");
+    /* samples of the same law: like with like, matched within a factor 2 of the floor */
+    CM_CHECK(r.metric[CM_METRIC_W1].ratio > 0.5 && r.metric[CM_METRIC_W1].ratio < 2.0,
+             "ratio %g", r.metric[CM_METRIC_W1].ratio);
+    CM_CHECK_OK(cm_evaluate_report(&r, y, M, D, file, &o));
+    CM_CHECK(r.metric[CM_METRIC_W1].value == 0.0 && r.metric[CM_METRIC_SW1].value == 0.0,
+             "a file against itself: W1 %g", r.metric[CM_METRIC_W1].value);
+    /* a law with one repetition: the first version's value and floor */
+    o.floor_splits = 1;
+    o.metrics = CM_METRIC_BIT(CM_METRIC_W1);
+    CM_CHECK_OK(cm_evaluate_report(&r, x, N, D, law, &o));
+    double *a = cm_malloc(2 * N * D, sizeof(double)), *b = a + N * D;
+    cm_rng root, stream, draw;
+    cm_rng_init(&root, o.seed);
+    cm_rng_fork(&stream, &root, CM_STREAM_EVAL);
+    cm_rng_fork(&draw, &stream, 0);
+    cm_data_sample(law, &draw, N, a);
+    cm_rng_fork(&draw, &stream, 1);
+    cm_data_sample(law, &draw, N, b);
+    double value, floor_value;
+    CM_CHECK_OK(cm_ot_wasserstein(&value, x, N, a, N, D, CM_OT_W1));
+    CM_CHECK_OK(cm_ot_wasserstein(&floor_value, b, N, a, N, D, CM_OT_W1));
+    CM_CHECK(r.metric[CM_METRIC_W1].value == value && r.metric[CM_METRIC_W1].floor == floor_value &&
+                 !r.reference_is_file && isnan(r.metric[CM_METRIC_W1].matched),
+             "law: value %g (%g), floor %g (%g)", r.metric[CM_METRIC_W1].value, value,
+             r.metric[CM_METRIC_W1].floor, floor_value);
+    o.floor_splits = 0;
+    CM_CHECK(cm_evaluate_report(&r, x, N, D, law, &o) == CM_ERR_INVALID, "0 repetitions");
+    cm_free(a);
+    cm_free(x);
+    cm_data_free(file);
+    cm_data_free(law);
+    CM_CHECK(cm_alloc_live_count() == live, "leak");
+}
+
 const cm_test_case cm_tests_metrics[] = {
     {"w1_known_answers", test_w1_known_answers},
     {"w1_sort_reference", test_w1_sort_reference},
@@ -423,5 +496,6 @@ const cm_test_case cm_tests_metrics[] = {
     {"mmd_unbiased", test_mmd_unbiased},
     {"new_errors", test_new_errors},
     {"evaluate_report", test_evaluate_report},
+    {"evaluate_file_reference", test_evaluate_file_reference},
     {NULL, NULL},
 };

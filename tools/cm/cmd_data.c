@@ -1,5 +1,5 @@
 /* cmd_data.c: `cm data`: export draws of any data source (built-in set, gauss:, gmm:, file
- * resampled) to NPY or CSV. */
+ * resampled, optionally some of its columns) to NPY or CSV. */
 #include <stdio.h>
 
 #include "cli.h"
@@ -9,11 +9,14 @@
 
 int cmd_data(int argc, char **argv) {
     const char *command = "data";
-    const char *source = NULL, *out = NULL;
+    const char *source = NULL, *out = NULL, *columns = NULL;
     size_t n = 10000;
     uint64_t seed = 0;
     cli_option options[] = {
         {"data", OPT_STRING, &source, "data source (see cm train --help)", 0, 1, 0},
+        {"columns", OPT_STRING, &columns,
+         "columns of a .csv/.npy --data file: header names, 0-based indices or ranges A-B "
+         "(default all; docs/data.md)", 0, 0, 0},
         {"n", OPT_SIZE, &n, "number of points", 1, 0, 0},
         {"seed", OPT_U64, &seed, "seed", 0, 0, 0},
         {"out", OPT_STRING, &out, "output file, .npy (float32) or .csv", 0, 1, 0},
@@ -23,7 +26,7 @@ int cmd_data(int argc, char **argv) {
     if (parsed != CLI_OK) return parsed;
     if (n > ((size_t)1 << 28)) return cli_usage_error(command, "--n %zu: at most 2^28", n);
     cm_data *data = NULL;
-    cm_status status = cm_data_open(&data, source);
+    cm_status status = cm_data_open_with(&data, source, &(cm_data_options){.columns = columns});
     if (status != CM_OK) return cli_fail(command, status);
     size_t dim = cm_data_dim(data);
     double *points = cm_malloc(n * dim, sizeof(double));

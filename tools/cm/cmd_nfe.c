@@ -90,6 +90,7 @@ static cm_status evaluate_w1(double *w1, double *floor_value, const double *samp
     cm_evaluate_options o = cm_evaluate_options_default();
     o.metrics = CM_METRIC_BIT(CM_METRIC_W1);
     o.seed = seed;
+    o.floor_splits = 1; /* one floor per sample seed: the table repeats seeds, not floors */
     cm_evaluation_report report;
     CM_TRY(cm_evaluate_report(&report, samples, n, dim, reference, &o));
     *w1 = report.metric[CM_METRIC_W1].value;
