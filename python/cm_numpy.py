@@ -712,7 +712,8 @@ def sample(model, n, seed=0, sigmas=None, times=None, noise=None):
     [--sigmas ... | --times ...]` draws them: [CM] Algorithm 1, x = f(sigma_0 z_0, sigma_0),
     then x = f(x + sqrt(tau^2 - sigma_min^2) z, tau) (VE); lhw: x = f(z_0, t_0), then
     x = f(sqrt(abar_t / abar_1) x + sqrt(1 - abar_t / abar_1) z, t). `noise` replaces the
-    seeded draws: standard normals [stages, n, D] (or [n, D] for one stage)."""
+    seeded draws: standard normals [stages, n, D] (or [n, D] for one stage), rounded to float32
+    as cm's noise buffer is."""
     c = model.config
     if int(n) != n or n < 1:
         raise ValueError(f"number of samples {n} must be an integer >= 1")
