@@ -28,7 +28,7 @@ __all__ = [
 MODEL_FORMAT_VERSIONS = ("1",)   # what this reader understands (cm.format_version)
 CHECKPOINT_VERSIONS = ("1",)     # cm.checkpoint.version
 SAMPLER_MAX_LEVELS = 64          # CM_SAMPLER_MAX_LEVELS (sampler.h)
-SAMPLER_ROWS = 8192              # rows per network evaluation here (memory only: rows are independent)
+SAMPLER_ROWS = 8192              # rows per network evaluation here (bounds memory only)
 
 
 class CmFormatError(ValueError):
@@ -43,16 +43,17 @@ _DTYPES = {"F16": "<f2", "F32": "<f4", "F64": "<f8", "I8": "i1", "I16": "<i2", "
 
 
 def _strict_json(text, what):
-    """JSON without NaN/Infinity literals or repeated keys (both refused like cJSON + cm do)."""
+    """JSON without NaN/Infinity literals or repeated keys (cm refuses both)."""
     def no_constants(name):
         raise CmFormatError(f"{what}: {name} is not JSON")
 
     def unique(pairs):
-        keys = [k for k, _ in pairs]
-        if len(set(keys)) != len(keys):
-            repeated = sorted(k for k in set(keys) if keys.count(k) > 1)[0]
+        out = dict(pairs)
+        if len(out) != len(pairs):
+            seen = set()
+            repeated = next(k for k, _ in pairs if k in seen or seen.add(k))
             raise CmFormatError(f"{what}: repeats the name '{repeated}'")
-        return dict(pairs)
+        return out
     try:
         return json.loads(text, parse_constant=no_constants, object_pairs_hook=unique)
     except (json.JSONDecodeError, RecursionError) as error:
@@ -140,7 +141,8 @@ def philox4x32(counter, key):
     k0, k1 = key[..., 0], key[..., 1]
     for _ in range(10):
         p0, p1 = _PHILOX_M0 * c0, _PHILOX_M1 * c2
-        c0, c1, c2, c3 = (p1 >> _SHIFT32) ^ c1 ^ k0, p1 & _MASK32, (p0 >> _SHIFT32) ^ c3 ^ k1, p0 & _MASK32
+        c0, c1, c2, c3 = ((p1 >> _SHIFT32) ^ c1 ^ k0, p1 & _MASK32,
+                          (p0 >> _SHIFT32) ^ c3 ^ k1, p0 & _MASK32)
         k0, k1 = (k0 + _PHILOX_W0) & _MASK32, (k1 + _PHILOX_W1) & _MASK32
     return np.stack(np.broadcast_arrays(c0, c1, c2, c3), axis=-1).astype(np.uint32)
 
@@ -275,7 +277,8 @@ class Rng:
             out[0], self.spare, i = self.spare, None, 1
         pairs = (n - i) // 2
         if pairs:
-            out[i:i + 2 * pairs] = _box_muller_f32(self.words(4 * pairs).reshape(pairs, 4)).reshape(-1)
+            words = self.words(4 * pairs).reshape(pairs, 4)
+            out[i:i + 2 * pairs] = _box_muller_f32(words).reshape(-1)
             i += 2 * pairs
         if i < n:
             out[i] = self.normal()  # leaves the pair's sine as the spare, as the C loop does
@@ -311,7 +314,8 @@ class Config:
         self.fields = dict(fields)
         method = fields.get("method")
         if method not in METHODS:
-            raise CmFormatError(f"configuration: unknown method {method!r} (valid: {', '.join(METHODS)})")
+            raise CmFormatError(f"configuration: unknown method {method!r} (valid: "
+                                f"{', '.join(METHODS)})")
         self.method = method
         self.dim = _config_int(fields, "dim", None, 1)
         self.width = _config_int(fields, "width", 256, 1)
@@ -451,7 +455,8 @@ def consistency_lhw(schedule, t, sigma_data=0.5):
     ve = consistency_ve(schedule.sigma[t], sigma_data, schedule.sigma[1])
     log_abar_1, log_abar_t = schedule.log_abar[1], schedule.log_abar[t]
     return Coefficients(ve.skip * math.exp(0.5 * (log_abar_1 - log_abar_t)),
-                        math.exp(0.5 * log_abar_1) * ve.out, ve.scale_in * math.exp(-0.5 * log_abar_t),
+                        math.exp(0.5 * log_abar_1) * ve.out,
+                        ve.scale_in * math.exp(-0.5 * log_abar_t),
                         ve.c_noise)
 
 
@@ -597,7 +602,8 @@ def _transform(text, dim, name):
         if (not isinstance(values, list) or len(values) != dim or
                 not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
                         for v in values)):
-            raise CmFormatError(f"{name}: transform \"{key}\" must be an array of {dim} finite numbers")
+            raise CmFormatError(f"{name}: transform \"{key}\" must be an array of {dim} finite "
+                                "numbers")
         vectors.append(np.array(values, dtype=np.float64))
     if not np.all(vectors[1] > 0):
         raise CmFormatError(f"{name}: transform scale must be > 0")
@@ -636,7 +642,8 @@ def _model_from(tensors, metadata, name):
                 raise CmFormatError(f"{name}: no tensor named 'mlp.{index}.{part}'")
             if tensor.shape != shape:
                 raise CmFormatError(f"{name}: tensor mlp.{index}.{part} has the wrong shape for the"
-                                    f" stored config ({list(tensor.shape)}, expected {list(shape)})")
+                                    f" stored config ({list(tensor.shape)}, expected "
+                                    f"{list(shape)})")
             pair.append(_float32_tensor(tensor, f"mlp.{index}.{part}", name))
         layers.append(tuple(pair))
     shift, scale = _transform(metadata["cm.transform"], config.dim, name)
@@ -679,7 +686,8 @@ def sampler_levels(model, sigmas=None, times=None):
         if not math.isfinite(level) or not level > floor:
             raise ValueError(f"noise level {level:g} must be finite and > {floor:g}")
         if i > 0 and not level < float(sigmas[i - 1]):
-            raise ValueError(f"noise levels must decrease ({float(sigmas[i - 1]):g} then {level:g})")
+            raise ValueError(f"noise levels must decrease ({float(sigmas[i - 1]):g} then "
+                             f"{level:g})")
         if is_lhw:
             t = model.schedule.nearest(level)
             if i > 0 and t >= indices[-1]:
@@ -780,7 +788,8 @@ class Checkpoint:
 
 def _has_target(config):
     teacher = config.fields.get("teacher", "online")
-    return config.method in ("ct", "cd", "cd2") or (config.method == "lhw" and teacher == "sequential")
+    return config.method in ("ct", "cd", "cd2") or (config.method == "lhw" and
+                                                    teacher == "sequential")
 
 
 def _metadata_count(metadata, key, name):
@@ -869,15 +878,18 @@ def load_checkpoint(path):
 # ---------------------------------------------------------------------------- samples
 
 def read_samples(path):
-    """A sample or data file as float64 [rows, cols]: .npy (float32/float64, 1-D read as one
+    """A sample or data file as float64 [rows, cols]: .npy (float32 or float64, 1-D read as one
     column) or .csv (comma-separated numbers, an optional header line of names, blank lines
     allowed), refusing non-finite values and ragged rows like cm's readers."""
     name = str(path)
     if name.endswith(".npy"):
-        array = np.load(path, allow_pickle=False)
+        try:
+            array = np.load(path, allow_pickle=False)
+        except (ValueError, EOFError) as error:
+            raise CmFormatError(f"{name}: not a readable NPY file ({error})") from None
         if array.ndim == 1:
             array = array[:, None]
-        if array.ndim != 2 or array.dtype.kind != "f":
+        if array.ndim != 2 or array.dtype.kind != "f" or array.dtype.itemsize not in (4, 8):
             raise CmFormatError(f"{name}: expected a 1-D or 2-D float array, got {array.dtype} "
                                 f"{array.shape}")
         values = array.astype(np.float64)

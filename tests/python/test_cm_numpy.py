@@ -39,8 +39,8 @@ def test(function):
 
 
 def raises(kind, function, *args, contains="", **kwargs):
-    """True when function(*args) raises exactly `kind` (not a subclass of something else) with
-    `contains` in its message; any other exception propagates and fails the test."""
+    """True when function(*args) raises `kind` with `contains` in its message; no exception is
+    a failure, and any other exception propagates and fails the test."""
     try:
         function(*args, **kwargs)
     except kind as error:
@@ -212,9 +212,11 @@ def mlp_forward_against_loops():
         x, c, ct = rng.standard_normal((4, 2)), rng.standard_normal(4), rng.standard_normal(4)
         got = cmn.mlp_forward(layers, config, x, c, ct if method == "cd2" else None)
         for b in range(4):
-            row = list(x[b]) + [math.sin(c[b]), math.sin(10 * c[b]), math.cos(c[b]), math.cos(10 * c[b])]
+            row = list(x[b]) + [math.sin(c[b]), math.sin(10 * c[b]), math.cos(c[b]),
+                                math.cos(10 * c[b])]
             if method == "cd2":
-                row += [math.sin(ct[b]), math.sin(10 * ct[b]), math.cos(ct[b]), math.cos(10 * ct[b])]
+                row += [math.sin(ct[b]), math.sin(10 * ct[b]), math.cos(ct[b]),
+                        math.cos(10 * ct[b])]
             for index, (weight, bias) in enumerate(layers):
                 row = [sum(float(weight[o, i]) * row[i] for i in range(len(row))) + float(bias[o])
                        for o in range(len(bias))]
@@ -429,6 +431,25 @@ def seeded_mutations_never_raise_anything_else():
     finally:
         if os.path.exists(path):
             os.remove(path)
+
+
+@test
+def npy_reader():
+    path = os.path.join(WORK or "/tmp", f"t-{os.getpid()}.npy")
+    try:
+        np.save(path, np.arange(6, dtype=np.float32).reshape(3, 2))
+        assert cmn.read_samples(path).tolist() == [[0, 1], [2, 3], [4, 5]]
+        np.save(path, np.arange(3, dtype=np.float64))
+        assert cmn.read_samples(path).tolist() == [[0], [1], [2]]
+        np.save(path, np.arange(3, dtype=np.int32))
+        raises(cmn.CmFormatError, cmn.read_samples, path, contains="float")
+        np.save(path, np.array([1.0, np.inf]))
+        raises(cmn.CmFormatError, cmn.read_samples, path, contains="non-finite")
+        with open(path, "r+b") as file:
+            file.truncate(70)
+        raises(cmn.CmFormatError, cmn.read_samples, path, contains="NPY")
+    finally:
+        os.remove(path)
 
 
 @test
