@@ -25,7 +25,6 @@ __all__ = [
     "max_relative_difference",
 ]
 
-MODEL_FORMAT_VERSIONS = ("1",)   # what this reader understands (cm.format_version)
 CHECKPOINT_VERSIONS = ("1",)     # cm.checkpoint.version
 SAMPLER_MAX_LEVELS = 64          # CM_SAMPLER_MAX_LEVELS (sampler.h)
 SAMPLER_ROWS = 8192              # rows per network evaluation here (bounds memory only)
@@ -363,18 +362,22 @@ def _config_fields_v1(root):
     return root
 
 
+# cm.format_version -> the function mapping that version's cm.config JSON onto the flat field
+# names of Config: a new format version is one function and one entry here.
+_CONFIG_READERS = {"1": _config_fields_v1}
+MODEL_FORMAT_VERSIONS = tuple(_CONFIG_READERS)  # the model format versions this reader reads
+
+
 def parse_config(text, version="1"):
-    """Config of the JSON text of cm.config in a model file of format `version`. The one place
-    that knows the configuration's layout: a new format version adds a _config_fields_vN that
-    maps its JSON onto the flat field names."""
-    readers = {"1": _config_fields_v1}
-    if version not in readers:
+    """Config of the JSON text of cm.config in a model file of format `version`: the one place
+    that knows the configuration's layout (_CONFIG_READERS)."""
+    if version not in _CONFIG_READERS:
         raise CmFormatError(f"configuration of format version {version!r} (this reader knows "
-                            f"{', '.join(readers)})")
+                            f"{', '.join(MODEL_FORMAT_VERSIONS)})")
     root = _strict_json(text, "cm.config")
     if not isinstance(root, dict):
         raise CmFormatError("cm.config is not a JSON object")
-    return Config(readers[version](root))
+    return Config(_CONFIG_READERS[version](root))
 
 
 # ---------------------------------------------------------------------------- schedules

@@ -7,6 +7,7 @@
 # /usr/bin/python3 with python3-numpy (the python3 on PATH may lack numpy): without it, FAIL.
 # Usage: CM=build/cm tests/cli_python.sh     Ends with "cli_python: N passed, N failed".
 source "$(dirname "$0")/expect.sh"   # CM, $work, counters, expect, one_line_error, check, exists
+root=$(cd "$(dirname "$0")/.." && pwd)
 
 py=/usr/bin/python3
 if ! "$py" -c 'import numpy' >/dev/null 2>&1; then
@@ -65,8 +66,20 @@ seq 0 10 > "$work/rows.csv"
 expect 0 "" -- "$CM" data --data "$work/rows.csv" --n 1000 --seed 5 --out "$work/rows-drawn.csv"
 echo "rows $work/rows-drawn.csv 5 1000 11" >> "$manifest"
 
+# --- the example of docs/python.md, run where its paths exist (the ict run as runs/moons)
+example="$work/example"
+mkdir -p "$example/runs"
+ln -s "$root/python" "$example/python"
+cp -r "$work/ict" "$example/runs/moons"
+expect 0 "" -- "$CM" sample --model "$example/runs/moons/model.safetensors" --n 5000 --seed 1 --out "$example/s1.npy" --quiet
+sed -n '/^```python$/,/^```$/p' "$root/docs/python.md" | sed '1d;$d' > "$example/example.py"
+check "docs/python.md has a 10-line example" "[ \$(wc -l < '$example/example.py') -eq 10 ]"
+expect 0 "^ict 2 moons" -- sh -c "cd '$example' && '$py' example.py"
+difference=$(cd "$example" && "$py" example.py 2>/dev/null | sed -n 2p)
+check "the example's sample matches cm's ($difference)" "$py -c 'import sys; sys.exit(not float(\"$difference\") < 1e-5)'"
+
 # --- the Python side
-output=$("$py" "$(dirname "$0")/python/test_cm_numpy.py" --work "$work" 2>&1)
+output=$("$py" "$root/tests/python/test_cm_numpy.py" --work "$work" 2>&1)
 status=$?
 echo "$output" | sed 's/^/  /'
 line=$(echo "$output" | grep -E '^python: [0-9]+ passed, [0-9]+ failed$' | tail -n 1)
