@@ -53,9 +53,14 @@ def _strict_json(text, what):
             repeated = next(k for k, _ in pairs if k in seen or seen.add(k))
             raise CmFormatError(f"{what}: repeats the name '{repeated}'")
         return out
+    def integer(digits):  # a huge integer becomes a float (maybe inf), refused by the checks
+        return int(digits) if len(digits) <= 30 else float(digits)
     try:
-        return json.loads(text, parse_constant=no_constants, object_pairs_hook=unique)
-    except (json.JSONDecodeError, RecursionError) as error:
+        return json.loads(text, parse_constant=no_constants, object_pairs_hook=unique,
+                          parse_int=integer)
+    except (ValueError, RecursionError) as error:  # JSONDecodeError is a ValueError
+        if isinstance(error, CmFormatError):
+            raise
         raise CmFormatError(f"{what}: not valid JSON ({error})") from None
 
 
@@ -90,7 +95,7 @@ def parse_safetensors(data, name="(buffer)"):
         if not isinstance(entry, dict):
             raise CmFormatError(f"{where} is not an object")
         dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
-        if dtype not in _DTYPES:
+        if not isinstance(dtype, str) or dtype not in _DTYPES:
             raise CmFormatError(f"{where} has dtype {dtype!r} (supported: {', '.join(_DTYPES)})")
         if not isinstance(shape, list) or not all(_is_count(d) for d in shape):
             raise CmFormatError(f"{where}: shape is not a list of non-negative integers")
@@ -182,7 +187,8 @@ def _box_muller_f32(words):
     double values. numpy's vectorised log/sin/cos may differ from libm in the last bits of a
     double (measured: up to about 3.3 double ulps); a float32 rounding can only change when the
     double lies that close to a float32 rounding boundary, so values within a 2^-40 relative band
-    of one (about 1e-5 of all) are recomputed with libm: the result is libm's, bit for bit."""
+    of one (plus 2^-50 of the radius, for values near a zero of cos or sin) are recomputed with
+    libm, about one pair in 20000: the result is libm's, bit for bit."""
     u1 = _uniform(words[..., 0], words[..., 1])
     u2 = _uniform(words[..., 2], words[..., 3])
     radius = np.sqrt(-2.0 * np.log(u1))
@@ -316,10 +322,11 @@ class Config:
             raise CmFormatError(f"configuration: unknown method {method!r} (valid: "
                                 f"{', '.join(METHODS)})")
         self.method = method
-        self.dim = _config_int(fields, "dim", None, 1)
-        self.width = _config_int(fields, "width", 256, 1)
-        self.depth = _config_int(fields, "depth", 2 if method == "dsm" else 3, 1)
-        self.embed = _config_int(fields, "embed", 64, 2)
+        # ranges of cm_mlp_layout_init and cm_train_config_check (T: the schedule is a loop here)
+        self.dim = _config_int(fields, "dim", None, 1, 1 << 20)
+        self.width = _config_int(fields, "width", 256, 1, 65536)
+        self.depth = _config_int(fields, "depth", 2 if method == "dsm" else 3, 1, 16)
+        self.embed = _config_int(fields, "embed", 64, 2, 4096)
         if self.embed % 2:
             raise CmFormatError(f"configuration: \"embed\" = {self.embed} must be even")
         self.embed_max_frequency = _config_float(fields, "embed_max_frequency", 1000.0, 1.0)
@@ -328,23 +335,24 @@ class Config:
         self.sigma_min = _config_float(fields, "sigma_min", 0.002, 0.0, strict=True)
         self.sigma_max = _config_float(fields, "sigma_max", 10.0, self.sigma_min, strict=True)
         self.rho = _config_float(fields, "rho", 7.0, 0.0, strict=True)
-        self.T = _config_int(fields, "T", 100, 2)
+        self.T = _config_int(fields, "T", 100, 2, 10 ** 7)
         self.c0 = _config_float(fields, "c0", 2.0, 0.0, strict=True)
         self.c1 = _config_float(fields, "c1", 4.0, 0.0, strict=True)
-        self.cd_levels = _config_int(fields, "cd_levels", 18, 2)
+        self.cd_levels = _config_int(fields, "cd_levels", 18, 2, 10 ** 5)
 
     def __repr__(self):
         return f"Config({self.fields!r})"
 
 
-def _config_int(fields, key, default, low):
+def _config_int(fields, key, default, low, high):
     value = fields.get(key, default)
     if value is None:
         raise CmFormatError(f"configuration needs \"{key}\"")
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= 10 ** 15:
-        raise CmFormatError(f"configuration: \"{key}\" = {value!r} must be an integer >= {low}")
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise CmFormatError(f"configuration: \"{key}\" = {value!r} must be an integer in "
+                            f"[{low}, {high}]")
     return value
 
 

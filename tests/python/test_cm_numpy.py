@@ -251,6 +251,10 @@ def config_parsing_defaults_and_versions():
     raises(cmn.CmFormatError, cmn.parse_config, '{"method": "ict", "dim": 2, "dim": 3}',
            contains="repeats")
     raises(cmn.CmFormatError, cmn.parse_config, '[1]')
+    raises(cmn.CmFormatError, cmn.parse_config, '{"method": "lhw", "dim": 2, "T": 1000000000}',
+           contains="[2, 10000000]")
+    raises(cmn.CmFormatError, cmn.parse_config, '{"method": "ict", "dim": 2, "depth": 17}',
+           contains="depth")
 
 
 # ---------------------------------------------------------------------------- files
@@ -379,6 +383,11 @@ def bad_model_files_give_clear_errors():
         (with_header(good, tensor("mlp.1.bias", "data_offsets", [0, 128])), "overlap"),
         (with_header(good, tensor("mlp.1.bias", "shape", [-1])), "non-negative"),
         (bytes(nan_weight), "non-finite"),
+        (with_header(good, meta("cm.transform", '{"shift": [0, 1%s], "scale": [1, 1]}'
+                                % ("0" * 400))), "finite"),
+        (with_header(good, meta("cm.config", '{"method": "ict", "dim": 2, "sigma_max": 1%s}'
+                                % ("0" * 5000))), "sigma_max"),
+        (with_header(good, tensor("mlp.1.bias", "shape", [10 ** 40])), "non-negative"),
     ]
     try:
         for data, message in cases:
@@ -428,6 +437,69 @@ def seeded_mutations_never_raise_anything_else():
             with open(path, "wb") as file:
                 file.write(data)
             load_any(path)
+    finally:
+        if os.path.exists(path):
+            os.remove(path)
+
+
+ODD_VALUES = [None, True, -1, 0, 2.5, 10 ** 40, 1e308, "", "F64", "I32", "2", [], [1], [-1, 2],
+              [0, 10 ** 9], {}, {"a": 1}]
+
+
+def mutate_json(value, rng, depth=0):
+    """value with one entry somewhere replaced by an odd value (or deleted); JSON held in a
+    string (cm's metadata values) is mutated inside the string."""
+    if isinstance(value, dict) and value:
+        key = list(value)[int(rng.integers(len(value)))]
+        roll = rng.random()
+        if roll < 0.15:
+            del value[key]
+        elif roll < 0.5 or depth > 3:
+            value[key] = ODD_VALUES[int(rng.integers(len(ODD_VALUES)))]
+        else:
+            value[key] = mutate_json(value[key], rng, depth + 1)
+        return value
+    if isinstance(value, list) and value:
+        index = int(rng.integers(len(value)))
+        value[index] = mutate_json(value[index], rng, depth + 1)
+        return value
+    if isinstance(value, str) and value.startswith("{"):
+        return json.dumps(mutate_json(json.loads(value), rng, depth + 1))
+    return ODD_VALUES[int(rng.integers(len(ODD_VALUES)))]
+
+
+@test
+def seeded_header_mutations_never_raise_anything_else():
+    # valid JSON with wrong types and values in every place: each reader (and sampling what
+    # loads) returns or raises CmFormatError
+    seed = 78
+    print(f"    (seed {seed})")
+    rng = np.random.default_rng(seed)
+    path = os.path.join(WORK or "/tmp", f"mutant-header-{os.getpid()}.safetensors")
+    sources = [golden(m) for m in ("ict", "cd2", "lhw")] + [
+        os.path.join(GOLDEN, "resume-ict", "checkpoints", "step-00000100.safetensors")]
+    seeds = []
+    for source in sources:
+        with open(source, "rb") as file:
+            data = file.read()
+        (length,) = struct.unpack("<Q", data[:8])
+        seeds.append((data[8:8 + length], data[8 + length:]))
+    try:
+        for _ in range(600):
+            header, body = seeds[int(rng.integers(len(seeds)))]
+            edited = json.loads(header)
+            for _ in range(int(rng.integers(1, 3))):
+                edited = mutate_json(edited, rng)
+            text = json.dumps(edited).encode()
+            with open(path, "wb") as file:
+                file.write(struct.pack("<Q", len(text)) + text + body)
+            load_any(path)
+            try:
+                model = cmn.load_model(path)
+            except cmn.CmFormatError:
+                continue
+            if model.config.method != "dsm":
+                cmn.sample(model, 3, 1)
     finally:
         if os.path.exists(path):
             os.remove(path)
