@@ -10,6 +10,7 @@ that depends on numpy only (not on the safetensors package or on cm's library).
 Not done here: training, the diffusion samplers of dsm models, the [JHMZ] and [LFC] samplers.
 """
 
+import ast
 import json
 import math
 import struct
@@ -889,28 +890,57 @@ def load_checkpoint(path):
 # ---------------------------------------------------------------------------- samples
 
 def read_samples(path):
-    """A sample or data file as float64 [rows, cols]: .npy (float32 or float64, 1-D read as one
-    column) or .csv (comma-separated numbers, an optional header line of names, blank lines
+    """A sample or data file as float64 [rows, cols]: .npy ('<f4' or '<f8', C order; 1-D read as
+    one column) or .csv (comma-separated numbers, an optional header line of names, blank lines
     allowed), refusing non-finite values and ragged rows like cm's readers."""
     name = str(path)
     if name.endswith(".npy"):
-        try:
-            array = np.load(path, allow_pickle=False)
-        except (ValueError, EOFError) as error:
-            raise CmFormatError(f"{name}: not a readable NPY file ({error})") from None
-        if array.ndim == 1:
-            array = array[:, None]
-        if array.ndim != 2 or array.dtype.kind != "f" or array.dtype.itemsize not in (4, 8):
-            raise CmFormatError(f"{name}: expected a 1-D or 2-D float array, got {array.dtype} "
-                                f"{array.shape}")
-        values = array.astype(np.float64)
+        with open(path, "rb") as file:
+            values = _parse_npy(file.read(), name)
     elif name.endswith(".csv"):
-        values = _parse_csv(open(path, encoding="utf-8").read(), name)
+        with open(path, "rb") as file:
+            raw = file.read()
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise CmFormatError(f"{name}: not UTF-8 text") from None
+        values = _parse_csv(text, name)
     else:
         raise CmFormatError(f"{name}: unknown extension (expected .npy or .csv)")
     if not np.all(np.isfinite(values)):
         raise CmFormatError(f"{name}: holds a non-finite value")
     return values
+
+
+def _parse_npy(data, name):
+    """An NPY image (format 1.0-3.0, '<f4' or '<f8', C order, 1-D or 2-D) as float64 [rows, cols],
+    parsed here rather than by np.load so that the shape is checked against the bytes before
+    anything is allocated and every malformed header is a CmFormatError."""
+    if len(data) < 10 or data[:6] != b"\x93NUMPY" or data[6] not in (1, 2, 3):
+        raise CmFormatError(f"{name}: not an NPY file (magic or version)")
+    size_bytes = 2 if data[6] == 1 else 4
+    start = 8 + size_bytes
+    (length,) = struct.unpack("<H" if size_bytes == 2 else "<I", data[8:start])
+    if length > 1 << 20 or start + length > len(data):
+        raise CmFormatError(f"{name}: NPY header length {length} exceeds the file or 1 MB")
+    try:
+        header = ast.literal_eval(data[start:start + length].decode("latin1" if data[6] < 3
+                                                                     else "utf-8"))
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError, UnicodeDecodeError):
+        raise CmFormatError(f"{name}: NPY header is not a Python literal") from None
+    ok = (isinstance(header, dict) and header.get("descr") in ("<f4", "<f8") and
+          header.get("fortran_order") is False and isinstance(header.get("shape"), tuple) and
+          len(header["shape"]) in (1, 2) and all(_is_count(d) for d in header["shape"]))
+    if not ok:
+        raise CmFormatError(f"{name}: NPY header must describe a 1-D or 2-D '<f4' or '<f8' array "
+                            "in C order")
+    shape = header["shape"]
+    body = memoryview(data)[start + length:]
+    if math.prod(shape) * int(header["descr"][2]) != len(body):
+        raise CmFormatError(f"{name}: {len(body)} data bytes for shape {shape} of "
+                            f"{header['descr']}")
+    values = np.frombuffer(body, dtype=header["descr"]).astype(np.float64)
+    return values.reshape(shape[0], shape[1] if len(shape) == 2 else 1)
 
 
 def _parse_csv(text, name):

@@ -416,6 +416,22 @@ def fuzz_corpus_replay_never_raises_anything_else():
             load_any(os.path.join(directory, name))
             count += 1
     assert count > 50, count
+    for corpus in ("npy", "csv"):  # the sample readers, under the extension they dispatch on
+        directory = os.path.join(ROOT, "tests", "fuzz", "corpus", corpus)
+        path = os.path.join(WORK or "/tmp", f"corpus-{os.getpid()}.{corpus}")
+        try:
+            for name in sorted(os.listdir(directory)):
+                with open(os.path.join(directory, name), "rb") as source, open(path, "wb") as copy:
+                    copy.write(source.read())
+                try:
+                    cmn.read_samples(path)
+                except cmn.CmFormatError:
+                    pass
+                count += 1
+        finally:
+            if os.path.exists(path):
+                os.remove(path)
+    assert count > 200, count
 
 
 @test
@@ -513,8 +529,14 @@ def npy_reader():
         assert cmn.read_samples(path).tolist() == [[0, 1], [2, 3], [4, 5]]
         np.save(path, np.arange(3, dtype=np.float64))
         assert cmn.read_samples(path).tolist() == [[0], [1], [2]]
-        np.save(path, np.arange(3, dtype=np.int32))
-        raises(cmn.CmFormatError, cmn.read_samples, path, contains="float")
+        for bad in (np.arange(3, dtype=np.int32), np.zeros((2, 2, 2)),
+                    np.asfortranarray(np.zeros((2, 3))), np.zeros(3, dtype=">f8")):
+            np.save(path, bad)
+            raises(cmn.CmFormatError, cmn.read_samples, path, contains="'<f4' or '<f8'")
+        np.save(path, np.zeros((4, 2), dtype=np.float32))
+        with open(path, "r+b") as file:
+            file.truncate(os.path.getsize(path) - 4)
+        raises(cmn.CmFormatError, cmn.read_samples, path, contains="28 data bytes")
         np.save(path, np.array([1.0, np.inf]))
         raises(cmn.CmFormatError, cmn.read_samples, path, contains="non-finite")
         with open(path, "r+b") as file:
