@@ -115,7 +115,8 @@ static cm_status scan(name_list *pngs, name_list *folders, const char *dir, size
 static cm_status collect(name_list *files, name_list *classes, const char *dir) {
     name_list folders = {0};
     cm_status status = scan(files, &folders, dir, 0);
-    for (size_t k = 0; status == CM_OK && files->count == 0 && k < folders.count; k++) {
+    int labelled = files->count == 0; /* PNG files at the top: sub-folders are ignored */
+    for (size_t k = 0; status == CM_OK && labelled && k < folders.count; k++) {
         char *sub = join(dir, folders.items[k]);
         if (!sub) status = cm_error_set(CM_ERR_NOMEM, "%s: cannot list the folder", dir);
         size_t before = files->count;
