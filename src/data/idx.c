@@ -56,7 +56,8 @@ static cm_status stream_open(idx_stream *s, const unsigned char *bytes, size_t s
     s->gzip = size >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b;
     if (!s->gzip) return CM_OK;
     if (size > UINT32_MAX)
-        return cm_error_set(CM_ERR_FORMAT, "%s: %zu bytes of gzip data, over the limit", name, size);
+        return cm_error_set(CM_ERR_FORMAT, "%s: %zu bytes of gzip data, over the limit", name,
+                            size);
     s->z.zalloc = zlib_alloc;
     s->z.zfree = zlib_free;
     s->z.opaque = s;

@@ -194,7 +194,8 @@ cm_status cm_image_parse_npy(cm_image_set *out, const void *bytes, size_t size, 
     cm_status status = npy_image_shape(&set, &info, name);
     if (status == CM_OK && info.dtype == CM_NPY_UINT8) {
         set.bytes = cm_malloc(info.count, 1);
-        if (set.bytes) memcpy(set.bytes, (const unsigned char *)bytes + info.data_offset, info.count);
+        const unsigned char *items = (const unsigned char *)bytes + info.data_offset;
+        if (set.bytes) memcpy(set.bytes, items, info.count);
         else status = cm_error_set(CM_ERR_NOMEM, "%s: cannot allocate pixels", name);
     } else if (status == CM_OK) {
         status = npy_float_pixels(&set, &info, bytes, name);
@@ -230,7 +231,8 @@ static unsigned char pixel_byte(double value) {
 static cm_status tile(unsigned char *canvas, size_t grid_w, const double *pixels, size_t n,
                       size_t C, size_t H, size_t W, size_t columns, size_t padding) {
     for (size_t i = 0; i < n; i++) {
-        size_t y0 = padding + i / columns * (H + padding), x0 = padding + i % columns * (W + padding);
+        size_t y0 = padding + i / columns * (H + padding);
+        size_t x0 = padding + i % columns * (W + padding);
         for (size_t c = 0; c < C; c++) {
             const double *plane = pixels + (i * C + c) * H * W;
             for (size_t y = 0; y < H; y++) {

@@ -4,8 +4,8 @@
  *
  * Reading: 8-bit gray, gray + alpha, RGB, RGBA; palette and 1/2/4-bit gray expanded to 8 bits;
  * alpha (and tRNS transparency) dropped, not composited; 16-bit refused. libpng reports errors
- * by longjmp: its messages become the status detail, its warnings are dropped (the library
- * never prints), its allocations go through cm_malloc (so fault injection reaches them), and
+ * by longjmp: its message (and the warning before it) become the status detail, nothing is
+ * printed, its allocations go through cm_malloc (so fault injection reaches them), and
  * width and height are capped at CM_IMAGE_MAX_SIDE before any row is allocated. Chunks after
  * the image data are read up to IEND; bytes after IEND are ignored, as libpng does.
  */
@@ -28,6 +28,7 @@ typedef struct {
     unsigned char *output; /* encoding: the PNG bytes written so far */
     size_t output_size, output_capacity;
     char message[PNG_MESSAGE_MAX];
+    char warning[PNG_MESSAGE_MAX]; /* the last warning: often the reason of the error after it */
     int out_of_memory;
 } png_context;
 
@@ -37,9 +38,10 @@ static void on_error(png_structp png, png_const_charp message) {
     png_longjmp(png, 1);
 }
 
+/* The library never prints: a warning is kept for the detail of a failure that follows. */
 static void on_warning(png_structp png, png_const_charp message) {
-    (void)png;
-    (void)message; /* the library never prints; a warning changes nothing we return */
+    png_context *c = png_get_error_ptr(png);
+    snprintf(c->warning, sizeof c->warning, "%s", message);
 }
 
 static png_voidp on_malloc(png_structp png, png_alloc_size_t size) {
@@ -63,7 +65,8 @@ static void on_read(png_structp png, png_bytep dst, size_t n) {
 /* The status of a libpng failure: NOMEM when one of its allocations failed. */
 static cm_status png_failure(const png_context *c, const char *name, const char *doing) {
     if (c->out_of_memory) return cm_error_set(CM_ERR_NOMEM, "%s: no memory %s PNG", name, doing);
-    return cm_error_set(CM_ERR_FORMAT, "%s: damaged PNG (%s)", name, c->message);
+    return cm_error_set(CM_ERR_FORMAT, "%s: damaged PNG (%s%s%s)", name, c->message,
+                        c->warning[0] ? "; " : "", c->warning);
 }
 
 /* ---------------------------------------------------------------- reading */
@@ -93,7 +96,8 @@ static cm_status read_header(png_decoder *d, const char *name) {
     d->channels = (type & PNG_COLOR_MASK_COLOR) ? 3 : 1;
     d->height = height;
     d->width = width;
-    if (png_get_channels(d->png, d->info) != d->channels || png_get_bit_depth(d->png, d->info) != 8 ||
+    if (png_get_channels(d->png, d->info) != d->channels ||
+        png_get_bit_depth(d->png, d->info) != 8 ||
         png_get_rowbytes(d->png, d->info) != d->width * d->channels)
         return cm_error_set(CM_ERR_UNSUPPORTED, "%s: PNG colour type %d, depth %d does not "
                             "convert to 8-bit gray or RGB", name, type, depth);
@@ -126,7 +130,8 @@ static cm_status to_set(cm_image_set *out, const png_decoder *d, const char *nam
     out->bytes = cm_malloc(plane, d->channels);
     if (!out->bytes) return cm_error_set(CM_ERR_NOMEM, "%s: cannot allocate pixels", name);
     for (size_t c = 0; c < d->channels; c++)
-        for (size_t p = 0; p < plane; p++) out->bytes[c * plane + p] = d->pixels[p * d->channels + c];
+        for (size_t p = 0; p < plane; p++)
+            out->bytes[c * plane + p] = d->pixels[p * d->channels + c];
     out->count = 1;
     out->channels = d->channels;
     out->height = d->height;
@@ -144,8 +149,8 @@ cm_status cm_png_parse(cm_image_set *out, const void *bytes, size_t size, const 
     d.png = png_create_read_struct_2(PNG_LIBPNG_VER_STRING, &c, on_error, on_warning, &c,
                                      on_malloc, on_free);
     if (d.png) d.info = png_create_info_struct(d.png);
-    cm_status status = d.png && d.info ? CM_OK
-                                       : cm_error_set(CM_ERR_NOMEM, "%s: cannot start libpng", name);
+    cm_status status = CM_OK;
+    if (!d.png || !d.info) status = cm_error_set(CM_ERR_NOMEM, "%s: cannot start libpng", name);
     if (status == CM_OK) {
         png_set_sig_bytes(d.png, PNG_SIGNATURE_BYTES);
         status = decode(&d, &c, name);

@@ -22,7 +22,8 @@ static cm_status write_points(const char *path, const double *points, size_t n,
     size_t channels, height, width;
     int image = cm_data_image_shape(data, &channels, &height, &width);
     const char *dot = strrchr(path, '.');
-    if (!image || !dot || strcasecmp(dot, ".npy") != 0) return cm_matrix_write(path, points, n, cm_data_dim(data));
+    if (!image || !dot || strcasecmp(dot, ".npy") != 0)
+        return cm_matrix_write(path, points, n, cm_data_dim(data));
     size_t shape[4] = {n, channels, height, width};
     if (channels == 1) {
         shape[1] = height;
