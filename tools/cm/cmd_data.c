@@ -57,7 +57,9 @@ int cmd_data(int argc, char **argv) {
     size_t n = 10000, columns = 0;
     uint64_t seed = 0;
     cli_option options[] = {
-        {"data", OPT_STRING, &source, "data source (see cm train --help)", 0, 1, 0},
+        {"data", OPT_STRING, &source, "data source (see cm train --help); images: "
+         "shapes[:size=S][,seed=N], fashion-mnist[:test], DIR/ of PNG files, .npy [N, H, W]", 0, 1,
+         0},
         {"n", OPT_SIZE, &n, "number of points", 1, 0, 0},
         {"seed", OPT_U64, &seed, "seed", 0, 0, 0},
         {"out", OPT_STRING, &out, "output file, .npy (float32; images [N, H, W] or [N, C, H, W]) "
@@ -80,8 +82,12 @@ int cmd_data(int argc, char **argv) {
     cm_status status = cm_data_open(&data, source);
     if (status != CM_OK) return cli_fail(command, status);
     int code = CLI_OK;
-    if (png && !cm_data_image_shape(data, NULL, NULL, NULL))
+    size_t channels = 0;
+    if (png && !cm_data_image_shape(data, &channels, NULL, NULL))
         code = cli_usage_error(command, "--png: '%s' is not an image source", source);
+    else if (png && channels != 1 && channels != 3)
+        code = cli_usage_error(command, "--png: images of %zu channels (a PNG grid needs 1 or 3)",
+                               channels);
     else if (labels_path && cm_data_classes(data) == 0)
         code = cli_usage_error(command, "--labels: '%s' has no labels", source);
     size_t dim = cm_data_dim(data);
