@@ -20,6 +20,11 @@
 
 #define PNG_SIGNATURE_BYTES 8
 #define PNG_MESSAGE_MAX 160
+/* Decoded bytes a PNG of n bytes can hold at most: deflate expands at most 1032 : 1 and a
+ * decoded byte needs at least 1/24 of a raw one (1-bit palette indexes become RGB bytes); the
+ * slack covers tiny files. Larger promises are refused before the pixels are allocated. */
+#define PNG_MAX_EXPANSION (24 * 1032)
+#define PNG_EXPANSION_SLACK ((uint64_t)1 << 16)
 
 /* What libpng's callbacks share with us: the input, the output buffer, the last message. */
 typedef struct {
@@ -80,7 +85,7 @@ typedef struct {
 } png_decoder;
 
 /* Header and transforms: 8-bit, alpha dropped, C = 1 or 3. Runs under the caller's setjmp. */
-static cm_status read_header(png_decoder *d, const char *name) {
+static cm_status read_header(png_decoder *d, size_t input_size, const char *name) {
     png_read_info(d->png, d->info);
     png_uint_32 width = png_get_image_width(d->png, d->info);
     png_uint_32 height = png_get_image_height(d->png, d->info);
@@ -101,9 +106,13 @@ static cm_status read_header(png_decoder *d, const char *name) {
         png_get_rowbytes(d->png, d->info) != d->width * d->channels)
         return cm_error_set(CM_ERR_UNSUPPORTED, "%s: PNG colour type %d, depth %d does not "
                             "convert to 8-bit gray or RGB", name, type, depth);
-    if ((uint64_t)d->width * d->height * d->channels > CM_IMAGE_MAX_BYTES)
+    uint64_t decoded = (uint64_t)d->width * d->height * d->channels;
+    if (decoded > CM_IMAGE_MAX_BYTES)
         return cm_error_set(CM_ERR_FORMAT, "%s: %zu x %zu PNG over the limit of %llu bytes",
                             name, d->width, d->height, (unsigned long long)CM_IMAGE_MAX_BYTES);
+    if (decoded > (uint64_t)input_size * PNG_MAX_EXPANSION + PNG_EXPANSION_SLACK)
+        return cm_error_set(CM_ERR_FORMAT, "%s: truncated: a %zu x %zu PNG cannot fit in %zu "
+                            "bytes", name, d->width, d->height, input_size);
     return CM_OK;
 }
 
@@ -112,7 +121,7 @@ static cm_status decode(png_decoder *d, png_context *c, const char *name) {
     if (setjmp(png_jmpbuf(d->png))) return png_failure(c, name, "decoding");
     png_set_user_limits(d->png, CM_IMAGE_MAX_SIDE, CM_IMAGE_MAX_SIDE);
     png_set_read_fn(d->png, c, on_read);
-    CM_TRY(read_header(d, name));
+    CM_TRY(read_header(d, c->size, name));
     d->pixels = cm_malloc(d->height * d->width, d->channels);
     d->rows = cm_malloc(d->height, sizeof *d->rows);
     if (!d->pixels || !d->rows)

@@ -401,6 +401,9 @@ static void test_png_damaged(void) {
     spec = (png_spec){20000, 1, 8, 0, 0, wide, sizeof wide, NULL, NULL, 0, 0};
     size = build_png(file, &spec);
     check_png_fails(file, size, CM_ERR_FORMAT, "damaged PNG", "width over the limit");
+    spec = (png_spec){16000, 16000, 8, 2, 0, wide, sizeof wide, NULL, NULL, 0, 0};
+    size = build_png(file, &spec);
+    check_png_fails(file, size, CM_ERR_FORMAT, "cannot fit in", "768 MB promised in 70 bytes");
     const unsigned char deep[] = {0, 1, 2};
     spec = (png_spec){1, 1, 16, 0, 0, deep, sizeof deep, NULL, NULL, 0, 0};
     size = build_png(file, &spec);
