@@ -106,8 +106,10 @@ static cm_status scan(name_list *pngs, name_list *folders, const char *dir, size
     }
     closedir(handle);
     if (status != CM_OK) return status;
-    qsort(pngs->items + first, pngs->count - first, sizeof *pngs->items, compare_names);
-    if (folders) qsort(folders->items, folders->count, sizeof *folders->items, compare_names);
+    if (pngs->count > first) /* an empty list has no array: qsort must not see NULL */
+        qsort(pngs->items + first, pngs->count - first, sizeof *pngs->items, compare_names);
+    if (folders && folders->count)
+        qsort(folders->items, folders->count, sizeof *folders->items, compare_names);
     return CM_OK;
 }
 
