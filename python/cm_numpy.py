@@ -26,7 +26,7 @@ __all__ = [
     "max_relative_difference",
 ]
 
-CHECKPOINT_VERSIONS = ("1",)     # cm.checkpoint.version
+CHECKPOINT_VERSIONS = ("1", "2")  # cm.checkpoint.version (2: the same layout, row-wise level draws)
 SAMPLER_MAX_LEVELS = 64          # CM_SAMPLER_MAX_LEVELS (sampler.h)
 SAMPLER_ROWS = 8192              # rows per network evaluation here (bounds memory only)
 
@@ -371,9 +371,33 @@ def _config_fields_v1(root):
     return root
 
 
+def _config_fields_v2(root):
+    """Format version 2: {"method": {"method": ..., <method settings>}, "network": {"type": ...,
+    "dim": ..., <the network type's settings>}, "optimizer": {...}, "steps": ..., ...}, flattened
+    onto version 1's names (every key of the parts is unique). Only the "mlp" network is
+    evaluated here."""
+    method, network = root.get("method"), root.get("network")
+    if not isinstance(method, dict) or not isinstance(network, dict):
+        raise CmFormatError("configuration (format 2) needs \"method\" and \"network\" objects")
+    if network.get("type") != "mlp":
+        raise CmFormatError(f"configuration: network type {network.get('type')!r} (this reader "
+                            "evaluates the mlp)")
+    flat = {k: v for k, v in root.items() if k not in ("method", "network", "optimizer")}
+    for part in (method, network, root.get("optimizer") or {}):
+        if not isinstance(part, dict):
+            raise CmFormatError("configuration: a part is not a JSON object")
+        for key, value in part.items():
+            if key == "type":
+                continue
+            if key in flat:
+                raise CmFormatError(f"configuration: key {key!r} given twice")
+            flat[key] = value
+    return flat
+
+
 # cm.format_version -> the function mapping that version's cm.config JSON onto the flat field
 # names of Config: a new format version is one function and one entry here.
-_CONFIG_READERS = {"1": _config_fields_v1}
+_CONFIG_READERS = {"1": _config_fields_v1, "2": _config_fields_v2}
 MODEL_FORMAT_VERSIONS = tuple(_CONFIG_READERS)  # the model format versions this reader reads
 
 

@@ -1,5 +1,5 @@
 /* data.h: data sources: built-in 2-D sets, exact Gaussian and Gaussian-mixture laws in any
- * dimension, and user files; and the standardising transform stored with a model.
+ * dimension, user files, and images; and the standardising transform stored with a model.
  *
  * A source is opened from a string:
  *   8gaussians | moons | swissroll | checkerboard | rings     built-in 2-D sets, roughly unit scale
@@ -16,13 +16,23 @@
  * A file whose first column is a row index (consecutive integers without a header; increasing
  * integers under an empty, "id", "index" or "Unnamed: 0" name, as pandas' to_csv writes) is
  * refused with a hint unless its columns are selected.
- * Laws are sampled exactly and freshly on every draw (an infinite data set); files are sampled
- * by drawing rows uniformly with replacement. The generators are documented in docs/data.md.
+ * Images (points of dimension C H W in [0, 1], layout [C, H, W]; image.h):
+ *   shapes[:size=S][,seed=N]    generated 1 x S x S images of a disc, square or bar (3 labelled
+ *        classes), an infinite law like gauss:; S = 16 and N = 0 by default
+ *   fashion-mnist | fashion-mnist:test     the 60000 training or 10000 test images of
+ *        Fashion-MNIST (Xiao et al. 2017), 1 x 28 x 28, 10 labelled classes, from the Debian
+ *        package dataset-fashion-mnist
+ *   path/to/folder/                       a folder of PNG files (sub-folders as classes)
+ *   path/to/images.npy                    an NPY array [N, H, W] or [N, C, H, W]
+ * Laws are sampled exactly and freshly on every draw (an infinite data set); files and stored
+ * image sets are sampled by drawing rows uniformly with replacement. The generators are
+ * documented in docs/data.md.
  */
 #ifndef CM_DATA_H
 #define CM_DATA_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "cm/rng.h"
 #include "cm/status.h"
@@ -36,6 +46,8 @@ typedef enum {
     CM_DATA_GAUSS,
     CM_DATA_GMM,
     CM_DATA_FILE,
+    CM_DATA_SHAPES, /* the generated image law */
+    CM_DATA_IMAGES, /* a stored image set: Fashion-MNIST, a PNG folder, an NPY image array */
     CM_DATA_KIND_COUNT
 } cm_data_kind;
 
@@ -83,10 +95,24 @@ const char *cm_data_describe(const cm_data *data);
  * `description` (e.g. a path). For tests and callers that already hold the points. */
 cm_status cm_data_from_values(cm_data **out, const double *values, size_t rows, size_t dim,
                               const char *description);
-/* Number of stored rows of a file source; 0 for laws (unbounded). */
+/* Number of stored rows of a file or stored image source; 0 for laws (unbounded). */
 size_t cm_data_rows(const cm_data *data);
-/* The stored rows of a file source (rows x dim), or NULL for laws. Owned by `data`. */
+/* The stored rows of a file source (rows x dim), or NULL for laws. Owned by `data`.
+ * NULL for image sources too, also stored ones (CM_DATA_IMAGES: cm_data_rows > 0): their
+ * pixels are kept as bytes and converted per row (60000 Fashion-MNIST images would be 376 MB
+ * as doubles). Callers that test cm_data_values to tell stored data from a law therefore treat
+ * a stored image set as a law and draw from it with cm_data_sample (with replacement); use
+ * cm_data_rows and cm_data_copy_rows to reach its rows, and cm_data_fingerprint for its
+ * identity. */
 const double *cm_data_values(const cm_data *data);
+/* Rows first .. first + n - 1 (first + n <= cm_data_rows) of a file or stored image source into
+ * out (n x dim), image pixels in [0, 1]. No allocation. */
+void cm_data_copy_rows(const cm_data *data, size_t first, size_t n, double *out);
+/* FNV-1a 64-bit hash of a stored source's content: for files the rows, the dimension and every
+ * value's bits (the hash the checkpoints of file runs record); for stored image sets the count,
+ * C, H, W, the stored pixels (bytes, or float bits), the class count and the labels. 0 for
+ * laws (including shapes), which their description identifies. */
+uint64_t cm_data_fingerprint(const cm_data *data);
 /* For gauss:/gmm: sources, the exact law; CM_ERR_INVALID for others. */
 cm_status cm_data_gmm(cm_gmm_view *out, const cm_data *data);
 
@@ -96,6 +122,25 @@ cm_status cm_data_gmm(cm_gmm_view *out, const cm_data *data);
  * So a draw of n points is a prefix of a draw of n' > n points from the same state, and
  * successive draws from one generator never share a child. */
 void cm_data_sample(const cm_data *data, cm_rng *rng, size_t n, double *out);
+
+/* ---- Images and labels */
+
+#define CM_DATA_NO_LABEL ((size_t)-1)
+
+/* The same points as cm_data_sample, and when out_labels is not NULL each point's class in
+ * out_labels[0..n) (CM_DATA_NO_LABEL for unlabelled sources). */
+void cm_data_sample_labelled(const cm_data *data, cm_rng *rng, size_t n, double *out,
+                             size_t *out_labels);
+/* 1 for image sources (shapes, images), with their channels, height and width (dim = C H W);
+ * 0 for vector sources, with the three set to 0. Any pointer may be NULL. */
+int cm_data_image_shape(const cm_data *data, size_t *channels, size_t *height, size_t *width);
+/* Number of classes of a labelled source (shapes: 3; fashion-mnist: 10; a PNG folder with
+ * class sub-folders; labelled IDX); 0 when unlabelled. */
+size_t cm_data_classes(const cm_data *data);
+/* The name of class `label` ("disc", "Ankle boot", a folder name), or NULL when unknown. */
+const char *cm_data_class_name(const cm_data *data, size_t label);
+/* The labels of a stored labelled image set (cm_data_rows of them), or NULL. Owned by data. */
+const size_t *cm_data_labels(const cm_data *data);
 
 /* ---- Standardising transform: x_model = (x - shift) / scale, per coordinate. */
 typedef struct {
@@ -112,6 +157,12 @@ cm_status cm_transform_fit(cm_transform *out, const double *x, size_t n, size_t 
 /* Identity transform of dimension dim (allocates). */
 cm_status cm_transform_identity(cm_transform *out, size_t dim);
 void cm_transform_free(cm_transform *transform);
+/* 1 when the source prescribes its transform instead of having one fitted: image sources,
+ * whose pixels in [0, 1] are modelled in [-1, 1] (shift 0.5, scale 0.5 for every coordinate:
+ * x_model = (x - 0.5) / 0.5; docs/data.md). */
+int cm_data_has_fixed_transform(const cm_data *data);
+/* That transform (allocates; cm_transform_free); CM_ERR_INVALID for other sources. */
+cm_status cm_data_fixed_transform(cm_transform *out, const cm_data *data);
 /* In place on n x dim points. */
 void cm_transform_apply(const cm_transform *transform, double *x, size_t n);
 void cm_transform_invert(const cm_transform *transform, double *x, size_t n);

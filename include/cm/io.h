@@ -20,15 +20,40 @@
 /* Largest payload a reader accepts (refused before allocating): 4 GiB. */
 #define CM_IO_MAX_BYTES ((uint64_t)4 << 30)
 
-/* ---- NPY (NumPy format 1.0/2.0/3.0; float32 or float64, little-endian, C order, 1-D or 2-D) */
+/* ---- NPY (NumPy format 1.0/2.0/3.0; little-endian, C order, 1 to 4 dimensions) */
+
+#define CM_NPY_MAX_DIMS 4
 
 /* Parse an NPY image in memory. `name` is used in error details only. On success *out is a
- * cm_malloc'ed rows x cols array owned by the caller (free with cm_free). */
+ * cm_malloc'ed rows x cols array owned by the caller (free with cm_free). Float32 or float64
+ * only. A 1-D array is rows x 1; a 3-D or 4-D array (a batch of images [N, H, W] or
+ * [N, C, H, W]) is read as N rows of the product of its other dimensions, unscaled. */
 cm_status cm_npy_parse(double **out, size_t *out_rows, size_t *out_cols, const void *bytes,
                        size_t size, const char *name);
 cm_status cm_npy_read(double **out, size_t *out_rows, size_t *out_cols, const char *path);
 /* Write rows x cols as float32 ('<f4'), 2-D, C order. */
 cm_status cm_npy_write_f32(const char *path, const double *data, size_t rows, size_t cols);
+/* Write an array of ndim (1..CM_NPY_MAX_DIMS) dimensions `shape` as float32, C order. */
+cm_status cm_npy_write_f32_shape(const char *path, const double *data, const size_t *shape,
+                                 size_t ndim);
+
+typedef enum { CM_NPY_FLOAT32, CM_NPY_FLOAT64, CM_NPY_UINT8 } cm_npy_dtype;
+
+/* What an NPY header says, checked against the bytes that follow it. */
+typedef struct {
+    cm_npy_dtype dtype;             /* '<f4', '<f8', or '|u1' (also written '<u1', '>u1') */
+    size_t ndim;                    /* 1..CM_NPY_MAX_DIMS */
+    size_t shape[CM_NPY_MAX_DIMS];  /* every dimension > 0; unused entries are 1 */
+    size_t count;                   /* product of shape */
+    size_t data_offset;             /* the items start at bytes + data_offset */
+} cm_npy_info;
+
+/* Validate an NPY image (preamble, header, dtype, C order, shape, the byte count exactly, at
+ * most CM_IO_MAX_BYTES) without converting its items; they stay in `bytes`. */
+cm_status cm_npy_parse_info(cm_npy_info *out, const void *bytes, size_t size, const char *name);
+/* Item `index` (< info->count) of a validated image as a double (uint8 as 0..255; not checked
+ * for finiteness). */
+double cm_npy_item(const cm_npy_info *info, const void *bytes, size_t index);
 
 /* ---- CSV (comma-separated numbers; optional header line of non-numeric names; blank lines
  * and trailing newline allowed; every row must have the same number of columns) */

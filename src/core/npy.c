@@ -1,5 +1,5 @@
-/* npy.c: NumPy .npy reader (format 1.0/2.0/3.0, '<f4' or '<f8', C order, 1-D or 2-D) and
- * float32 writer (format 1.0).
+/* npy.c: NumPy .npy reader (format 1.0/2.0/3.0, '<f4', '<f8' or '|u1', C order, 1 to 4
+ * dimensions) and float32 writer (format 1.0, any shape of 1 to 4 dimensions).
  *
  * Hand-written because Debian ships no C library for NPY, and the format is small: the magic
  * "\x93NUMPY", a version, a little-endian header length (u16 for 1.0, u32 for 2.0/3.0), a
@@ -26,7 +26,7 @@ typedef struct {
     char descr[16];
     int fortran_order;
     size_t ndim;
-    uint64_t shape[2]; /* the first two dimensions; ndim may be larger (then rejected) */
+    uint64_t shape[CM_NPY_MAX_DIMS]; /* the first dimensions; ndim may be larger (then rejected) */
     int seen_descr, seen_fortran, seen_shape;
 } npy_header;
 
@@ -106,7 +106,7 @@ static cm_status parse_shape(npy_header *h, cursor *c, const char *name) {
         if (h->ndim >= NPY_MAX_DIMS)
             return cm_error_set(CM_ERR_FORMAT, "%s: 'shape' has more than %d dimensions", name,
                                 NPY_MAX_DIMS);
-        if (h->ndim < 2) h->shape[h->ndim] = dimension;
+        if (h->ndim < CM_NPY_MAX_DIMS) h->shape[h->ndim] = dimension;
         h->ndim++;
         if (!accept(c, ',')) {
             if (accept(c, ')')) break;
@@ -139,11 +139,11 @@ static cm_status parse_entry(npy_header *h, cursor *c, const char *name) {
     }
     skip_space(c);
     if (c->at < c->end && *c->at == '[')
-        return cm_error_set(CM_ERR_UNSUPPORTED, "%s: structured dtype (only '<f4' and '<f8')",
-                            name);
+        return cm_error_set(CM_ERR_UNSUPPORTED, "%s: structured dtype (only '<f4', '<f8' and "
+                            "'|u1')", name);
     if (!parse_string(c, h->descr, sizeof h->descr))
-        return cm_error_set(CM_ERR_UNSUPPORTED, "%s: unsupported 'descr' (only '<f4' and '<f8')",
-                            name);
+        return cm_error_set(CM_ERR_UNSUPPORTED, "%s: unsupported 'descr' (only '<f4', '<f8' and "
+                            "'|u1')", name);
     return CM_OK;
 }
 
@@ -169,21 +169,30 @@ static cm_status parse_header(npy_header *h, const char *text, size_t length, co
     return CM_OK;
 }
 
-/* Item size (4 or 8) of a supported dtype, or an UNSUPPORTED status. */
-static cm_status check_dtype(int *itemsize, const npy_header *h, const char *name) {
+/* The dtype of a supported descr, or an UNSUPPORTED status. One-byte items have no byte order,
+ * so '|u1', '<u1' and '>u1' are the same. */
+static cm_status check_dtype(cm_npy_dtype *dtype, const npy_header *h, const char *name) {
     const char *d = h->descr;
     if (strcmp(d, "<f4") == 0 || strcmp(d, "<f8") == 0) {
-        *itemsize = d[2] - '0';
+        *dtype = d[2] == '4' ? CM_NPY_FLOAT32 : CM_NPY_FLOAT64;
+        return CM_OK;
+    }
+    if ((d[0] == '|' || d[0] == '<' || d[0] == '>') && strcmp(d + 1, "u1") == 0) {
+        *dtype = CM_NPY_UINT8;
         return CM_OK;
     }
     if (d[0] == '>')
-        return cm_error_set(CM_ERR_UNSUPPORTED, "%s: big-endian dtype '%s' (only '<f4', '<f8')",
-                            name, d);
+        return cm_error_set(CM_ERR_UNSUPPORTED, "%s: big-endian dtype '%s' (only '<f4', '<f8', "
+                            "'|u1')", name, d);
     if ((d[0] == '=' || d[0] == '|') && (strcmp(d + 1, "f4") == 0 || strcmp(d + 1, "f8") == 0))
         return cm_error_set(CM_ERR_UNSUPPORTED, "%s: dtype '%s' does not say its byte order "
                             "(only '<f4', '<f8')", name, d);
-    return cm_error_set(CM_ERR_UNSUPPORTED, "%s: dtype '%s' (only float32 '<f4' and float64 "
-                        "'<f8')", name, d);
+    return cm_error_set(CM_ERR_UNSUPPORTED, "%s: dtype '%s' (only float32 '<f4', float64 '<f8' "
+                        "and uint8 '|u1')", name, d);
+}
+
+static size_t itemsize_of(cm_npy_dtype dtype) {
+    return dtype == CM_NPY_FLOAT64 ? 8 : dtype == CM_NPY_FLOAT32 ? 4 : 1;
 }
 
 /* Magic, version and header length; out_header and out_data locate the dict and the array. */
@@ -208,65 +217,98 @@ static cm_status parse_preamble(size_t *out_header, size_t *out_header_length, s
     return CM_OK;
 }
 
-/* Rows, columns and item size from a validated header, with the byte count checked. */
-static cm_status check_shape(size_t *rows, size_t *cols, const npy_header *h, int itemsize,
-                             size_t data_size, const char *name) {
+/* "(2, 3, 4)" for error details. */
+static void format_shape(char *dst, size_t capacity, const npy_header *h) {
+    size_t used = (size_t)snprintf(dst, capacity, "(");
+    for (size_t i = 0; i < h->ndim && used < capacity; i++)
+        used += (size_t)snprintf(dst + used, capacity - used, "%s%llu", i ? ", " : "",
+                                 (unsigned long long)h->shape[i]);
+    if (used < capacity) snprintf(dst + used, capacity - used, ")");
+}
+
+/* Shape and byte count of a validated header, checked against the data that follows. */
+static cm_status check_shape(cm_npy_info *info, const npy_header *h, size_t data_size,
+                             const char *name) {
     if (h->fortran_order)
         return cm_error_set(CM_ERR_UNSUPPORTED, "%s: fortran_order is True (only C order)", name);
-    if (h->ndim == 0 || h->ndim > 2)
-        return cm_error_set(CM_ERR_UNSUPPORTED, "%s: %zu-D array (only 1-D or 2-D)", name, h->ndim);
-    uint64_t r = h->shape[0], k = h->ndim == 2 ? h->shape[1] : 1;
-    if (r == 0 || k == 0)
-        return cm_error_set(CM_ERR_FORMAT, "%s: empty: shape has %llu rows and %llu columns", name,
-                            (unsigned long long)r, (unsigned long long)k);
-    if (r > UINT64_MAX / k || r * k > UINT64_MAX / (uint64_t)itemsize)
-        return cm_error_set(CM_ERR_FORMAT, "%s: shape (%llu, %llu) overflows a 64-bit byte count",
-                            name, (unsigned long long)r, (unsigned long long)k);
-    uint64_t bytes = r * k * (uint64_t)itemsize;
+    if (h->ndim == 0 || h->ndim > CM_NPY_MAX_DIMS)
+        return cm_error_set(CM_ERR_UNSUPPORTED, "%s: %zu-D array (only 1-D to %d-D)", name,
+                            h->ndim, CM_NPY_MAX_DIMS);
+    char shape[128];
+    format_shape(shape, sizeof shape, h);
+    uint64_t count = 1, itemsize = itemsize_of(info->dtype);
+    for (size_t i = 0; i < h->ndim; i++)
+        if (h->shape[i] == 0)
+            return cm_error_set(CM_ERR_FORMAT, "%s: empty: shape %s", name, shape);
+    for (size_t i = 0; i < h->ndim; i++) {
+        if (count > UINT64_MAX / h->shape[i] || count * h->shape[i] > UINT64_MAX / itemsize)
+            return cm_error_set(CM_ERR_FORMAT, "%s: shape %s overflows a 64-bit byte count", name,
+                                shape);
+        count *= h->shape[i];
+    }
+    uint64_t bytes = count * itemsize;
     if (bytes > data_size)
         return cm_error_set(CM_ERR_FORMAT, "%s: truncated: header says %llu bytes of data, file "
                             "has %zu", name, (unsigned long long)bytes, data_size);
     if (bytes < data_size)
         return cm_error_set(CM_ERR_FORMAT, "%s: header says %llu bytes of data, file has %zu "
                             "(trailing bytes)", name, (unsigned long long)bytes, data_size);
-    if (bytes > CM_IO_MAX_BYTES || r * k > SIZE_MAX / sizeof(double))
+    if (bytes > CM_IO_MAX_BYTES || count > SIZE_MAX / sizeof(double))
         return cm_error_set(CM_ERR_FORMAT, "%s: %llu bytes of data, over the limit of %llu", name,
                             (unsigned long long)bytes, (unsigned long long)CM_IO_MAX_BYTES);
-    *rows = (size_t)r;
-    *cols = (size_t)k;
+    info->ndim = h->ndim;
+    for (size_t i = 0; i < CM_NPY_MAX_DIMS; i++)
+        info->shape[i] = i < h->ndim ? (size_t)h->shape[i] : 1;
+    info->count = (size_t)count;
     return CM_OK;
 }
 
-static double load_value(const unsigned char *bytes, int itemsize) {
-    uint64_t bits = load_le(bytes, itemsize);
-    if (itemsize == 8) {
+cm_status cm_npy_parse_info(cm_npy_info *out, const void *bytes, size_t size, const char *name) {
+    const unsigned char *image = bytes;
+    size_t header_at = 0, header_length = 0, data_at = 0;
+    npy_header h;
+    cm_npy_info info = {0};
+    memset(out, 0, sizeof *out);
+    if (!name) name = "(npy buffer)";
+    CM_TRY(parse_preamble(&header_at, &header_length, &data_at, image, size, name));
+    CM_TRY(parse_header(&h, (const char *)image + header_at, header_length, name));
+    CM_TRY(check_dtype(&info.dtype, &h, name));
+    CM_TRY(check_shape(&info, &h, size - data_at, name));
+    info.data_offset = data_at;
+    *out = info;
+    return CM_OK;
+}
+
+double cm_npy_item(const cm_npy_info *info, const void *bytes, size_t index) {
+    const unsigned char *item = (const unsigned char *)bytes + info->data_offset;
+    if (info->dtype == CM_NPY_UINT8) return item[index];
+    if (info->dtype == CM_NPY_FLOAT64) {
+        uint64_t bits = load_le(item + 8 * index, 8);
         double value;
         memcpy(&value, &bits, sizeof value);
         return value;
     }
-    uint32_t bits32 = (uint32_t)bits;
+    uint32_t bits = (uint32_t)load_le(item + 4 * index, 4);
     float value;
-    memcpy(&value, &bits32, sizeof value);
+    memcpy(&value, &bits, sizeof value);
     return value;
 }
 
 cm_status cm_npy_parse(double **out, size_t *out_rows, size_t *out_cols, const void *bytes,
                        size_t size, const char *name) {
-    const unsigned char *image = bytes;
-    size_t header_at = 0, header_length = 0, data_at = 0, rows = 0, cols = 0;
-    npy_header h;
-    int itemsize = 0;
+    cm_npy_info info;
     *out = NULL;
     *out_rows = *out_cols = 0;
     if (!name) name = "(npy buffer)";
-    CM_TRY(parse_preamble(&header_at, &header_length, &data_at, image, size, name));
-    CM_TRY(parse_header(&h, (const char *)image + header_at, header_length, name));
-    CM_TRY(check_dtype(&itemsize, &h, name));
-    CM_TRY(check_shape(&rows, &cols, &h, itemsize, size - data_at, name));
+    CM_TRY(cm_npy_parse_info(&info, bytes, size, name));
+    if (info.dtype == CM_NPY_UINT8)
+        return cm_error_set(CM_ERR_UNSUPPORTED, "%s: dtype '|u1' is read as images only (a "
+                            "matrix must be float32 '<f4' or float64 '<f8')", name);
+    size_t rows = info.shape[0], cols = info.count / rows;
     double *data = cm_malloc(rows * cols, sizeof(double));
     if (!data) return cm_error_set(CM_ERR_NOMEM, "%s: cannot allocate %zu x %zu", name, rows, cols);
     for (size_t i = 0; i < rows * cols; i++) {
-        data[i] = load_value(image + data_at + i * (size_t)itemsize, itemsize);
+        data[i] = cm_npy_item(&info, bytes, i);
         if (!isfinite(data[i])) {
             cm_free(data);
             return cm_error_set(CM_ERR_NONFINITE, "%s: non-finite value at row %zu, column %zu "
@@ -291,12 +333,16 @@ cm_status cm_npy_read(double **out, size_t *out_rows, size_t *out_cols, const ch
     return status;
 }
 
-/* Version 1.0 header for '<f4' rows x cols, padded with spaces and '\n' to a multiple of 64. */
-static size_t format_header(char *dst, size_t capacity, size_t rows, size_t cols) {
-    char dict[128];
+/* Version 1.0 header for '<f4' of the given shape ("(3,)", "(5, 2)", "(4, 16, 16)"), padded
+ * with spaces and '\n' to a multiple of 64. */
+static size_t format_header(char *dst, size_t capacity, const size_t *shape, size_t ndim) {
+    char dict[256], dims[128];
+    size_t used = 0;
+    for (size_t i = 0; i < ndim; i++)
+        used += (size_t)snprintf(dims + used, sizeof dims - used, "%s%zu", i ? ", " : "", shape[i]);
+    if (ndim == 1) snprintf(dims + used, sizeof dims - used, ",");
     int length = snprintf(dict, sizeof dict,
-                          "{'descr': '<f4', 'fortran_order': False, 'shape': (%zu, %zu), }",
-                          rows, cols);
+                          "{'descr': '<f4', 'fortran_order': False, 'shape': (%s), }", dims);
     size_t unpadded = NPY_MAGIC_LENGTH + 4 + (size_t)length + 1;
     size_t total = (unpadded + 63) / 64 * 64;
     if (total > capacity) return 0;
@@ -310,17 +356,25 @@ static size_t format_header(char *dst, size_t capacity, size_t rows, size_t cols
     return total;
 }
 
-cm_status cm_npy_write_f32(const char *path, const double *data, size_t rows, size_t cols) {
-    if (rows == 0 || cols == 0)
-        return cm_error_set(CM_ERR_INVALID, "%s: empty: %zu x %zu array", path, rows, cols);
-    if (rows > SIZE_MAX / cols || rows * cols > (SIZE_MAX - 256) / 4)
-        return cm_error_set(CM_ERR_INVALID, "%s: %zu x %zu array is too large", path, rows, cols);
+cm_status cm_npy_write_f32_shape(const char *path, const double *data, const size_t *shape,
+                                 size_t ndim) {
+    if (ndim == 0 || ndim > CM_NPY_MAX_DIMS)
+        return cm_error_set(CM_ERR_INVALID, "%s: %zu-D array (only 1-D to %d-D)", path, ndim,
+                            CM_NPY_MAX_DIMS);
+    size_t count = 1;
+    for (size_t i = 0; i < ndim; i++) {
+        if (shape[i] == 0)
+            return cm_error_set(CM_ERR_INVALID, "%s: empty: dimension %zu of the array is 0", path,
+                                i);
+        if (count > SIZE_MAX / shape[i] || count * shape[i] > (SIZE_MAX - 256) / 4)
+            return cm_error_set(CM_ERR_INVALID, "%s: array is too large", path);
+        count *= shape[i];
+    }
+    size_t cols = count / shape[0];
     char header[256];
-    size_t header_size = format_header(header, sizeof header, rows, cols);
-    size_t count = rows * cols;
+    size_t header_size = format_header(header, sizeof header, shape, ndim);
     unsigned char *image = cm_malloc(header_size + 4 * count, 1);
-    if (!image)
-        return cm_error_set(CM_ERR_NOMEM, "%s: cannot allocate %zu x %zu", path, rows, cols);
+    if (!image) return cm_error_set(CM_ERR_NOMEM, "%s: cannot allocate %zu floats", path, count);
     memcpy(image, header, header_size);
     for (size_t i = 0; i < count; i++) {
         if (!(fabs(data[i]) < NPY_F32_ROUNDS_FINITE)) { /* NaN, inf, or rounds to inf */
@@ -337,4 +391,11 @@ cm_status cm_npy_write_f32(const char *path, const double *data, size_t rows, si
     cm_status status = cm_file_write_atomic(path, image, header_size + 4 * count);
     cm_free(image);
     return status;
+}
+
+cm_status cm_npy_write_f32(const char *path, const double *data, size_t rows, size_t cols) {
+    if (rows == 0 || cols == 0)
+        return cm_error_set(CM_ERR_INVALID, "%s: empty: %zu x %zu array", path, rows, cols);
+    const size_t shape[2] = {rows, cols};
+    return cm_npy_write_f32_shape(path, data, shape, 2);
 }

@@ -1,8 +1,9 @@
 /* data.c: data sources (see data.h): the five 2-D toy sets, exact Gaussian (isotropic or with a
  * log-spaced diagonal spectrum) and isotropic Gaussian-mixture laws in any dimension opened from a
- * spec string, and user files (CSV/NPY through cm_matrix_read, their columns chosen in
- * columns.c); plus the per-coordinate
- * standardising transform.
+ * spec string, user files (CSV/NPY through cm_matrix_read, their columns chosen in columns.c),
+ * and image sources (the generated 'shapes' law; Fashion-MNIST, PNG folders and NPY image arrays
+ * through image.h, kept as bytes and converted per drawn row); plus the per-coordinate
+ * standardising transform and the fixed pixel transform of image sources.
  *
  * The toy generators follow the sets common in the flow/diffusion literature (FFJORD's
  * 8gaussians and checkerboard, scikit-learn's make_moons and make_swiss_roll); their exact
@@ -18,8 +19,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cm/alloc.h"
+#include "cm/image.h"
 #include "cm/io.h"
 #include "data/columns.h"
 
@@ -47,6 +50,16 @@
 #define GMM_DEFAULT_SEED 1
 /* "FILE:columns=LIST" selects columns of a file source (columns.c). */
 #define DATA_COLUMNS_SUFFIX ":columns="
+/* shapes: 16 x 16 images (docs/data.md); seed 0 is the first stream of the law. */
+#define SHAPES_DEFAULT_SIZE 16
+#define SHAPES_DEFAULT_SEED 0
+/* The fixed transform of image sources: x_model = (x - 0.5) / 0.5 = 2 x - 1 maps pixels in
+ * [0, 1] to [-1, 1] (Fashion-MNIST's x / 127.5 - 1 for bytes x, as diffusion models use). */
+#define IMAGE_TRANSFORM_SHIFT 0.5
+#define IMAGE_TRANSFORM_SCALE 0.5
+/* FNV-1a 64-bit, the content fingerprint of stored sources. */
+#define FNV_OFFSET 0xcbf29ce484222325ULL
+#define FNV_PRIME 0x100000001b3ULL
 
 /* 2-D toy constants (docs/data.md gives the full formulas). */
 #define G8_RADIUS 2.0       /* centres 2 (cos k pi/4, sin k pi/4) */
@@ -79,15 +92,21 @@ struct cm_data {
     /* files */
     size_t rows;
     double *values; /* rows x D */
+    /* image sources: shapes (a law) and images (a stored set, rows = images.count) */
+    size_t channels, height, width;
+    uint64_t shapes_seed; /* shapes: image i of a draw comes from cm_rng_fork(child_i, seed) */
+    cm_image_set images;
 };
 
 static const char *const kind_names[CM_DATA_KIND_COUNT] = {
     "8gaussians", "moons", "swissroll", "checkerboard", "rings", "gauss", "gmm", "file",
+    "shapes",     "images",
 };
 
 #define VALID_SOURCES                                                                       \
     "8gaussians, moons, swissroll, checkerboard, rings, gauss:d=D[,mean=M][,std=S|"   \
-    ",spectrum=logspace(A,B)], gmm:d=D,k=K[,sep=R][,std=S][,seed=N], or a path to a .csv/.npy file"
+    ",spectrum=logspace(A,B)], gmm:d=D,k=K[,sep=R][,std=S][,seed=N], shapes:size=S[,seed=N], " \
+    "fashion-mnist, fashion-mnist:test, or a path to a .csv/.npy file or a folder of PNG files"
 
 const char *cm_data_kind_name(cm_data_kind kind) {
     if ((int)kind < 0 || kind >= CM_DATA_KIND_COUNT) return "unknown";
@@ -424,17 +443,96 @@ static cm_status open_file(cm_data *data, const char *path, const char *columns)
     return CM_OK;
 }
 
+/* shapes[:size=S][,seed=N]: the generated image law of docs/data.md. */
+static cm_status open_shapes(cm_data *data, const char *body, const char *source) {
+    spec_field fields[] = {{"size", FIELD_INTEGER, 0, SHAPES_DEFAULT_SIZE, 0.0, 0.0},
+                           {"seed", FIELD_INTEGER, 0, SHAPES_DEFAULT_SEED, 0.0, 0.0}};
+    CM_TRY(parse_spec_fields(fields, 2, body, source));
+    uint64_t size = fields[0].integer;
+    if (size < CM_SHAPES_MIN_SIZE || size > CM_SHAPES_MAX_SIZE)
+        return cm_error_set(CM_ERR_INVALID, "data spec '%.100s': size=%llu must be within %d..%d",
+                            source, (unsigned long long)size, CM_SHAPES_MIN_SIZE,
+                            CM_SHAPES_MAX_SIZE);
+    data->kind = CM_DATA_SHAPES;
+    data->channels = 1;
+    data->height = data->width = (size_t)size;
+    data->dim = data->height * data->width;
+    data->shapes_seed = fields[1].integer;
+    char text[96];
+    snprintf(text, sizeof text, "shapes:size=%zu,seed=%llu", data->height,
+             (unsigned long long)data->shapes_seed);
+    return set_description(data, text);
+}
+
+/* data->images was just read: make it the source. */
+static cm_status adopt_images(cm_data *data, const char *description) {
+    data->kind = CM_DATA_IMAGES;
+    data->channels = data->images.channels;
+    data->height = data->images.height;
+    data->width = data->images.width;
+    data->dim = cm_image_set_dim(&data->images);
+    data->rows = data->images.count;
+    return set_description(data, description);
+}
+
+static cm_status no_columns(const char *columns, const char *path) {
+    if (!columns) return CM_OK;
+    return cm_error_set(CM_ERR_INVALID, "data source '%.100s': columns apply to rows of points "
+                        "(.csv and 2-D .npy files), not to images", path);
+}
+
+/* An .npy file of 3 or 4 dimensions is an image set; otherwise rows of points (open_file). */
+static cm_status open_npy(cm_data *data, const char *path, const char *columns) {
+    void *bytes = NULL;
+    size_t size = 0;
+    cm_npy_info info;
+    CM_TRY(cm_file_read_all(&bytes, &size, path, CM_IO_MAX_BYTES + ((uint64_t)1 << 20)));
+    cm_status status = cm_npy_parse_info(&info, bytes, size, path);
+    int images = status == CM_OK && info.ndim >= 3;
+    if (status == CM_OK && images) status = no_columns(columns, path);
+    if (status == CM_OK && images) status = cm_image_parse_npy(&data->images, bytes, size, path);
+    cm_free(bytes);
+    CM_TRY(status);
+    return images ? adopt_images(data, path) : open_file(data, path, columns);
+}
+
+static int is_directory(const char *path) {
+    struct stat info;
+    return stat(path, &info) == 0 && S_ISDIR(info.st_mode);
+}
+
+static int ends_with_npy(const char *path) {
+    size_t n = strlen(path);
+    return n >= 4 && path[n - 4] == '.' && tolower((unsigned char)path[n - 3]) == 'n' &&
+           tolower((unsigned char)path[n - 2]) == 'p' && tolower((unsigned char)path[n - 1]) == 'y';
+}
+
+static cm_status open_path(cm_data *data, const char *path, const char *columns) {
+    if (is_directory(path)) {
+        CM_TRY(no_columns(columns, path));
+        CM_TRY(cm_image_read_png_dir(&data->images, path));
+        return adopt_images(data, path);
+    }
+    return ends_with_npy(path) ? open_npy(data, path, columns) : open_file(data, path, columns);
+}
+
 static int names_a_file(const char *source) {
     return strchr(source, '/') || ends_with(source, ".csv") || ends_with(source, ".npy");
 }
 
 static cm_status open_source(cm_data *data, const char *source, const char *columns) {
-    if (names_a_file(source)) return open_file(data, source, columns);
+    if (names_a_file(source)) return open_path(data, source, columns);
     if (columns)
         return cm_error_set(CM_ERR_INVALID, "data source '%.100s': columns apply to .csv and .npy "
                             "files only", source);
     if (!strncmp(source, "gauss:", 6)) return open_gauss(data, source + 6, source);
     if (!strncmp(source, "gmm:", 4)) return open_gmm(data, source + 4, source);
+    if (!strcmp(source, "shapes")) return open_shapes(data, "", source);
+    if (!strncmp(source, "shapes:", 7)) return open_shapes(data, source + 7, source);
+    if (!strcmp(source, "fashion-mnist") || !strcmp(source, "fashion-mnist:test")) {
+        CM_TRY(cm_image_read_fashion_mnist(&data->images, source[13] == ':'));
+        return adopt_images(data, source);
+    }
     for (int kind = 0; kind <= CM_DATA_RINGS; kind++) {
         if (strcmp(source, kind_names[kind]) == 0) {
             data->kind = (cm_data_kind)kind;
@@ -442,6 +540,9 @@ static cm_status open_source(cm_data *data, const char *source, const char *colu
             return set_description(data, source);
         }
     }
+    if (is_directory(source))
+        return cm_error_set(CM_ERR_INVALID, "unknown data source '%.100s' (a folder of PNG files "
+                            "is named with a '/', e.g. '%.100s/')", source, source);
     return cm_error_set(CM_ERR_INVALID, "unknown data source '%.100s' (valid: %s)", source,
                         VALID_SOURCES);
 }
@@ -535,15 +636,108 @@ void cm_data_free(cm_data *data) {
     cm_free(data->stds);
     cm_free(data->variances);
     cm_free(data->values);
+    cm_image_set_free(&data->images);
     cm_free(data);
 }
 
 cm_data_kind cm_data_kind_of(const cm_data *data) { return data->kind; }
 size_t cm_data_dim(const cm_data *data) { return data->dim; }
 const char *cm_data_describe(const cm_data *data) { return data->description; }
-size_t cm_data_rows(const cm_data *data) { return data->kind == CM_DATA_FILE ? data->rows : 0; }
+size_t cm_data_rows(const cm_data *data) {
+    return data->kind == CM_DATA_FILE || data->kind == CM_DATA_IMAGES ? data->rows : 0;
+}
 const double *cm_data_values(const cm_data *data) {
     return data->kind == CM_DATA_FILE ? data->values : NULL;
+}
+
+void cm_data_copy_rows(const cm_data *data, size_t first, size_t n, double *out) {
+    if (data->kind == CM_DATA_FILE) {
+        memcpy(out, data->values + first * data->dim, n * data->dim * sizeof(double));
+        return;
+    }
+    for (size_t i = 0; i < n; i++) cm_image_set_row(&data->images, first + i, out + i * data->dim);
+}
+
+int cm_data_image_shape(const cm_data *data, size_t *channels, size_t *height, size_t *width) {
+    int image = data->kind == CM_DATA_SHAPES || data->kind == CM_DATA_IMAGES;
+    if (channels) *channels = image ? data->channels : 0;
+    if (height) *height = image ? data->height : 0;
+    if (width) *width = image ? data->width : 0;
+    return image;
+}
+
+size_t cm_data_classes(const cm_data *data) {
+    if (data->kind == CM_DATA_SHAPES) return CM_SHAPE_COUNT;
+    return data->kind == CM_DATA_IMAGES ? data->images.classes : 0;
+}
+
+const char *cm_data_class_name(const cm_data *data, size_t label) {
+    if (label >= cm_data_classes(data)) return NULL;
+    if (data->kind == CM_DATA_SHAPES) return cm_shape_class_name((cm_shape_class)label);
+    return data->images.class_names ? data->images.class_names[label] : NULL;
+}
+
+const size_t *cm_data_labels(const cm_data *data) {
+    return data->kind == CM_DATA_IMAGES ? data->images.labels : NULL;
+}
+
+static uint64_t fnv_bytes(uint64_t hash, const unsigned char *bytes, size_t n) {
+    for (size_t i = 0; i < n; i++) hash = (hash ^ bytes[i]) * FNV_PRIME;
+    return hash;
+}
+
+/* value as 8 little-endian bytes, whatever the host's byte order */
+static uint64_t fnv_u64(uint64_t hash, uint64_t value) {
+    for (int b = 0; b < 8; b++) hash = (hash ^ ((value >> 8 * b) & 0xff)) * FNV_PRIME;
+    return hash;
+}
+
+uint64_t cm_data_fingerprint(const cm_data *data) {
+    uint64_t hash = FNV_OFFSET;
+    if (data->kind == CM_DATA_FILE) {
+        hash = fnv_u64(fnv_u64(hash, data->rows), data->dim);
+        for (size_t i = 0; i < data->rows * data->dim; i++) {
+            uint64_t bits;
+            memcpy(&bits, &data->values[i], sizeof bits);
+            hash = fnv_u64(hash, bits);
+        }
+        return hash;
+    }
+    if (data->kind != CM_DATA_IMAGES) return 0;
+    const cm_image_set *set = &data->images;
+    size_t count = set->count * cm_image_set_dim(set);
+    hash = fnv_u64(fnv_u64(fnv_u64(fnv_u64(hash, set->count), set->channels), set->height),
+                   set->width);
+    hash = fnv_u64(hash, set->bytes ? 1 : 4); /* bytes per stored pixel */
+    if (set->bytes) hash = fnv_bytes(hash, set->bytes, count);
+    for (size_t i = 0; !set->bytes && i < count; i++) {
+        uint32_t bits;
+        memcpy(&bits, &set->pixels[i], sizeof bits);
+        hash = fnv_u64(hash, bits);
+    }
+    hash = fnv_u64(hash, set->classes);
+    for (size_t i = 0; set->labels && i < set->count; i++) hash = fnv_u64(hash, set->labels[i]);
+    return hash;
+}
+
+int cm_data_has_fixed_transform(const cm_data *data) {
+    return data->kind == CM_DATA_SHAPES || data->kind == CM_DATA_IMAGES;
+}
+
+cm_status cm_data_fixed_transform(cm_transform *out, const cm_data *data) {
+    if (!out) return cm_error_set(CM_ERR_INVALID, "cm_data_fixed_transform: out is NULL");
+    out->dim = 0;
+    out->shift = out->scale = NULL;
+    if (!cm_data_has_fixed_transform(data))
+        return cm_error_set(CM_ERR_INVALID, "data source '%.100s' (%s) has no fixed transform; "
+                            "fit one (cm_transform_fit)", data->description,
+                            cm_data_kind_name(data->kind));
+    CM_TRY(cm_transform_identity(out, data->dim));
+    for (size_t i = 0; i < data->dim; i++) {
+        out->shift[i] = IMAGE_TRANSFORM_SHIFT;
+        out->scale[i] = IMAGE_TRANSFORM_SCALE;
+    }
+    return CM_OK;
 }
 
 cm_status cm_data_gmm(cm_gmm_view *out, const cm_data *data) {
@@ -631,7 +825,10 @@ static void law_point(const cm_data *data, cm_rng *rng, double *out) {
     for (size_t i = 0; i < data->dim; i++) out[i] = mean[i] + std * cm_rng_normal(rng);
 }
 
-static void sample_point(const cm_data *data, cm_rng *rng, double *out) {
+/* One point from its own child generator; *label receives its class (CM_DATA_NO_LABEL for
+ * unlabelled sources). */
+static void sample_point(const cm_data *data, cm_rng *rng, double *out, size_t *label) {
+    *label = CM_DATA_NO_LABEL;
     switch (data->kind) {
     case CM_DATA_8GAUSSIANS: toy_8gaussians(rng, out); break;
     case CM_DATA_MOONS: toy_moons(rng, out); break;
@@ -645,18 +842,39 @@ static void sample_point(const cm_data *data, cm_rng *rng, double *out) {
         memcpy(out, data->values + row * data->dim, data->dim * sizeof(double));
         break;
     }
+    case CM_DATA_SHAPES: {
+        cm_rng stream;
+        cm_shape_params params;
+        cm_rng_fork(&stream, rng, data->shapes_seed);
+        cm_shapes_draw(out, &params, data->height, &stream);
+        *label = (size_t)params.shape;
+        break;
+    }
+    case CM_DATA_IMAGES: {
+        size_t row = (size_t)cm_rng_below(rng, data->rows);
+        cm_image_set_row(&data->images, row, out);
+        if (data->images.labels) *label = data->images.labels[row];
+        break;
+    }
     case CM_DATA_KIND_COUNT: break;
     }
 }
 
-void cm_data_sample(const cm_data *data, cm_rng *rng, size_t n, double *out) {
+void cm_data_sample_labelled(const cm_data *data, cm_rng *rng, size_t n, double *out,
+                             size_t *out_labels) {
     uint64_t base = rng->position;
     for (size_t i = 0; i < n; i++) {
         cm_rng point;
+        size_t label;
         cm_rng_fork(&point, rng, base + i);
-        sample_point(data, &point, out + i * data->dim);
+        sample_point(data, &point, out + i * data->dim, &label);
+        if (out_labels) out_labels[i] = label;
     }
     rng->position = base + n;
+}
+
+void cm_data_sample(const cm_data *data, cm_rng *rng, size_t n, double *out) {
+    cm_data_sample_labelled(data, rng, n, out, NULL);
 }
 
 /* ---------------------------------------------------------------- standardising transform */

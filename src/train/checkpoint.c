@@ -31,8 +31,6 @@
 #define CK_PATH_MAX 4096
 #define CK_STEP_FORMAT "step-%08zu.safetensors"
 #define CK_NUMBER_TEXT 32      /* longest decimal or hexadecimal number we write, with slack */
-#define FNV_OFFSET 0xcbf29ce484222325ull /* FNV-1a 64 (Fowler, Noll, Vo) */
-#define FNV_PRIME 0x100000001b3ull
 
 /* Names of the streams of rng.h in the .rng JSON, index = cm_stream value. */
 static const char *const stream_names[CM_STREAM_COUNT] = {
@@ -62,19 +60,7 @@ static void curriculum_at(const cm_train_config *c, size_t k, size_t *levels, do
     *decay = curriculum.target_decay;
 }
 
-uint64_t cm_checkpoint_data_hash(const cm_data *data) {
-    const double *values = cm_data_values(data);
-    if (!values) return 0;
-    uint64_t hash = FNV_OFFSET, words[2] = {cm_data_rows(data), cm_data_dim(data)};
-    for (int w = 0; w < 2; w++)
-        for (int b = 0; b < 8; b++) hash = (hash ^ ((words[w] >> 8 * b) & 0xff)) * FNV_PRIME;
-    for (size_t i = 0, n = cm_data_rows(data) * cm_data_dim(data); i < n; i++) {
-        uint64_t bits;
-        memcpy(&bits, &values[i], sizeof bits);
-        for (int b = 0; b < 8; b++) hash = (hash ^ ((bits >> 8 * b) & 0xff)) * FNV_PRIME;
-    }
-    return hash;
-}
+uint64_t cm_checkpoint_data_hash(const cm_data *data) { return cm_data_fingerprint(data); }
 
 /* ---------------------------------------------------------------- writing */
 
@@ -165,7 +151,7 @@ static int state_text_make(state_text *t, const cm_trainer_state *s, const cm_tr
     snprintf(t->stage, sizeof t->stage, "%zu", s->stage);
     rng_json(&t->rng, s->streams);
     append(&t->curriculum, "{\"levels\": %zu, \"target_decay\": %.17g}", levels, decay);
-    if (cm_data_values(data))
+    if (cm_data_rows(data))
         append(&t->data_file, "{\"rows\": %zu, \"cols\": %zu, \"fnv1a64\": \"%016llx\"}",
                cm_data_rows(data), cm_data_dim(data),
                (unsigned long long)cm_checkpoint_data_hash(data));
@@ -439,12 +425,12 @@ cm_status cm_checkpoint_read(cm_checkpoint **out, const char *path) {
 static cm_status check_data(const cm_checkpoint *ck, const cm_data *data) {
     const char *stored = ck->model.data_source, *given = cm_data_describe(data);
     if (!ck->has_data_file) {
-        if (cm_data_values(data) || strcmp(stored, given) != 0)
+        if (cm_data_rows(data) || strcmp(stored, given) != 0)
             return cm_error_set(CM_ERR_INVALID, "data '%.200s' is not the run's data '%.200s'",
                                 given, stored);
         return CM_OK;
     }
-    if (!cm_data_values(data))
+    if (!cm_data_rows(data))
         return cm_error_set(CM_ERR_INVALID, "data '%.200s' is not a file; the run trained on the "
                             "file '%.200s'", given, stored);
     uint64_t hash = cm_checkpoint_data_hash(data);

@@ -79,12 +79,14 @@ static cm_status allocate_buffers(cm_trainer *tr) {
     return allocate_blocks(tr);
 }
 
-/* The standardising transform: fitted to a file's rows, or to draws of a law. */
+/* The standardising transform: the source's fixed one (images: [0, 1] -> [-1, 1]), or fitted to
+ * a file's rows, or to draws of a law. */
 static cm_status fit_transform(cm_trainer *tr) {
     const cm_data *data = tr->data;
     size_t D = tr->config.network.dim;
     double sd = tr->config.method.sigma_data;
     cm_transform_free(&tr->model.transform);
+    if (cm_data_has_fixed_transform(data)) return cm_data_fixed_transform(&tr->model.transform, data);
     if (cm_data_values(data))
         return cm_transform_fit(&tr->model.transform, cm_data_values(data), cm_data_rows(data), D,
                                 sd);

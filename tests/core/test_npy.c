@@ -150,6 +150,47 @@ static void test_known_v3_long_shape(void) {
     cm_free(data);
 }
 
+/* A 3-D and a 4-D array (image batches) read as N rows of the product of the other dimensions;
+ * cm_npy_parse_info reports the shape and leaves uint8 items in place. */
+static void test_known_image_arrays(void) {
+    static const unsigned char values[] = {0, 0, 0x80, 0x3f, 0, 0, 0, 0x40, 0, 0, 0x40, 0x40,
+                                           0, 0, 0x80, 0x40, 0, 0, 0xa0, 0x40, 0, 0, 0xc0, 0x40};
+    unsigned char image[256];
+    size_t size = build_npy(image, 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 1, 3)}",
+                            values, sizeof values);
+    double *data = NULL;
+    size_t rows = 0, cols = 0;
+    CM_CHECK_OK(cm_npy_parse(&data, &rows, &cols, image, size, "nhw.npy"));
+    CM_CHECK(rows == 2 && cols == 3, "3-D read as %zu x %zu", rows, cols);
+    for (size_t i = 0; data && i < 6; i++)
+        CM_CHECK(data[i] == (double)(i + 1), "value %zu: %g", i, data[i]);
+    cm_free(data);
+    cm_npy_info info;
+    size = build_npy(image, 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 3, 1, 2)}",
+                     values, sizeof values);
+    CM_CHECK_OK(cm_npy_parse_info(&info, image, size, "nchw.npy"));
+    CM_CHECK(info.ndim == 4 && info.shape[0] == 1 && info.shape[1] == 3 && info.shape[2] == 1 &&
+             info.shape[3] == 2 && info.count == 6 && info.dtype == CM_NPY_FLOAT32,
+             "4-D info: ndim %zu count %zu", info.ndim, info.count);
+    CM_CHECK(cm_npy_item(&info, image, 5) == 6.0, "item 5 of the 4-D array");
+    static const unsigned char pixels[] = {0, 1, 128, 255, 7, 9};
+    size = build_npy(image, 1, "{'descr': '|u1', 'fortran_order': False, 'shape': (1, 2, 3), }",
+                     pixels, sizeof pixels);
+    CM_CHECK_OK(cm_npy_parse_info(&info, image, size, "u1.npy"));
+    CM_CHECK(info.dtype == CM_NPY_UINT8 && info.ndim == 3 && info.count == 6 &&
+             info.shape[3] == 1 && info.data_offset == size - sizeof pixels, "u1 info");
+    for (size_t i = 0; i < 6; i++)
+        CM_CHECK(cm_npy_item(&info, image, i) == pixels[i], "u1 item %zu", i);
+    size = build_npy(image, 1, "{'descr': '<u1', 'fortran_order': False, 'shape': (6,), }",
+                     pixels, sizeof pixels);
+    CM_CHECK_OK(cm_npy_parse_info(&info, image, size, "u1-le.npy"));
+    CM_CHECK(info.dtype == CM_NPY_UINT8 && info.ndim == 1 && info.shape[1] == 1, "'<u1' info");
+    size = build_npy(image, 1, "{'descr': '|u1', 'fortran_order': False, 'shape': (1, 2, 3), }",
+                     pixels, sizeof pixels - 1);
+    CM_CHECK(cm_npy_parse_info(&info, image, size, "short.npy") == CM_ERR_FORMAT &&
+             info.count == 0, "a truncated u1 array is refused and the info cleared");
+}
+
 static void test_truncated_every_length(void) {
     for (size_t size = 0; size < sizeof known_f8 - 1; size++) {
         char what[64];
@@ -221,13 +262,17 @@ static void test_rejected_headers(void) {
         {"{'descr': '<f8', 'fortran_order': True, 'shape': (1, 1), }",
          CM_ERR_UNSUPPORTED, "fortran"},
         {"{'descr': '<i8', 'fortran_order': False, 'shape': (1, 1), }", CM_ERR_UNSUPPORTED, "<i8"},
-        {"{'descr': '|u1', 'fortran_order': False, 'shape': (1, 1), }", CM_ERR_UNSUPPORTED, "|u1"},
+        {"{'descr': '|u2', 'fortran_order': False, 'shape': (1, 1), }", CM_ERR_UNSUPPORTED, "|u2"},
+        {"{'descr': '|u1', 'fortran_order': False, 'shape': (8,), }", CM_ERR_UNSUPPORTED,
+         "images only"},
         {"{'descr': '=f8', 'fortran_order': False, 'shape': (1, 1), }",
          CM_ERR_UNSUPPORTED, "byte order"},
         {"{'descr': [('a', '<f8')], 'fortran_order': False, 'shape': (1,)}",
          CM_ERR_UNSUPPORTED, "structured"},
         {"{'descr': '<f8', 'fortran_order': False, 'shape': ()}", CM_ERR_UNSUPPORTED, "0-D"},
-        {"{'descr': '<f8', 'fortran_order': False, 'shape': (1, 1, 1)}", CM_ERR_UNSUPPORTED, "3-D"},
+        {"{'descr': '<f8', 'fortran_order': False, 'shape': (1, 1, 1, 1, 1)}", CM_ERR_UNSUPPORTED,
+         "5-D"},
+        {"{'descr': '<f8', 'fortran_order': False, 'shape': (1, 1, 0)}", CM_ERR_FORMAT, "empty"},
         {"{'descr': '<f8', 'fortran_order': False, 'shape': (0, 3)}", CM_ERR_FORMAT, "empty"},
         {"{'descr': '<f8', 'fortran_order': False, 'shape': (3, 0)}", CM_ERR_FORMAT, "empty"},
         {"{'descr': '<f8', 'fortran_order': False}", CM_ERR_FORMAT, "shape"},
@@ -298,6 +343,38 @@ static void test_write_read_round_trip(void) {
     CM_CHECK(cm_alloc_live_count() == live, "leaked %ld", cm_alloc_live_count() - live);
     int temporaries, entries = count_entries(dir, &temporaries);
     CM_CHECK(entries == 1 && temporaries == 0, "%d entries, %d temporary", entries, temporaries);
+    remove_tree(dir);
+}
+
+/* cm_npy_write_f32_shape: 1-D and 3-D headers as numpy writes them, values back exactly. */
+static void test_write_shapes(void) {
+    char dir[64], path[128];
+    make_temp_dir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/s.npy", dir);
+    const double values[] = {0.5, 1, 0, 0.25, 0.75, 1, 0.125, 0};
+    const size_t cube[] = {2, 2, 2}, line[] = {3}, five[] = {1, 1, 1, 1, 8};
+    const struct {
+        const size_t *shape;
+        size_t ndim;
+        const char *text;
+    } cases[] = {{cube, 3, "'shape': (2, 2, 2), }"}, {line, 1, "'shape': (3,), }"}};
+    for (size_t c = 0; c < 2; c++) {
+        CM_CHECK_OK(cm_npy_write_f32_shape(path, values, cases[c].shape, cases[c].ndim));
+        size_t size = 0;
+        unsigned char *bytes = slurp(path, &size);
+        cm_npy_info info;
+        CM_CHECK(bytes && cm_npy_parse_info(&info, bytes, size, path) == CM_OK, "%s", cm_error_detail());
+        CM_CHECK(bytes && strstr((const char *)bytes + 10, cases[c].text) != NULL,
+                 "header lacks %s", cases[c].text);
+        CM_CHECK(info.ndim == cases[c].ndim && info.shape[0] == cases[c].shape[0], "shape back");
+        for (size_t i = 0; bytes && i < info.count; i++)
+            CM_CHECK(cm_npy_item(&info, bytes, i) == values[i], "value %zu", i);
+        cm_free(bytes);
+    }
+    CM_CHECK(cm_npy_write_f32_shape(path, values, five, 5) == CM_ERR_INVALID, "5-D written");
+    CM_CHECK(cm_npy_write_f32_shape(path, values, five, 0) == CM_ERR_INVALID, "0-D written");
+    const size_t empty[] = {2, 0, 2};
+    CM_CHECK(cm_npy_write_f32_shape(path, values, empty, 3) == CM_ERR_INVALID, "empty written");
     remove_tree(dir);
 }
 
@@ -425,6 +502,7 @@ const cm_test_case cm_tests_npy[] = {
     {"known_f8_v1", test_known_f8_v1},
     {"known_f4_v2_1d", test_known_f4_v2_1d},
     {"known_v3_long_shape", test_known_v3_long_shape},
+    {"known_image_arrays", test_known_image_arrays},
     {"truncated_every_length", test_truncated_every_length},
     {"bad_magic_and_version", test_bad_magic_and_version},
     {"header_length_beyond_file", test_header_length_beyond_file},
@@ -434,6 +512,7 @@ const cm_test_case cm_tests_npy[] = {
     {"trailing_bytes", test_trailing_bytes},
     {"parse_out_of_memory", test_parse_out_of_memory},
     {"write_read_round_trip", test_write_read_round_trip},
+    {"write_shapes", test_write_shapes},
     {"write_rounds_and_refuses", test_write_rounds_and_refuses},
     {"failed_write_keeps_old_file", test_failed_write_keeps_old_file},
     {"read_errors", test_read_errors},

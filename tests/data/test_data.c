@@ -8,10 +8,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cm/alloc.h"
+#include "cm/checkpoint.h"
 #include "cm/data.h"
+#include "cm/image.h"
+#include "cm/io.h"
 #include "test.h"
 
 #define SIGMAS 5.0 /* statistical tolerance: a correct generator fails about once in 10^6 */
@@ -282,7 +286,7 @@ static void test_rings(void) {
  * the position counts points; another seed differs. */
 static void test_sample_prefix_and_determinism(void) {
     const char *sources[] = {"8gaussians", "moons", "swissroll", "checkerboard", "rings",
-                             "gauss:d=5", "gmm:d=3,k=4"};
+                             "gauss:d=5", "gmm:d=3,k=4", "shapes:size=8,seed=3"};
     for (size_t s = 0; s < sizeof sources / sizeof sources[0]; s++) {
         cm_data *data = open_or_fail(sources[s]);
         if (!data) continue;
@@ -324,7 +328,9 @@ static void test_spec_errors(void) {
         "gmm:d=2,k=2,seed=99999999999999999999999", "gmm:d=2,k=2,std=1x", "gmm:d=2,k=2,std=0",
         "gmm:d=2,k=2,mean=1", "gmm:d=2,k=2,sep=1,sep=2",
         "gauss:d=2,mean=1000000000000000000000000000000000000000000000000000000000000000000000",
-        "/nonexistent-dir/points.csv", "missing-file.npy",
+        "/nonexistent-dir/points.csv", "missing-file.npy", "shapes:size=7", "shapes:size=257",
+        "shapes:size=16,size=16", "shapes:colour=1", "shapes:size=", "shapes:size=1e1", "shapes ",
+        "shapes:size=16,", "fashion-mnist:train", "FASHION-MNIST", "/nonexistent-dir/",
     };
     long live = cm_alloc_live_count();
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -355,6 +361,8 @@ static void test_describe_round_trip(void) {
         {"gmm:d=3,k=2", "gmm:d=3,k=2,sep=4,std=0.5,seed=1"},
         {"gmm:d=16,k=8,sep=4,std=0.3,seed=1", "gmm:d=16,k=8,sep=4,std=0.3,seed=1"},
         {"moons", "moons"},
+        {"shapes", "shapes:size=16,seed=0"},
+        {"shapes:seed=5,size=32", "shapes:size=32,seed=5"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         cm_data *data = open_or_fail(cases[i][0]);
@@ -373,6 +381,8 @@ static void test_describe_round_trip(void) {
     }
     CM_CHECK(strcmp(cm_data_kind_name(CM_DATA_CHECKERBOARD), "checkerboard") == 0, "kind name");
     CM_CHECK(strcmp(cm_data_kind_name(CM_DATA_KIND_COUNT), "unknown") == 0, "kind sentinel");
+    CM_CHECK(strcmp(cm_data_kind_name(CM_DATA_SHAPES), "shapes") == 0 &&
+             strcmp(cm_data_kind_name(CM_DATA_IMAGES), "images") == 0, "image kind names");
     /* different mean seeds give different means; same seed the same */
     cm_data *a = open_or_fail("gmm:d=3,k=2,seed=1"), *b = open_or_fail("gmm:d=3,k=2,seed=2");
     cm_gmm_view va, vb;
@@ -384,8 +394,8 @@ static void test_describe_round_trip(void) {
 
 /* Every allocation of cm_data_open failing in turn: NOMEM or success, never a leak. */
 static void test_open_out_of_memory(void) {
-    const char *sources[] = {"gmm:d=3,k=2", "gauss:d=4", "rings"};
-    for (size_t s = 0; s < 3; s++) {
+    const char *sources[] = {"gmm:d=3,k=2", "gauss:d=4", "rings", "shapes:size=8"};
+    for (size_t s = 0; s < 4; s++) {
         for (long k = 0; k < 10; k++) {
             long live = cm_alloc_live_count();
             cm_data *data = NULL;
@@ -510,6 +520,206 @@ static void test_from_values(void) {
     CM_CHECK(cm_data_from_values(&data, values, 0, 2, "empty") == CM_ERR_INVALID, "empty");
 }
 
+/* ---------------------------------------------------------------- image sources */
+
+/* shapes: 1 x S x S, 3 named classes, a law (no rows); draw i is cm_shapes_draw from
+ * cm_rng_fork(child i, seed) (docs/data.md), with its class as label. */
+static void test_shapes_source(void) {
+    cm_data *data = open_or_fail("shapes:size=12,seed=4");
+    if (!data) return;
+    size_t C = 9, H = 9, W = 9, n = 40;
+    CM_CHECK(cm_data_kind_of(data) == CM_DATA_SHAPES && cm_data_dim(data) == 144 &&
+             cm_data_image_shape(data, &C, &H, &W) && C == 1 && H == 12 && W == 12,
+             "shape %zu x %zu x %zu", C, H, W);
+    CM_CHECK(cm_data_rows(data) == 0 && !cm_data_values(data) && !cm_data_labels(data) &&
+             cm_data_fingerprint(data) == 0, "a law: no rows");
+    CM_CHECK(cm_data_classes(data) == 3 && !strcmp(cm_data_class_name(data, 2), "bar") &&
+             cm_data_class_name(data, 3) == NULL, "classes");
+    double *x = calloc(n * 144, sizeof(double)), *y = calloc(n * 144, sizeof(double));
+    size_t labels[40];
+    cm_rng rng, again;
+    cm_rng_init(&rng, 8);
+    again = rng;
+    cm_data_sample_labelled(data, &rng, n, x, labels);
+    cm_data_sample(data, &again, n, y);
+    CM_CHECK(x && y && memcmp(x, y, n * 144 * sizeof(double)) == 0 && rng.position == n,
+             "labelled draws are the plain draws");
+    for (size_t i = 0; x && i < n; i++) {
+        cm_rng child, stream;
+        cm_shape_params p;
+        double image[144];
+        cm_rng_fork(&child, &again, i); /* again.position is n now; fork uses the key alone */
+        cm_rng_fork(&stream, &child, 4);
+        cm_shapes_draw(image, &p, 12, &stream);
+        CM_CHECK(memcmp(image, x + i * 144, sizeof image) == 0 && labels[i] == (size_t)p.shape,
+                 "draw %zu is not the documented one", i);
+    }
+    free(x);
+    free(y);
+    cm_data_free(data);
+    size_t none = 0;
+    data = open_or_fail("moons");
+    if (!data) return;
+    CM_CHECK(!cm_data_image_shape(data, &none, NULL, NULL) && none == 0 &&
+             cm_data_classes(data) == 0 && !cm_data_class_name(data, 0), "vector source");
+    cm_rng_init(&rng, 1);
+    double point[2];
+    cm_data_sample_labelled(data, &rng, 1, point, labels);
+    CM_CHECK(labels[0] == CM_DATA_NO_LABEL, "an unlabelled draw has CM_DATA_NO_LABEL");
+    cm_data_free(data);
+}
+
+static void test_fixed_transform(void) {
+    cm_data *data = open_or_fail("shapes:size=8");
+    if (!data) return;
+    cm_transform t;
+    CM_CHECK(cm_data_has_fixed_transform(data), "images have a fixed transform");
+    CM_CHECK_OK(cm_data_fixed_transform(&t, data));
+    CM_CHECK(t.dim == 64, "dim %zu", t.dim);
+    double x[64];
+    for (size_t i = 0; i < 64; i++) x[i] = (double)i / 63.0;
+    cm_transform_apply(&t, x, 1);
+    CM_CHECK(x[0] == -1.0 && x[63] == 1.0 && fabs(x[21] - (2.0 * 21.0 / 63.0 - 1.0)) < 1e-15,
+             "pixels 0, 1 map to -1, 1: %g %g", x[0], x[63]);
+    cm_transform_free(&t);
+    cm_data_free(data);
+    data = open_or_fail("gauss:d=2");
+    if (!data) return;
+    CM_CHECK(!cm_data_has_fixed_transform(data) &&
+             cm_data_fixed_transform(&t, data) == CM_ERR_INVALID && t.shift == NULL,
+             "a law has no fixed transform");
+    cm_data_free(data);
+}
+
+static void write_bytes(const char *path, const void *bytes, size_t size) {
+    FILE *file = fopen(path, "wb");
+    CM_CHECK(file && fwrite(bytes, 1, size, file) == size, "cannot write %s", path);
+    if (file) fclose(file);
+}
+
+/* uint8 [3, 2, 2] as NPY 1.0 (header padded to 128 bytes); pixel k is first + 20 k. */
+static void write_u1_npy(const char *path, unsigned char first) {
+    static const char dict[] = "{'descr': '|u1', 'fortran_order': False, 'shape': (3, 2, 2), }";
+    unsigned char file[128 + 12];
+    memcpy(file, "\x93NUMPY\x01\x00\x76\x00", 10); /* header length 118 */
+    memcpy(file + 10, dict, sizeof dict - 1);
+    memset(file + 10 + sizeof dict - 1, ' ', 118 - (sizeof dict - 1));
+    file[127] = '\n';
+    for (int k = 0; k < 12; k++) file[128 + k] = (unsigned char)(first + 20 * k);
+    write_bytes(path, file, sizeof file);
+}
+
+/* An NPY image array and a PNG folder as sources: stored rows, bytes / 255, labels. */
+static void test_image_file_sources(void) {
+    char dir[64], path[160];
+    snprintf(dir, sizeof dir, "/tmp/cm_test_data_img_XXXXXX");
+    CM_CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    snprintf(path, sizeof path, "%s/x.npy", dir);
+    write_u1_npy(path, 5);
+    cm_data *data = open_or_fail(path);
+    size_t C, H, W;
+    if (data) {
+        CM_CHECK(cm_data_kind_of(data) == CM_DATA_IMAGES && cm_data_rows(data) == 3 &&
+                 cm_data_dim(data) == 4 && cm_data_image_shape(data, &C, &H, &W) && C == 1 &&
+                 H == 2 && W == 2 && !cm_data_values(data) && cm_data_classes(data) == 0,
+                 "NPY image source");
+        double rows[12];
+        cm_data_copy_rows(data, 1, 2, rows);
+        CM_CHECK(rows[0] == 85.0 / 255.0 && rows[7] == 225.0 / 255.0, "copied rows %g %g",
+                 rows[0], rows[7]);
+        double *x = draw(data, 3, 30);
+        for (size_t i = 0; i < 30; i++)
+            CM_CHECK(fmod(x[4 * i] * 255.0 - 5.0, 80.0) < 1e-9, "draw %zu is no row", i);
+        free(x);
+        uint64_t hash = cm_data_fingerprint(data);
+        write_u1_npy(path, 6);
+        cm_data *other = open_or_fail(path);
+        CM_CHECK(hash != 0 && other && cm_data_fingerprint(other) != hash &&
+                 cm_data_fingerprint(data) == hash, "fingerprint follows the content");
+        cm_data_free(other);
+        cm_data_free(data);
+    }
+    for (int k = 0; k < 2; k++) {
+        const char *names[] = {"cats", "dogs"};
+        snprintf(path, sizeof path, "%s/set/%s", dir, names[k]);
+        if (k == 0) {
+            char parent[128];
+            snprintf(parent, sizeof parent, "%s/set", dir);
+            mkdir(parent, 0755);
+        }
+        mkdir(path, 0755);
+        snprintf(path, sizeof path, "%s/set/%s/0.png", dir, names[k]);
+        double pixel = k ? 1.0 : 0.0;
+        CM_CHECK_OK(cm_image_write_grid(path, &pixel, 1, 1, 1, 1, 1, 0));
+    }
+    snprintf(path, sizeof path, "%s/set/", dir);
+    data = open_or_fail(path);
+    if (data) {
+        size_t labels[20];
+        double x[20];
+        cm_rng rng;
+        cm_rng_init(&rng, 2);
+        cm_data_sample_labelled(data, &rng, 20, x, labels);
+        CM_CHECK(cm_data_rows(data) == 2 && cm_data_dim(data) == 1 && cm_data_classes(data) == 2 &&
+                 !strcmp(cm_data_class_name(data, 1), "dogs") && cm_data_labels(data) &&
+                 cm_data_labels(data)[1] == 1, "PNG folder source with classes");
+        for (size_t i = 0; i < 20; i++)
+            CM_CHECK(x[i] == (double)labels[i], "draw %zu: pixel %g with label %zu", i, x[i],
+                     labels[i]);
+        cm_data_free(data);
+    }
+    char here[512];
+    CM_CHECK(getcwd(here, sizeof here) != NULL && chdir(dir) == 0, "chdir");
+    data = NULL;
+    CM_CHECK(cm_data_open(&data, "set") == CM_ERR_INVALID &&
+             strstr(cm_error_detail(), "named with a '/', e.g. 'set/'"),
+             "a folder named without '/': %s", cm_error_detail());
+    CM_CHECK(chdir(here) == 0, "chdir back");
+    snprintf(path, sizeof path, "rm -rf '%s'", dir);
+    CM_CHECK(system(path) == 0, "cleanup");
+}
+
+/* The file hash of checkpoints is cm_data_fingerprint for file sources. */
+static void test_fingerprint_of_files(void) {
+    char path[128];
+    snprintf(path, sizeof path, "/tmp/cm_test_data_fp_%ld.csv", (long)getpid());
+    FILE *file = fopen(path, "w");
+    if (!file) return;
+    fprintf(file, "1,2\n3,4.5\n");
+    fclose(file);
+    cm_data *data = open_or_fail(path);
+    remove(path);
+    if (!data) return;
+    CM_CHECK(cm_data_fingerprint(data) == cm_checkpoint_data_hash(data) &&
+             cm_data_fingerprint(data) != 0, "fingerprint %016llx vs checkpoint hash %016llx",
+             (unsigned long long)cm_data_fingerprint(data),
+             (unsigned long long)cm_checkpoint_data_hash(data));
+    cm_data_free(data);
+}
+
+/* Known answers from Python's gzip/struct on the package's files (see test_image.c). */
+static void test_fashion_mnist_source(void) {
+    struct stat info;
+    if (stat(CM_FASHION_MNIST_DIR "/t10k-images-idx3-ubyte.gz", &info) != 0) {
+        printf("    skipped: dataset-fashion-mnist is not installed\n");
+        return;
+    }
+    cm_data *data = open_or_fail("fashion-mnist:test");
+    if (!data) return;
+    size_t C, H, W;
+    CM_CHECK(cm_data_rows(data) == 10000 && cm_data_dim(data) == 784 &&
+             cm_data_image_shape(data, &C, &H, &W) && C == 1 && H == 28 && W == 28 &&
+             cm_data_classes(data) == 10 && cm_data_labels(data)[0] == 9 &&
+             !strcmp(cm_data_class_name(data, 9), "Ankle boot") &&
+             !strcmp(cm_data_describe(data), "fashion-mnist:test") &&
+             cm_data_has_fixed_transform(data), "fashion-mnist:test");
+    double row[784], sum = 0.0;
+    cm_data_copy_rows(data, 0, 1, row);
+    for (int k = 0; k < 784; k++) sum += row[k] * 255.0;
+    CM_CHECK(fabs(sum - 33456.0) < 1e-6, "image 0 sum %.9g", sum);
+    cm_data_free(data);
+}
+
 static void test_transform(void) {
     uint64_t seed = cm_test_seed(18);
     const size_t n = 500, d = 3;
@@ -574,5 +784,10 @@ const cm_test_case cm_tests_data[] = {
     {"file_columns", test_file_columns},
     {"from_values", test_from_values},
     {"transform", test_transform},
+    {"shapes_source", test_shapes_source},
+    {"fixed_transform", test_fixed_transform},
+    {"image_file_sources", test_image_file_sources},
+    {"fingerprint_of_files", test_fingerprint_of_files},
+    {"fashion_mnist_source", test_fashion_mnist_source},
     {NULL, NULL},
 };

@@ -3,13 +3,15 @@
 # tests/fuzz/corpus/<target>/: small valid files written by cm itself and hand-made broken
 # ones. Files named by a SHA-1 were added from fuzzing runs with libFuzzer's -merge=1 (inputs
 # that reach new code); files named regression-* once crashed a reader. Both are left as
-# they are. Usage: CM=build/cm tests/fuzz/make-corpus.sh
+# they are. The PNG variants that cm does not write (gray + alpha, palette, 1-bit, interlaced,
+# 16-bit) are assembled with python3's zlib and struct modules; gzip -n makes the IDX members.
+# Usage: CM=build/cm tests/fuzz/make-corpus.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 CM=${CM:-build/cm}
 corpus=tests/fuzz/corpus
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
-for t in npy csv safetensors config model data_spec checkpoint columns; do mkdir -p "$corpus/$t"; done
+for t in npy csv safetensors config model data_spec checkpoint columns idx png; do mkdir -p "$corpus/$t"; done
 
 # --- npy: valid float32/float64 files, then broken headers and data
 "$CM" data --data moons --n 3 --seed 1 --out "$corpus/npy/moons-f4.npy"
@@ -31,6 +33,11 @@ npy huge-shape.npy 1 "{'descr': '<f4', 'fortran_order': False, 'shape': (4294967
 npy three-d.npy 1 "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 1, 1), }" '\x00\x00\x80\x3f'
 npy truncated.npy 1 "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }" '\x00\x00\x80\x3f'
 printf '\x93NUMPY\x01\x00\xff\xff{' > "$corpus/npy/header-too-long.npy"
+# image arrays: uint8 [N, H, W], float32 [N, C, H, W], a pixel outside [0, 1], channels-last
+npy images-u1.npy 1 "{'descr': '|u1', 'fortran_order': False, 'shape': (2, 2, 2), }" '\x00\x40\x80\xff\x01\x02\x03\x04'
+npy images-f4-nchw.npy 1 "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 3, 1, 1), }" '\x00\x00\x00\x00\x00\x00\x00\x3f\x00\x00\x80\x3f'
+npy images-above-one.npy 1 "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 1, 1), }" '\x00\x00\x00\x40'
+npy images-channels-last.npy 1 "{'descr': '|u1', 'fortran_order': False, 'shape': (1, 1, 1, 5), }" '\x01\x02\x03\x04\x05'
 
 # --- csv
 printf 'x,y\n1,2\n3.5,-4e-3\n' > "$corpus/csv/header.csv"
@@ -88,10 +95,55 @@ printf '{"method": "ct", "dim": 2, "batch": 1048576, "width": 65536}' > "$corpus
 printf '{"method": "ict", "dim": 2, "seed": 9007199254740993}' > "$corpus/config/seed-over-2-53.json"
 printf '[1, 2, {"method": "ict"}]' > "$corpus/config/array.json"
 
+# --- idx: two 2 x 3 images and their labels, plain and gzip (one and two members), then broken
+idx=$corpus/idx
+images='\x00\x00\x08\x03\x00\x00\x00\x02\x00\x00\x00\x02\x00\x00\x00\x03\x00\x01\x02\x03\x04\x05\xfa\xfb\xfc\xfd\xfe\xff'
+printf "$images" > "$idx/images.idx"
+printf "$images" | gzip -n -9 > "$idx/images.idx.gz"
+{ printf "$images" | head -c 21 | gzip -n; printf "$images" | tail -c 7 | gzip -n; } > "$idx/two-members.idx.gz"
+printf '\x00\x00\x08\x01\x00\x00\x00\x03\x09\x00\x04' > "$idx/labels.idx"
+printf '\x00\x00\x08\x01\x00\x00\x00\x03\x09\x00\x04' | gzip -n > "$idx/labels.idx.gz"
+printf '\x00\x00\x0d\x01\x00\x00\x00\x01\x00\x00\x80\x3f' > "$idx/float-type.idx"
+printf '\x00\x00\x08\x03\x00\x00\x00\x02\x00\x00\x00\x00\x00\x00\x00\x03' > "$idx/zero-dimension.idx"
+printf '\x00\x00\x08\x03\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff' > "$idx/huge-dimensions.idx"
+printf "$images" | head -c 20 > "$idx/truncated.idx"
+{ printf "$images"; printf '\x00'; } > "$idx/trailing.idx"
+{ printf "$images" | gzip -n; printf 'junk'; } > "$idx/gzip-then-junk.idx.gz"
+printf "$images" | gzip -n | head -c 30 > "$idx/gzip-truncated.idx.gz"
+
+# --- png: grids written by cm (gray and RGB), then variants assembled by hand
+"$CM" data --data shapes:size=8 --n 1 --seed 1 --png "$corpus/png/shapes-gray.png"
+npy rgb.npy 1 "{'descr': '|u1', 'fortran_order': False, 'shape': (1, 3, 2, 2), }" '\x00\x10\x20\x30\x40\x50\x60\x70\x80\x90\xa0\xff'
+mv "$corpus/npy/rgb.npy" "$work/rgb.npy"
+"$CM" data --data "$work/rgb.npy" --n 2 --columns 2 --png "$corpus/png/grid-rgb.png"
+python3 - "$corpus/png" <<'PY'
+import struct, sys, zlib
+out = sys.argv[1]
+def chunk(kind, data):
+    return struct.pack('>I', len(data)) + kind + data + struct.pack('>I', zlib.crc32(kind + data))
+def png(name, width, height, depth, colour, raw, interlace=0, extra=b'', cut=None, flip=None):
+    data = b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', struct.pack('>IIBBBBB', width, height, depth, colour, 0, 0, interlace))
+    data += extra + chunk(b'IDAT', zlib.compress(raw, 9)) + chunk(b'IEND', b'')
+    if flip is not None: data = data[:flip] + bytes([data[flip] ^ 1]) + data[flip + 1:]
+    open(out + '/' + name, 'wb').write(data[:cut])
+png('gray-alpha.png', 2, 1, 8, 4, b'\x00\x64\x07\xc8\x09')
+png('rgba-up-filter.png', 1, 2, 8, 6, b'\x00\x01\x02\x03\x04\x02\x01\x01\x01\x01')
+png('palette-trns.png', 2, 1, 8, 3, b'\x00\x01\x00', extra=chunk(b'PLTE', b'\xff\x00\x00\x00\x00\xff') + chunk(b'tRNS', b'\x80'))
+png('gray-1bit.png', 8, 1, 1, 0, b'\x00\xa0')
+png('gray-adam7.png', 2, 2, 8, 0, b'\x00\x0b\x00\x16\x00\x21\x2c', interlace=1)
+png('gray-16bit.png', 1, 1, 16, 0, b'\x00\x01\x02')
+png('huge-width.png', 100000, 1, 8, 0, b'\x00\x01')
+png('huge-promise.png', 16000, 16000, 8, 2, b'\x00' * 10)
+png('truncated.png', 3, 2, 8, 0, b'\x00\x0a\x14\x1e\x00\x28\x32\x3c', cut=40)
+png('bad-crc.png', 3, 2, 8, 0, b'\x00\x0a\x14\x1e\x00\x28\x32\x3c', flip=19)
+png('short-data.png', 3, 2, 8, 0, b'\x00\x0a\x14\x1e')
+PY
+
 # --- data spec strings
 for s in moons 8gaussians swissroll checkerboard rings gauss:d=3,mean=1,std=2 \
          gmm:d=2,k=3,sep=4,std=0.3,seed=7 gmm:d=1,k=5 gauss:d=0 gmm:d=2,k=2, \
-         gauss:d=2,std=nan gmm:d=100000,k=100000 gauss:d=2,mean=0x1p3 gmm:k=2,d=2,d=3; do
+         gauss:d=2,std=nan gmm:d=100000,k=100000 gauss:d=2,mean=0x1p3 gmm:k=2,d=2,d=3 \
+         shapes shapes:size=8,seed=3 shapes:size=7 shapes:seed=1,size=256 fashion-mnist:test; do
   printf '%s' "$s" > "$corpus/data_spec/$(printf '%s' "$s" | tr ':,=/' '____').txt"
 done
 echo "corpus written to $corpus"

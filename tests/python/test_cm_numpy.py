@@ -241,8 +241,15 @@ def config_parsing_defaults_and_versions():
     assert (c.depth, c.width, c.embed, c.sigma_data, c.T) == (2, 256, 64, 0.5, 100)
     assert cmn.parse_config('{"method": "cd2", "dim": 2}').two_time
     assert cmn.parse_config('{"method": "ict", "dim": 2.0}').dim == 2
-    raises(cmn.CmFormatError, cmn.parse_config, '{"method": "ict", "dim": 2}', "2",
+    raises(cmn.CmFormatError, cmn.parse_config, '{"method": "ict", "dim": 2}', "3",
            contains="format version")
+    raises(cmn.CmFormatError, cmn.parse_config, '{"method": "ict", "dim": 2}', "2",
+           contains="needs")
+    nested = cmn.parse_config('{"method": {"method": "cd2", "cd_levels": 9}, "network": {"type": '
+                              '"mlp", "dim": 3, "width": 40}, "optimizer": {"lr": 0.5}, '
+                              '"steps": 7}', "2")
+    assert nested.method == "cd2" and nested.dim == 3 and nested.width == 40, "format 2 parsed"
+    assert nested.cd_levels == 9 and nested.two_time, "format 2 parsed"
     raises(cmn.CmFormatError, cmn.parse_config, '{"method": "ict2", "dim": 2}', contains="method")
     raises(cmn.CmFormatError, cmn.parse_config, '{"method": "ict"}', contains="dim")
     raises(cmn.CmFormatError, cmn.parse_config, '{"method": "ict", "dim": 2, "embed": 5}',
@@ -349,6 +356,13 @@ def bad_model_files_give_clear_errors():
             return h
         return edit
 
+    def flat(config):  # a format-1 (flat) configuration
+        def edit(h):
+            h["__metadata__"]["cm.config"] = config
+            h["__metadata__"]["cm.format_version"] = "1"
+            return h
+        return edit
+
     def drop(key):
         def edit(h):
             (h if key in h else h["__metadata__"]).pop(key)
@@ -367,11 +381,11 @@ def bad_model_files_give_clear_errors():
         (good[:5], "truncated"),
         (struct.pack("<Q", 10 ** 12) + good[8:], "header length"),
         (good[:8] + b"[" + good[9:], "JSON"),
-        (with_header(good, meta("cm.format_version", "2")), "format version 2"),
+        (with_header(good, meta("cm.format_version", "3")), "format version 3"),
         (with_header(good, drop("cm.config")), "not a cm model"),
-        (with_header(good, meta("cm.config", '{"method": "ict", "dim": 3}')), "wrong shape"),
-        (with_header(good, meta("cm.config", '{"method": "cd2", "dim": 2, "width": 32, '
-                                '"depth": 2, "embed": 16}')), "wrong shape"),
+        (with_header(good, flat('{"method": "ict", "dim": 3}')), "wrong shape"),
+        (with_header(good, flat('{"method": "cd2", "dim": 2, "width": 32, "depth": 2, '
+                                '"embed": 16}')), "wrong shape"),
         (with_header(good, meta("cm.transform", '{"shift": [0], "scale": [1]}')), "2 finite"),
         (with_header(good, meta("cm.transform", '{"shift": [0, 0], "scale": [1, 0]}')), "> 0"),
         (with_header(good, meta("cm.data", 3)), "__metadata__"),
@@ -385,7 +399,7 @@ def bad_model_files_give_clear_errors():
         (bytes(nan_weight), "non-finite"),
         (with_header(good, meta("cm.transform", '{"shift": [0, 1%s], "scale": [1, 1]}'
                                 % ("0" * 400))), "finite"),
-        (with_header(good, meta("cm.config", '{"method": "ict", "dim": 2, "sigma_max": 1%s}'
+        (with_header(good, flat('{"method": "ict", "dim": 2, "sigma_max": 1%s}'
                                 % ("0" * 5000))), "sigma_max"),
         (with_header(good, tensor("mlp.1.bias", "shape", [10 ** 40])), "non-negative"),
     ]

@@ -236,17 +236,26 @@ int cmd_eval(int argc, char **argv) {
     cm_data *samples_file = NULL, *reference = NULL;
     cm_status status = cm_data_open_with(&samples_file, samples_path,
                                          &(cm_data_options){.columns = sample_columns});
-    if (status == CM_OK && !cm_data_values(samples_file)) {
+    if (status == CM_OK && !cm_data_rows(samples_file)) {
         cm_data_free(samples_file);
-        return cli_usage_error(command, "--samples %s: not a .npy or .csv file", samples_path);
+        return cli_usage_error(command, "--samples %s: not a file of points or images", samples_path);
+    }
+    /* images are stored as bytes or floats in [0, 1]: their rows as doubles */
+    double *image_rows = NULL;
+    if (status == CM_OK && !cm_data_values(samples_file)) {
+        size_t rows = cm_data_rows(samples_file), d = cm_data_dim(samples_file);
+        image_rows = cm_malloc(rows * d, sizeof(double));
+        if (image_rows) cm_data_copy_rows(samples_file, 0, rows, image_rows);
+        else status = cm_error_set(CM_ERR_NOMEM, "%zu images of %zu values", rows, d);
     }
     if (status == CM_OK)
         status = cm_data_open_with(&reference, reference_source,
                                    &(cm_data_options){.columns = columns});
-    const double *samples = status == CM_OK ? cm_data_values(samples_file) : NULL;
+    const double *samples = status == CM_OK ? (image_rows ? image_rows : cm_data_values(samples_file)) : NULL;
     size_t n = status == CM_OK ? cm_data_rows(samples_file) : 0;
     size_t dim = status == CM_OK ? cm_data_dim(samples_file) : 0;
     if (status == CM_OK && o.n > n) {
+        cm_free(image_rows);
         cm_data_free(samples_file);
         cm_data_free(reference);
         return cli_usage_error(command, "--n %zu: %s has only %zu rows", o.n, samples_path, n);
@@ -258,6 +267,7 @@ int cmd_eval(int argc, char **argv) {
         if (json) print_json(&e, shown, n, reference, o.seed);
         else print_table(&e, shown, n, reference, o.seed);
     }
+    cm_free(image_rows);
     cm_data_free(samples_file);
     cm_data_free(reference);
     return status == CM_OK ? CLI_OK : cli_fail(command, status);
