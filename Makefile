@@ -16,14 +16,15 @@ OPT     ?= -O2
 PREFIX  ?= /usr/local
 VERSION := $(shell sed -n 's/^#define CM_VERSION "\(.*\)"/\1/p' include/cm/version.h)
 SOVERSION := 0
-# The library's dependencies (oneDNN has no .pc file: -ldnnl); PLplot is the CLI's only
+# The library's dependencies (oneDNN has no .pc file: -ldnnl; -lgomp, its OpenMP runtime, because
+# src/nn/onednn.c sets the calling thread's OpenMP thread count); PLplot is the CLI's only
 # (tools/cm/plot.c).
 LIB_PKGS  := openblas libcjson libpng zlib lapacke
 TOOL_PKGS := plplot
 CFLAGS  ?= $(OPT) -g
 CFLAGS  += -std=c11 -Wall -Wextra -Wshadow -Wno-unused-parameter -D_POSIX_C_SOURCE=200809L \
            -fPIC -Iinclude $(shell pkg-config --cflags $(LIB_PKGS) $(TOOL_PKGS))
-LIB_LIBS  := $(shell pkg-config --libs $(LIB_PKGS)) -ldnnl -lm -lpthread
+LIB_LIBS  := $(shell pkg-config --libs $(LIB_PKGS)) -ldnnl -lgomp -lm -lpthread
 LDLIBS    += $(shell pkg-config --libs $(TOOL_PKGS)) $(LIB_LIBS)
 
 # src/<subsystem>/*.c is the library (docs/architecture.md); tests mirror it in tests/<subsystem>/.
