@@ -356,6 +356,55 @@ static void test_network_gradients(void) {
     check_network(small_config(2, 1, 3, 2), &rng); /* NCHW rows of 2 channels, 8 -> 4 -> 2 */
 }
 
+/* A one-level network (no resampling) whose kernels are symmetric left-right commutes with
+ * mirroring the image: out(flip x) = flip out(x). Checks that rows are read and written as NCHW
+ * images (a mix-up of channels, rows and columns breaks the symmetry), here with 2 channels on a
+ * 4 x 6 image. */
+static void test_mirror_symmetry(void) {
+    enum { ROWS = 2, C = 2, H = 4, W = 6 };
+    cm_rng rng;
+    cm_rng_init(&rng, cm_test_seed(40));
+    cm_unet_config config = cm_unet_config_default(C, H, W);
+    config.base_channels = 8, config.groups = 4, config.embed = 8, config.levels = 1;
+    config.blocks_per_level = 1;
+    cm_unet_layout *layout = layout_new(&config);
+    size_t P = layout->param_count, D = C * H * W;
+    cm_unet_workspace_f64 *ws = NULL;
+    CM_CHECK_OK(cm_unet_workspace_alloc_f64(&ws, layout, ROWS));
+    float *pf = malloc(P * sizeof(float));
+    double *pd = malloc(P * 8), x[ROWS * D], mirrored[ROWS * D], out[ROWS * D], out2[ROWS * D];
+    double c_noise[ROWS] = {0.2, -0.7};
+    random_params(pf, pd, layout, &rng);
+    for (size_t i = 0; i < layout->conv_count; i++) {
+        const cm_unet_conv *conv = &layout->convs[i];
+        size_t K = conv->kernel, taps = conv->out_channels * conv->in_channels * K;
+        for (size_t j = 0; j < taps; j++) /* (oc, c, ky) rows of K values: w[K-1-kx] = w[kx] */
+            for (size_t kx = 0; kx < K / 2; kx++)
+                pd[conv->weight + j * K + K - 1 - kx] = pd[conv->weight + j * K + kx];
+    }
+    for (size_t i = 0; i < ROWS * D; i++) x[i] = cm_rng_normal(&rng);
+    for (size_t r = 0; r < ROWS; r++)
+        for (size_t c = 0; c < C; c++)
+            for (size_t y = 0; y < H; y++)
+                for (size_t col = 0; col < W; col++)
+                    mirrored[((r * C + c) * H + y) * W + col] = x[((r * C + c) * H + y) * W + W - 1 - col];
+    CM_CHECK_OK(cm_unet_forward_f64(out, pd, layout, ws, x, c_noise, ROWS));
+    CM_CHECK_OK(cm_unet_forward_f64(out2, pd, layout, ws, mirrored, c_noise, ROWS));
+    double worst = 0, scale = 0;
+    for (size_t r = 0; r < ROWS; r++)
+        for (size_t c = 0; c < C; c++)
+            for (size_t y = 0; y < H; y++)
+                for (size_t col = 0; col < W; col++) {
+                    size_t at = ((r * C + c) * H + y) * W;
+                    worst = fmax(worst, fabs(out2[at + col] - out[at + W - 1 - col]));
+                    scale = fmax(scale, fabs(out[at + col]));
+                }
+    CM_CHECK(scale > 0.1 && worst <= 1e-12 * scale, "mirrored input: output off by %.3g (scale %.3g)",
+             worst, scale);
+    cm_unet_workspace_free_f64(ws);
+    free(pf), free(pd), free(layout);
+}
+
 /* ---- the float network */
 
 typedef struct {
@@ -574,6 +623,7 @@ const cm_test_case cm_tests_unet[] = {
     {"embedding_gradients", test_embedding_gradients},
     {"resblock_gradients", test_resblock_gradients},
     {"network_gradients", test_network_gradients},
+    {"mirror_symmetry", test_mirror_symmetry},
     {"float_matches_double", test_float_matches_double},
     {"deterministic_and_rows_independent", test_deterministic_and_rows_independent},
     {"zero_output_at_init", test_zero_output_at_init},
