@@ -135,9 +135,9 @@ clean:
 # bench_nn (training steps and one-step sampling against the sgemm rate measured in the same run,
 # 1 and 2 threads), bench_ot (exact W1 on one core; n = 5000 again with 2 BLAS threads), then
 # bench_nn again with OPENBLAS_CORETYPE unset for that command alone (the machine may pin
-# OpenBLAS to an older kernel).
+# OpenBLAS to an older kernel), then bench_unet (the U-Net's forward and backward).
 # BENCH_RUNS repetitions per figure (default 5).
-.PHONY: bench bench-ot bench-nn
+.PHONY: bench bench-ot bench-nn bench-unet
 BENCH_RUNS ?= 5
 BENCH_WRAP := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc
 $(BUILD)/bench_ot: bench/ot.c bench/bench.h $(BUILD)/libcm.a
@@ -146,14 +146,23 @@ $(BUILD)/bench_ot: bench/ot.c bench/bench.h $(BUILD)/libcm.a
 $(BUILD)/bench_nn: bench/nn.c bench/bench.h bench/reference.h $(BUILD)/libcm.a
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libcm.a $(LDLIBS) $(BENCH_WRAP)
 
+# bench_unet: forward and backward of the U-Net on 128 rows of 28x28 (src/nn/unet.h, a private
+# header: -Isrc), 1 thread and 2 row blocks on 2 threads, against PyTorch's time (bench/unet.c).
+$(BUILD)/bench_unet: bench/unet.c bench/bench.h src/nn/unet.h $(BUILD)/libcm.a
+	$(CC) $(CFLAGS) -Isrc -o $@ $< $(BUILD)/libcm.a $(LDLIBS) $(BENCH_WRAP)
+
+bench-unet: $(BUILD)/bench_unet
+	$(BUILD)/bench_unet $(BENCH_RUNS)
+
 bench-ot: $(BUILD)/bench_ot
 	OPENBLAS_NUM_THREADS=1 $(BUILD)/bench_ot $(BENCH_RUNS)
 
 bench-nn: $(BUILD)/bench_nn
 	$(BUILD)/bench_nn $(BENCH_RUNS)
 
-bench: $(BUILD)/bench_nn $(BUILD)/bench_ot
+bench: $(BUILD)/bench_nn $(BUILD)/bench_ot $(BUILD)/bench_unet
 	$(BUILD)/bench_nn $(BENCH_RUNS)
 	OPENBLAS_NUM_THREADS=1 $(BUILD)/bench_ot $(BENCH_RUNS)
 	OPENBLAS_NUM_THREADS=2 $(BUILD)/bench_ot $(BENCH_RUNS) 5000
 	env -u OPENBLAS_CORETYPE $(BUILD)/bench_nn $(BENCH_RUNS)
+	$(BUILD)/bench_unet $(BENCH_RUNS)
