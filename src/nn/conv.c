@@ -86,12 +86,25 @@ static cm_status set_handle(cm_conv_plan *plan, int which, const void *pointer) 
                            "set data handle");
 }
 
-/* The descriptors of one row's convolution and the primitives made from them. */
-static cm_status build_plan(cm_conv_plan *plan) {
+/* The memory formats of a plan: the caller's (NHWC rows, OIHW weights) and the ones the
+ * primitives chose for the weights. */
+typedef struct {
+    dnnl_memory_desc_t src, dst, bias, user_weights;
+    dnnl_memory_desc_t weights_forward, weights_backward_data, diff_weights;
+    int separate; /* backward-data wants other weights than forward */
+} plan_formats;
+
+#define TRY_DNNL(call, what)                                                \
+    do {                                                                    \
+        if ((status = cm_onednn_check((call), (what))) != CM_OK) goto done; \
+    } while (0)
+
+/* The descriptors of one row's convolution and the primitives (and reorders) made from them. */
+static cm_status build_primitives(cm_conv_plan *plan, plan_formats *f) {
     cm_onednn *dnn = plan->onednn;
     int H = plan->H, W = plan->W, C = plan->C, OC = plan->OC, K = plan->K, s = plan->stride;
     int OH = cm_conv2d_out_size(H, K, s), OW = cm_conv2d_out_size(W, K, s), P = K / 2;
-    dnnl_memory_desc_t src, dst, bias, user_weights, any_weights;
+    dnnl_memory_desc_t any_weights;
     dnnl_dims_t src_dims = {1, C, H, W}, dst_dims = {1, OC, OH, OW}, bias_dims = {OC},
                 weight_dims = {OC, C, K, K};
     dnnl_dims_t strides = {s, s}, pad_l = {P, P};
@@ -101,92 +114,96 @@ static cm_status build_plan(cm_conv_plan *plan) {
     dnnl_primitive_desc_t pd[STEP_COUNT] = {0};
     dnnl_convolution_desc_t forward, backward_data, backward_weights;
     cm_status status = CM_OK;
-#define TRY_DNNL(call, what)                                        \
-    do {                                                            \
-        if ((status = cm_onednn_check((call), (what))) != CM_OK) goto done; \
-    } while (0)
-    TRY_DNNL(dnnl_memory_desc_init_by_tag(&src, 4, src_dims, dnnl_f32, dnnl_nhwc), "src md");
-    TRY_DNNL(dnnl_memory_desc_init_by_tag(&dst, 4, dst_dims, dnnl_f32, dnnl_nhwc), "dst md");
-    TRY_DNNL(dnnl_memory_desc_init_by_tag(&bias, 1, bias_dims, dnnl_f32, dnnl_x), "bias md");
-    TRY_DNNL(dnnl_memory_desc_init_by_tag(&user_weights, 4, weight_dims, dnnl_f32, dnnl_oihw),
+    TRY_DNNL(dnnl_memory_desc_init_by_tag(&f->src, 4, src_dims, dnnl_f32, dnnl_nhwc), "src md");
+    TRY_DNNL(dnnl_memory_desc_init_by_tag(&f->dst, 4, dst_dims, dnnl_f32, dnnl_nhwc), "dst md");
+    TRY_DNNL(dnnl_memory_desc_init_by_tag(&f->bias, 1, bias_dims, dnnl_f32, dnnl_x), "bias md");
+    TRY_DNNL(dnnl_memory_desc_init_by_tag(&f->user_weights, 4, weight_dims, dnnl_f32, dnnl_oihw),
              "weights md");
     TRY_DNNL(dnnl_memory_desc_init_by_tag(&any_weights, 4, weight_dims, dnnl_f32,
                                           dnnl_format_tag_any), "weights md");
     TRY_DNNL(dnnl_primitive_attr_create(&attr), "attributes");
     TRY_DNNL(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user), "attributes");
     TRY_DNNL(dnnl_convolution_forward_desc_init(&forward, dnnl_forward_training,
-                                                dnnl_convolution_direct, &src, &any_weights, &bias,
-                                                &dst, strides, pad_l, pad_r), "forward");
+                                                dnnl_convolution_direct, &f->src, &any_weights,
+                                                &f->bias, &f->dst, strides, pad_l, pad_r), "forward");
     TRY_DNNL(dnnl_primitive_desc_create(&pd[STEP_FORWARD], &forward, attr, dnn->engine, NULL),
              "forward");
-    TRY_DNNL(dnnl_convolution_backward_data_desc_init(&backward_data, dnnl_convolution_direct, &src,
-                                                      &any_weights, &dst, strides, pad_l, pad_r),
-             "backward data");
+    TRY_DNNL(dnnl_convolution_backward_data_desc_init(&backward_data, dnnl_convolution_direct,
+                                                      &f->src, &any_weights, &f->dst, strides,
+                                                      pad_l, pad_r), "backward data");
     TRY_DNNL(dnnl_primitive_desc_create(&pd[STEP_BACKWARD_DATA], &backward_data, attr, dnn->engine,
                                         pd[STEP_FORWARD]), "backward data");
     TRY_DNNL(dnnl_convolution_backward_weights_desc_init(&backward_weights, dnnl_convolution_direct,
-                                                         &src, &any_weights, &bias, &dst, strides,
-                                                         pad_l, pad_r), "backward weights");
+                                                         &f->src, &any_weights, &f->bias, &f->dst,
+                                                         strides, pad_l, pad_r), "backward weights");
     TRY_DNNL(dnnl_primitive_desc_create(&pd[STEP_BACKWARD_WEIGHTS], &backward_weights, attr,
                                         dnn->engine, pd[STEP_FORWARD]), "backward weights");
-    dnnl_memory_desc_t weights_forward =
-        *dnnl_primitive_desc_query_md(pd[STEP_FORWARD], dnnl_query_weights_md, 0);
-    dnnl_memory_desc_t weights_backward_data =
+    f->weights_forward = *dnnl_primitive_desc_query_md(pd[STEP_FORWARD], dnnl_query_weights_md, 0);
+    f->weights_backward_data =
         *dnnl_primitive_desc_query_md(pd[STEP_BACKWARD_DATA], dnnl_query_weights_md, 0);
-    dnnl_memory_desc_t diff_weights =
+    f->diff_weights =
         *dnnl_primitive_desc_query_md(pd[STEP_BACKWARD_WEIGHTS], dnnl_query_diff_weights_md, 0);
-    int separate = !dnnl_memory_desc_equal(&weights_forward, &weights_backward_data);
-    TRY_DNNL(dnnl_reorder_primitive_desc_create(&pd[STEP_LOAD_FORWARD], &user_weights, dnn->engine,
-                                                &weights_forward, dnn->engine, attr), "reorder");
-    if (separate)
-        TRY_DNNL(dnnl_reorder_primitive_desc_create(&pd[STEP_LOAD_BACKWARD_DATA], &user_weights,
-                                                    dnn->engine, &weights_backward_data,
+    f->separate = !dnnl_memory_desc_equal(&f->weights_forward, &f->weights_backward_data);
+    TRY_DNNL(dnnl_reorder_primitive_desc_create(&pd[STEP_LOAD_FORWARD], &f->user_weights,
+                                                dnn->engine, &f->weights_forward, dnn->engine,
+                                                attr), "reorder");
+    if (f->separate)
+        TRY_DNNL(dnnl_reorder_primitive_desc_create(&pd[STEP_LOAD_BACKWARD_DATA], &f->user_weights,
+                                                    dnn->engine, &f->weights_backward_data,
                                                     dnn->engine, attr), "reorder");
-    TRY_DNNL(dnnl_reorder_primitive_desc_create(&pd[STEP_STORE_GRADIENT], &diff_weights,
-                                                dnn->engine, &user_weights, dnn->engine, attr),
+    TRY_DNNL(dnnl_reorder_primitive_desc_create(&pd[STEP_STORE_GRADIENT], &f->diff_weights,
+                                                dnn->engine, &f->user_weights, dnn->engine, attr),
              "reorder");
     for (int i = 0; i < STEP_COUNT; i++)
         if (pd[i] && (status = make_step(&plan->steps[i], pd[i], &plan->scratchpad_bytes, dnn)))
             goto done;
-
-    /* blocked buffers, each 64-byte aligned: forward weights, backward-data weights (when
-     * separate), the gradient of one row, the running sum, and one row's bias gradient */
-    size_t align = 64, sizes[5] = {dnnl_memory_desc_get_size(&weights_forward),
-                                   separate ? dnnl_memory_desc_get_size(&weights_backward_data) : 0,
-                                   dnnl_memory_desc_get_size(&diff_weights),
-                                   dnnl_memory_desc_get_size(&diff_weights),
-                                   (size_t)OC * sizeof(float)};
-    size_t total = align;
-    for (int i = 0; i < 5; i++) total += (sizes[i] + align - 1) / align * align;
-    if (!(plan->buffers = cm_malloc(total, 1))) {
-        status = cm_error_set(CM_ERR_NOMEM, "convolution weight buffers (%zu bytes)", total);
-        goto done;
-    }
-    char *p = (char *)(((uintptr_t)plan->buffers + align - 1) / align * align);
-    char *at[5];
-    for (int i = 0; i < 5; i++) at[i] = p, p += (sizes[i] + align - 1) / align * align;
-    plan->diff_weights = (float *)at[2], plan->diff_weights_sum = (float *)at[3];
-    plan->diff_bias = (float *)at[4];
-    plan->diff_weights_count = sizes[2] / sizeof(float);
-    struct { int which; const dnnl_memory_desc_t *md; void *handle; } memories[MEM_COUNT] = {
-        {MEM_SRC, &src, DNNL_MEMORY_NONE}, {MEM_DST, &dst, DNNL_MEMORY_NONE},
-        {MEM_BIAS, &bias, DNNL_MEMORY_NONE}, {MEM_DIFF_SRC, &src, DNNL_MEMORY_NONE},
-        {MEM_DIFF_DST, &dst, DNNL_MEMORY_NONE}, {MEM_DIFF_BIAS, &bias, at[4]},
-        {MEM_USER_WEIGHTS, &user_weights, DNNL_MEMORY_NONE},
-        {MEM_USER_DIFF_WEIGHTS, &user_weights, DNNL_MEMORY_NONE},
-        {MEM_WEIGHTS_FORWARD, &weights_forward, at[0]},
-        {MEM_WEIGHTS_BACKWARD_DATA, &weights_backward_data, separate ? at[1] : at[0]},
-        {MEM_DIFF_WEIGHTS, &diff_weights, at[2]}, {MEM_DIFF_WEIGHTS_SUM, &diff_weights, at[3]}};
-    for (int i = 0; i < MEM_COUNT; i++)
-        TRY_DNNL(dnnl_memory_create(&plan->memory[memories[i].which], memories[i].md, dnn->engine,
-                                    memories[i].handle), "memory");
-#undef TRY_DNNL
 done:
     for (int i = 0; i < STEP_COUNT; i++)
         if (pd[i]) dnnl_primitive_desc_destroy(pd[i]);
     if (attr) dnnl_primitive_attr_destroy(attr);
     return status;
 }
+
+/* The plan's own buffers, each 64-byte aligned (forward weights, backward-data weights when
+ * separate, one row's weight gradient, the running sum, one row's bias gradient), and the
+ * memory objects: plain ones point at the caller's arrays per call, the others at the buffers. */
+static cm_status build_memories(cm_conv_plan *plan, const plan_formats *f) {
+    size_t align = 64, sizes[5] = {dnnl_memory_desc_get_size(&f->weights_forward),
+                                   f->separate ? dnnl_memory_desc_get_size(&f->weights_backward_data) : 0,
+                                   dnnl_memory_desc_get_size(&f->diff_weights),
+                                   dnnl_memory_desc_get_size(&f->diff_weights),
+                                   (size_t)plan->OC * sizeof(float)};
+    size_t total = align;
+    for (int i = 0; i < 5; i++) total += (sizes[i] + align - 1) / align * align;
+    if (!(plan->buffers = cm_malloc(total, 1)))
+        return cm_error_set(CM_ERR_NOMEM, "convolution weight buffers (%zu bytes)", total);
+    char *p = (char *)(((uintptr_t)plan->buffers + align - 1) / align * align), *at[5];
+    for (int i = 0; i < 5; i++) at[i] = p, p += (sizes[i] + align - 1) / align * align;
+    plan->diff_weights = (float *)at[2], plan->diff_weights_sum = (float *)at[3];
+    plan->diff_bias = (float *)at[4];
+    plan->diff_weights_count = sizes[2] / sizeof(float);
+    struct {
+        int which;
+        const dnnl_memory_desc_t *md;
+        void *handle;
+    } memories[MEM_COUNT] = {
+        {MEM_SRC, &f->src, DNNL_MEMORY_NONE}, {MEM_DST, &f->dst, DNNL_MEMORY_NONE},
+        {MEM_BIAS, &f->bias, DNNL_MEMORY_NONE}, {MEM_DIFF_SRC, &f->src, DNNL_MEMORY_NONE},
+        {MEM_DIFF_DST, &f->dst, DNNL_MEMORY_NONE}, {MEM_DIFF_BIAS, &f->bias, at[4]},
+        {MEM_USER_WEIGHTS, &f->user_weights, DNNL_MEMORY_NONE},
+        {MEM_USER_DIFF_WEIGHTS, &f->user_weights, DNNL_MEMORY_NONE},
+        {MEM_WEIGHTS_FORWARD, &f->weights_forward, at[0]},
+        {MEM_WEIGHTS_BACKWARD_DATA, &f->weights_backward_data, f->separate ? at[1] : at[0]},
+        {MEM_DIFF_WEIGHTS, &f->diff_weights, at[2]},
+        {MEM_DIFF_WEIGHTS_SUM, &f->diff_weights, at[3]}};
+    cm_status status = CM_OK;
+    for (int i = 0; i < MEM_COUNT; i++)
+        TRY_DNNL(dnnl_memory_create(&plan->memory[memories[i].which], memories[i].md,
+                                    plan->onednn->engine, memories[i].handle), "memory");
+done:
+    return status;
+}
+#undef TRY_DNNL
 
 /* Largest sizes a plan accepts: every product of dimensions stays far below 2^31. */
 #define CM_CONV_MAX_SIZE 4096
@@ -207,7 +224,9 @@ cm_status cm_conv_plan_create(cm_conv_plan **out, cm_onednn *onednn, int H, int 
     *plan = (cm_conv_plan){.H = H, .W = W, .C = C, .OC = OC, .K = K, .stride = stride,
                            .onednn = onednn};
     int pinned = cm_onednn_pin_begin(); /* oneDNN picks kernels for the thread count it sees */
-    cm_status status = build_plan(plan);
+    plan_formats formats;
+    cm_status status = build_primitives(plan, &formats);
+    if (status == CM_OK) status = build_memories(plan, &formats);
     cm_onednn_pin_end(pinned);
     if (status != CM_OK) {
         cm_conv_plan_free(plan);

@@ -153,6 +153,65 @@ static cm_status validate_config(const cm_unet_config *c) {
     return CM_OK;
 }
 
+/* Where the layout walk stands: the current activation, its width and size, the skips. */
+typedef struct {
+    int h;
+    size_t width, H, W;
+    int skips[CM_UNET_MAX_LEVELS * CM_UNET_MAX_BLOCKS_PER_LEVEL];
+    size_t skip_count;
+} walk;
+
+/* Per level its blocks (outputs kept as skips), then a stride-2 conv but at the last level. */
+static void add_encoder(cm_unet_layout *L, walk *w) {
+    const cm_unet_config *c = &L->config;
+    char name[CM_UNET_NAME_MAX];
+    for (size_t l = 0; l < c->levels; l++) {
+        for (size_t i = 0; i < c->blocks_per_level; i++) {
+            size_t cout = c->base_channels * c->channel_multipliers[l];
+            snprintf(name, sizeof name, "unet.down.%zu.res.%zu", l, i);
+            int block = add_block(L, w->H, w->W, w->width, cout, name);
+            int next = add_activation(L, w->H, w->W, cout);
+            add_op(L, CM_UNET_OP_RESBLOCK, w->h, -1, next, -1, block);
+            w->h = w->skips[w->skip_count++] = next, w->width = cout;
+        }
+        if (l + 1 < c->levels) {
+            snprintf(name, sizeof name, "unet.down.%zu.downsample", l);
+            int conv = add_conv(L, w->H, w->W, w->width, w->width, 3, 2, 0, name);
+            w->H /= 2, w->W /= 2;
+            int next = add_activation(L, w->H, w->W, w->width);
+            add_op(L, CM_UNET_OP_DOWNSAMPLE, w->h, -1, next, conv, -1);
+            w->h = next;
+        }
+    }
+}
+
+/* Per level, deepest first: its blocks on concat(h, skip), then nearest x2 + a 3x3 conv but at
+ * the top level. */
+static void add_decoder(cm_unet_layout *L, walk *w) {
+    const cm_unet_config *c = &L->config;
+    char name[CM_UNET_NAME_MAX];
+    for (size_t l = c->levels; l-- > 0;) {
+        for (size_t i = 0; i < c->blocks_per_level; i++) {
+            int skip = w->skips[--w->skip_count];
+            size_t cin = w->width + L->activations[skip].channels;
+            size_t cout = c->base_channels * c->channel_multipliers[l];
+            snprintf(name, sizeof name, "unet.up.%zu.res.%zu", l, i);
+            int block = add_block(L, w->H, w->W, cin, cout, name);
+            int next = add_activation(L, w->H, w->W, cout);
+            add_op(L, CM_UNET_OP_RESBLOCK, w->h, skip, next, -1, block);
+            w->h = next, w->width = cout;
+        }
+        if (l > 0) {
+            snprintf(name, sizeof name, "unet.up.%zu.upsample", l);
+            w->H *= 2, w->W *= 2;
+            int conv = add_conv(L, w->H, w->W, w->width, w->width, 3, 1, 0, name);
+            int next = add_activation(L, w->H, w->W, w->width);
+            add_op(L, CM_UNET_OP_UPSAMPLE, w->h, -1, next, conv, -1);
+            w->h = next;
+        }
+    }
+}
+
 cm_status cm_unet_layout_init(cm_unet_layout *out, const cm_unet_config *config) {
     memset(out, 0, sizeof *out);
     CM_TRY(validate_config(config));
@@ -173,60 +232,24 @@ cm_status cm_unet_layout_init(cm_unet_layout *out, const cm_unet_config *config)
     L->frame_embed1_act = add_frame(L, E4);
     L->frame_embed2 = add_frame(L, E4);
     L->frame_embed_act = add_frame(L, E4);
-    /* encoder: conv_in, then per level its blocks (outputs kept as skips) and a stride-2 conv */
-    size_t H = c->height, W = c->width, width = ch;
-    int h = add_activation(L, H, W, ch), skips[CM_UNET_MAX_LEVELS * CM_UNET_MAX_BLOCKS_PER_LEVEL];
-    size_t skip_count = 0;
-    char name[CM_UNET_NAME_MAX];
-    add_op(L, CM_UNET_OP_CONV_IN, input, -1, h, add_conv(L, H, W, c->channels, ch, 3, 1, 0,
-                                                          "unet.conv_in"), -1);
-    for (size_t l = 0; l < c->levels; l++) {
-        for (size_t i = 0; i < c->blocks_per_level; i++) {
-            size_t cout = ch * c->channel_multipliers[l];
-            snprintf(name, sizeof name, "unet.down.%zu.res.%zu", l, i);
-            int block = add_block(L, H, W, width, cout, name), next = add_activation(L, H, W, cout);
-            add_op(L, CM_UNET_OP_RESBLOCK, h, -1, next, -1, block);
-            h = skips[skip_count++] = next, width = cout;
-        }
-        if (l + 1 < c->levels) {
-            snprintf(name, sizeof name, "unet.down.%zu.downsample", l);
-            int conv = add_conv(L, H, W, width, width, 3, 2, 0, name);
-            H /= 2, W /= 2;
-            int next = add_activation(L, H, W, width);
-            add_op(L, CM_UNET_OP_DOWNSAMPLE, h, -1, next, conv, -1);
-            h = next;
-        }
-    }
-    int middle = add_block(L, H, W, width, width, "unet.mid.res.0"), next = add_activation(L, H, W, width);
-    add_op(L, CM_UNET_OP_RESBLOCK, h, -1, next, -1, middle);
-    h = next;
-    /* decoder: per level (deepest first) its blocks on concat(h, skip), then nearest x2 + conv */
-    for (size_t l = c->levels; l-- > 0;) {
-        for (size_t i = 0; i < c->blocks_per_level; i++) {
-            int skip = skips[--skip_count];
-            size_t cin = width + L->activations[skip].channels, cout = ch * c->channel_multipliers[l];
-            snprintf(name, sizeof name, "unet.up.%zu.res.%zu", l, i);
-            int block = add_block(L, H, W, cin, cout, name);
-            next = add_activation(L, H, W, cout);
-            add_op(L, CM_UNET_OP_RESBLOCK, h, skip, next, -1, block);
-            h = next, width = cout;
-        }
-        if (l > 0) {
-            snprintf(name, sizeof name, "unet.up.%zu.upsample", l);
-            H *= 2, W *= 2;
-            int conv = add_conv(L, H, W, width, width, 3, 1, 0, name);
-            next = add_activation(L, H, W, width);
-            add_op(L, CM_UNET_OP_UPSAMPLE, h, -1, next, conv, -1);
-            h = next;
-        }
-    }
+    /* conv_in, encoder, middle block, decoder */
+    walk w = {.width = ch, .H = c->height, .W = c->width};
+    w.h = add_activation(L, w.H, w.W, ch);
+    add_op(L, CM_UNET_OP_CONV_IN, input, -1, w.h,
+           add_conv(L, w.H, w.W, c->channels, ch, 3, 1, 0, "unet.conv_in"), -1);
+    add_encoder(L, &w);
+    int middle = add_block(L, w.H, w.W, w.width, w.width, "unet.mid.res.0");
+    int next = add_activation(L, w.H, w.W, w.width);
+    add_op(L, CM_UNET_OP_RESBLOCK, w.h, -1, next, -1, middle);
+    w.h = next;
+    add_decoder(L, &w);
     /* output: GroupNorm, SiLU, a zero-initialised 3x3 conv back to C channels */
-    size_t norm_shape[1] = {width};
+    size_t norm_shape[1] = {w.width};
     L->out_norm_weight = add_tensor(L, CM_UNET_INIT_ONES, 0, 1, norm_shape, "unet.out.norm.weight");
     L->out_norm_bias = add_tensor(L, CM_UNET_INIT_ZEROS, 0, 1, norm_shape, "unet.out.norm.bias");
     L->frame_out_stats = add_frame(L, 2 * c->groups);
-    int conv = add_conv(L, H, W, width, c->channels, 3, 1, 1, "unet.out.conv");
-    add_op(L, CM_UNET_OP_OUTPUT, h, -1, -1, conv, -1);
+    int conv = add_conv(L, w.H, w.W, w.width, c->channels, 3, 1, 1, "unet.out.conv");
+    add_op(L, CM_UNET_OP_OUTPUT, w.h, -1, -1, conv, -1);
     return CM_OK;
 }
 
