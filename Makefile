@@ -17,8 +17,8 @@ PREFIX  ?= /usr/local
 VERSION := $(shell sed -n 's/^#define CM_VERSION "\(.*\)"/\1/p' include/cm/version.h)
 SOVERSION := 0
 # The library's dependencies (oneDNN has no .pc file: -ldnnl; -lgomp, its OpenMP runtime, because
-# src/nn/gemm.c sets the calling thread's OpenMP thread count); PLplot is the CLI's only
-# (tools/cm/plot.c).
+# src/nn/gemm.c and src/nn/onednn.c set the calling thread's OpenMP thread count); PLplot is the
+# CLI's only (tools/cm/plot.c).
 LIB_PKGS  := openblas libcjson libpng zlib lapacke
 TOOL_PKGS := plplot
 CFLAGS  ?= $(OPT) -g
@@ -135,9 +135,10 @@ clean:
 # bench_nn (training steps and one-step sampling against the sgemm rate measured in the same run,
 # 1 and 2 threads), bench_ot (exact W1 on one core; n = 5000 again with 2 BLAS threads), then
 # bench_nn again with OPENBLAS_CORETYPE unset for that command alone (the machine may pin
-# OpenBLAS to an older kernel), then bench_gemm (OpenBLAS against oneDNN, oneDNN's convolutions).
+# OpenBLAS to an older kernel), then bench_gemm (OpenBLAS against oneDNN, oneDNN's convolutions)
+# and bench_unet (the U-Net's forward and backward).
 # BENCH_RUNS repetitions per figure (default 5).
-.PHONY: bench bench-ot bench-nn bench-gemm
+.PHONY: bench bench-ot bench-nn bench-gemm bench-unet
 BENCH_RUNS ?= 5
 BENCH_WRAP := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc
 $(BUILD)/bench_ot: bench/ot.c bench/bench.h $(BUILD)/libcm.a
@@ -154,15 +155,24 @@ $(BUILD)/bench_gemm: bench/gemm.c bench/bench.h src/nn/gemm.h $(BUILD)/libcm.a
 bench-gemm: $(BUILD)/bench_gemm
 	$(BUILD)/bench_gemm $(BENCH_RUNS)
 
+# bench_unet: forward and backward of the U-Net on 128 rows of 28x28 (src/nn/unet.h, a private
+# header: -Isrc), 1 thread and 2 row blocks on 2 threads, against PyTorch's time (bench/unet.c).
+$(BUILD)/bench_unet: bench/unet.c bench/bench.h src/nn/unet.h $(BUILD)/libcm.a
+	$(CC) $(CFLAGS) -Isrc -o $@ $< $(BUILD)/libcm.a $(LDLIBS) $(BENCH_WRAP)
+
+bench-unet: $(BUILD)/bench_unet
+	$(BUILD)/bench_unet $(BENCH_RUNS)
+
 bench-ot: $(BUILD)/bench_ot
 	OPENBLAS_NUM_THREADS=1 $(BUILD)/bench_ot $(BENCH_RUNS)
 
 bench-nn: $(BUILD)/bench_nn
 	$(BUILD)/bench_nn $(BENCH_RUNS)
 
-bench: $(BUILD)/bench_nn $(BUILD)/bench_ot $(BUILD)/bench_gemm
+bench: $(BUILD)/bench_nn $(BUILD)/bench_ot $(BUILD)/bench_gemm $(BUILD)/bench_unet
 	$(BUILD)/bench_nn $(BENCH_RUNS)
 	OPENBLAS_NUM_THREADS=1 $(BUILD)/bench_ot $(BENCH_RUNS)
 	OPENBLAS_NUM_THREADS=2 $(BUILD)/bench_ot $(BENCH_RUNS) 5000
 	env -u OPENBLAS_CORETYPE $(BUILD)/bench_nn $(BENCH_RUNS)
 	$(BUILD)/bench_gemm $(BENCH_RUNS)
+	$(BUILD)/bench_unet $(BENCH_RUNS)

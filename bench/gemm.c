@@ -30,7 +30,7 @@
 
 #include "bench.h"
 #include "cm/alloc.h"
-#include "cm/nn.h"
+#include "nn/layers.h"
 #include "cm/parallel.h"
 #include "cm/rng.h"
 #include "nn/gemm.h"

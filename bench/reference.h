@@ -9,7 +9,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "cm/nn.h"
+#include "nn/layers.h"
 
 #define REF_MAX_UNITS 4096
 

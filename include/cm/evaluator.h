@@ -36,6 +36,11 @@ typedef struct {
 
 /* chunk CM_EVALUATOR_CHUNK, blocks CM_EVALUATOR_BLOCKS, padded, float. */
 cm_evaluator_options cm_evaluator_options_default(void);
+/* The default for `model`'s network: a network whose rows are exact whatever their company
+ * (network.h: exact_rows, e.g. the U-Net, whose rows are costly and whose workspace grows with
+ * the chunk) gets unpadded chunks of CM_EVALUATOR_EXACT_CHUNK rows; others the default. */
+#define CM_EVALUATOR_EXACT_CHUNK 64
+cm_evaluator_options cm_evaluator_options_for(const cm_model *model);
 
 typedef struct cm_evaluator cm_evaluator;
 

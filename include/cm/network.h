@@ -69,6 +69,10 @@ typedef struct {
 struct cm_network_type {
     const char *name;    /* "mlp": the JSON "type" and the CLI's --network value */
     const char *summary; /* one line for --help */
+    /* 1: a row's output is the same bits whatever other rows share its call (so evaluators need
+     * not pad calls to a fixed shape, and may use small chunks); 0: products over the rows may
+     * round a row differently for a different row count (the MLP's GEMMs) */
+    int exact_rows;
     const cm_field *options; /* the type's settings, offsets into cm_network_config.options */
     size_t option_count;
     /* The defaults of the type's settings for config->dim (and image shape). */

@@ -24,6 +24,15 @@ cm_evaluator_options cm_evaluator_options_default(void) {
                                   .pad = 1, .f64 = 0};
 }
 
+cm_evaluator_options cm_evaluator_options_for(const cm_model *model) {
+    cm_evaluator_options o = cm_evaluator_options_default();
+    if (cm_network_config_of(model->network)->type->exact_rows) {
+        o.chunk = CM_EVALUATOR_EXACT_CHUNK;
+        o.pad = 0;
+    }
+    return o;
+}
+
 void cm_evaluator_free(cm_evaluator *e) {
     if (!e) return;
     if (e->workspaces)

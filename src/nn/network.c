@@ -8,10 +8,12 @@
 
 #include "cm/alloc.h"
 #include "nn/mlp.h"
+#include "nn/unet.h"
 
 /* Every network type, in the order --help lists them; the first is the default. */
 static const cm_network_type *const registry[] = {
     &cm_network_mlp,
+    &cm_network_unet,
 };
 #define REGISTRY_COUNT (sizeof registry / sizeof registry[0])
 

@@ -61,7 +61,7 @@ static cm_status model_denoise(void *context, const double *x, const double *sig
 }
 
 cm_status cm_denoiser_from_model(cm_denoiser *out, const cm_model *model) {
-    return cm_denoiser_from_model_rows(out, model, CM_SAMPLER_CHUNK);
+    return cm_denoiser_from_model_rows(out, model, cm_evaluator_options_for(model).chunk);
 }
 
 cm_status cm_denoiser_from_model_rows(cm_denoiser *out, const cm_model *model, size_t rows) {
@@ -73,7 +73,7 @@ cm_status cm_denoiser_from_model_rows(cm_denoiser *out, const cm_model *model, s
         return cm_error_set(CM_ERR_INVALID, "a %s model is a consistency function, not a denoiser "
                             "(train one with --method dsm)",
                             cm_method_name(model->config.method.kind));
-    cm_evaluator_options options = cm_evaluator_options_default();
+    cm_evaluator_options options = cm_evaluator_options_for(model);
     options.chunk = rows;
     options.blocks = rows < CM_EVALUATOR_BLOCKS ? rows : CM_EVALUATOR_BLOCKS;
     cm_evaluator *evaluator;

@@ -107,7 +107,8 @@ cm_status cm_two_time_from_model(cm_two_time_map *out, const cm_model *model) {
         return cm_error_set(CM_ERR_INVALID, "a two-time map needs a VE consistency model "
                             "(ct, ict, cd, cd2), not %s", cm_method_name(method));
     cm_evaluator *evaluator;
-    CM_TRY(cm_evaluator_alloc(&evaluator, model, NULL));
+    cm_evaluator_options options = cm_evaluator_options_for(model);
+    CM_TRY(cm_evaluator_alloc(&evaluator, model, &options));
     *out = (cm_two_time_map){.map = model_two_time, .context = evaluator,
                              .release = model_map_release, .dim = model->config.network.dim};
     return CM_OK;

@@ -69,7 +69,7 @@ static void stage_noise(float *z, const cm_rng *stage_rng, size_t first, size_t 
 cm_status cm_sample(double *out, const cm_model *model, const double *levels, size_t level_count,
                     size_t n, uint64_t seed) {
     const cm_method_config *c = &model->config.method;
-    size_t D = model->config.network.dim, R = CM_SAMPLER_CHUNK;
+    size_t D = model->config.network.dim;
     double used[CM_SAMPLER_MAX_LEVELS];
     size_t count;
     if (n == 0) return cm_error_set(CM_ERR_INVALID, "number of samples must be >= 1");
@@ -78,9 +78,10 @@ cm_status cm_sample(double *out, const cm_model *model, const double *levels, si
     size_t t_index[CM_SAMPLER_MAX_LEVELS];
     for (size_t s = 0; s < count; s++) t_index[s] = is_lhw ? chain_index(model, used[s]) : 0;
     /* Every network call has the full chunk shape (the evaluator pads a short last chunk with
-     * zero rows): a sample must not depend on how many others are drawn with it. */
-    cm_evaluator_options options = cm_evaluator_options_default();
-    options.chunk = R;
+     * zero rows, unless the network's rows are exact alone): a sample must not depend on how
+     * many others are drawn with it. */
+    cm_evaluator_options options = cm_evaluator_options_for(model);
+    size_t R = options.chunk;
     cm_evaluator *evaluator;
     CM_TRY(cm_evaluator_alloc(&evaluator, model, &options));
     float *x = cm_malloc(2 * R * D, sizeof(float)), *noisy = x ? x + R * D : NULL;

@@ -5,7 +5,7 @@
  * equals the same row in a block), the float path agrees with the double one, init is a
  * function of the generator, the tensor list tiles the parameter vector, and the FLOP count is
  * linear in the rows. A new type gets all of this by its registry line; small settings for the
- * slow ones are set below by key. */
+ * slow ones are set below by key. The rows are 1 x 4 x 4 images. */
 #include "cm/network.h"
 
 #include <math.h>
@@ -26,10 +26,14 @@ static const struct {
 } small_settings[] = {
     {"mlp", "width", 7}, {"mlp", "depth", 2}, {"mlp", "embed", 4},
     {"mlp", "embed_max_frequency", 30},
+    {"unet", "base_channels", 4}, {"unet", "levels", 2}, {"unet", "res_blocks", 1},
+    {"unet", "groups", 2}, {"unet", "embed", 4}, {"unet", "embed_max_frequency", 30},
 };
 
+/* Rows of 1 x 4 x 4 images (dimension 16): every type takes them (the MLP ignores the shape). */
 static cm_network_config small_config(const cm_network_type *type, size_t levels) {
-    cm_network_config config = cm_network_config_default(type, 4, levels);
+    cm_network_config config = cm_network_config_default(type, 16, levels);
+    config.image_channels = 1, config.image_height = 4, config.image_width = 4;
     for (size_t i = 0; i < sizeof small_settings / sizeof small_settings[0]; i++)
         if (strcmp(small_settings[i].type, type->name) == 0)
             CM_CHECK_OK(cm_network_config_set(&config, small_settings[i].key,

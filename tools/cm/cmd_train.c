@@ -101,10 +101,10 @@ static const char *signal_name(int signal_number) {
 static size_t option_table(cli_option *out, cli_field_target *targets, train_options *o) {
     cm_train_config *c = &o->config;
     size_t n = 0, count, method_count;
-    out[n++] = (cli_option){"data", OPT_STRING, &o->data, "data source: 8gaussians|moons|swissroll|checkerboard|rings, gauss:..., gmm:..., FILE.csv|npy [required unless --resume]", 0, 0, 0};
+    out[n++] = (cli_option){"data", OPT_STRING, &o->data, "data source: 8gaussians|moons|swissroll|checkerboard|rings, gauss:..., gmm:..., FILE.csv|npy; images: fashion-mnist[:test], shapes[:size=S], DIR/ of PNG files, .npy [N, H, W] [required unless --resume]", 0, 0, 0};
     const cm_field *method = cm_method_config_fields(&method_count);
     n += cli_field_options(out + n, targets + n, method, 1, &c->method); /* "method" comes first */
-    out[n++] = (cli_option){"network", OPT_STRING, &o->network, "network type (mlp)", 0, 0, 0};
+    out[n++] = (cli_option){"network", OPT_STRING, &o->network, "network type: mlp | unet (images)", 0, 0, 0};
     const cm_field *run = cm_train_config_fields(&count);
     n += cli_field_options(out + n, targets + n, run, count, c);
     const cli_option program[] = {
@@ -474,6 +474,8 @@ static int fresh_run(const train_options *o) {
     train_session s = {0};
     int result = CLI_OK;
     config.network.dim = cm_data_dim(data);
+    cm_data_image_shape(data, &config.network.image_channels, &config.network.image_height,
+                        &config.network.image_width);
     status = cm_train_config_check(&config);
     if (status == CM_OK) status = cli_make_directory(o->out);
     if (status == CM_OK) status = lock_directory(o->out);
