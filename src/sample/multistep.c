@@ -10,6 +10,7 @@
 #include "cm/evaluator.h"
 #include "cm/schedule.h"
 #include "cm/metrics.h"
+#include "cm/minimise.h"
 #include "cm/ot.h"
 #include "cm/sampler.h"
 
@@ -334,48 +335,34 @@ static cm_status distance_at(double *out, search_context *s, const double *level
     return cm_ot_wasserstein(out, s->samples, s->n, s->reference, s->m, D, CM_OT_W1);
 }
 
+/* The distance with levels[0..k) fixed and levels[k] = exp(log_level). */
+typedef struct {
+    search_context *search;
+    double *levels;
+    size_t k;
+} level_objective;
+
+static cm_status distance_at_log_level(double *out, void *context, double log_level) {
+    level_objective *o = context;
+    o->levels[o->k] = exp(log_level);
+    return distance_at(out, o->search, o->levels, o->k + 1);
+}
+
 /* Level k (levels[0..k) fixed) minimising the distance over log sigma in [lo, hi], with
- * `iterations` evaluations: a grid of min(SEARCH_GRID_POINTS, iterations) points from lo to hi
- * (lo: a second step from just above sigma_min, nearly the one-step sample), then golden-section
- * search with the rest in the two grid cells around the best point. The distance of a trained
- * model is not unimodal in the level (moons, cd2: minima near 2.8 and near 0.02 with a worse
- * middle, docs/sampling.md), so golden section alone can settle in the worse basin. The best
- * level evaluated wins. */
+ * `iterations` evaluations (minimise.h): a grid of min(SEARCH_GRID_POINTS, iterations) points
+ * from lo to hi (lo: a second step from just above sigma_min, nearly the one-step sample), then
+ * golden-section search with the rest in the two grid cells around the best point. The distance
+ * of a trained model is not unimodal in the level (moons, cd2: minima near 2.8 and near 0.02
+ * with a worse middle, docs/sampling.md), so golden section alone can settle in the worse
+ * basin. The best level evaluated wins. */
 static cm_status search_one_level(double *out, search_context *s, double *levels, size_t k,
                                   double lo, double hi, size_t iterations) {
-    const double golden = 0.5 * (sqrt(5.0) - 1.0);
     size_t grid = iterations < SEARCH_GRID_POINTS ? iterations : SEARCH_GRID_POINTS;
     if (grid < 1) grid = 1;
-    double best = HUGE_VAL, best_at = 0.5 * (lo + hi), step = grid > 1 ? (hi - lo) / (double)(grid - 1) : 0;
-    for (size_t j = 0; j < grid; j++) {
-        double at = grid > 1 ? lo + step * (double)j : best_at, value;
-        levels[k] = exp(at);
-        CM_TRY(distance_at(&value, s, levels, k + 1));
-        if (value < best) best = value, best_at = at;
-    }
-    size_t rest = iterations > grid ? iterations - grid : 0;
-    if (rest >= 2 && grid > 1) {
-        double a_end = fmax(lo, best_at - step), b_end = fmin(hi, best_at + step);
-        double a = b_end - golden * (b_end - a_end), b = a_end + golden * (b_end - a_end), fa, fb;
-        levels[k] = exp(a);
-        CM_TRY(distance_at(&fa, s, levels, k + 1));
-        levels[k] = exp(b);
-        CM_TRY(distance_at(&fb, s, levels, k + 1));
-        for (size_t it = 2; it < rest; it++) {
-            if (fa < fb) { /* minimum in [a_end, b] */
-                b_end = b, b = a, fb = fa;
-                a = b_end - golden * (b_end - a_end);
-                levels[k] = exp(a);
-                CM_TRY(distance_at(&fa, s, levels, k + 1));
-            } else {
-                a_end = a, a = b, fa = fb;
-                b = a_end + golden * (b_end - a_end);
-                levels[k] = exp(b);
-                CM_TRY(distance_at(&fb, s, levels, k + 1));
-            }
-        } /* golden section only drops the worse interior point: its best is min(fa, fb) */
-        if (fmin(fa, fb) < best) best = fmin(fa, fb), best_at = fa < fb ? a : b;
-    }
+    level_objective objective = {s, levels, k};
+    double best_at;
+    CM_TRY(cm_minimise_grid_golden(&best_at, NULL, distance_at_log_level, &objective, lo, hi,
+                                   grid, iterations > grid ? iterations - grid : 0));
     *out = exp(best_at);
     levels[k] = *out;
     return CM_OK;
