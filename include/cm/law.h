@@ -66,6 +66,11 @@ size_t cm_law_dim(const cm_law *law);
 size_t cm_law_components(const cm_law *law);
 /* Mean (d) and covariance (d x d) of X_0. */
 void cm_law_moments(const cm_law *law, double *mean, double *cov);
+/* The components of a law whose covariances are diagonal (every law but a full-covariance
+ * Gaussian), borrowed from the law: normalised log weights[K], means[K x d] and variances[K x d].
+ * CM_ERR_UNSUPPORTED for a full covariance (its variances are in an eigenbasis). */
+cm_status cm_law_diagonal_components(const cm_law *law, const double **log_weights,
+                                     const double **means, const double **variances);
 
 /* Draw n points of X_0 (n x d); point i uses only cm_rng_fork(rng, rng->position + i), as
  * cm_data_sample does, and the rng advances by n. No allocation. */

@@ -280,6 +280,15 @@ size_t cm_law_dim(const cm_law *law) { return law->d; }
 size_t cm_law_components(const cm_law *law) { return law->k; }
 size_t cm_law_scratch_size(const cm_law *law) { return 2 * law->k + 2 * law->d; }
 
+cm_status cm_law_diagonal_components(const cm_law *law, const double **log_weights,
+                                     const double **means, const double **variances) {
+    if (law->basis)
+        return cm_error_set(CM_ERR_UNSUPPORTED, "the law has a full covariance (d = %zu), not "
+                            "diagonal components", law->d);
+    *log_weights = law->log_weights, *means = law->means, *variances = law->eigenvalues;
+    return CM_OK;
+}
+
 /* y = U_j' r (U = NULL: y = r). Rows of basis are eigenvectors. */
 void cm_law_to_eigen(const cm_law *law, const double *r, double *y) {
     size_t d = law->d;

@@ -16,6 +16,7 @@
 #include "cm/gaussian.h"
 #include "cm/metrics.h"
 #include "cm/ot.h"
+#include "cm/quadrature.h"
 #include "cm/rng.h"
 #include "cm/schedule.h"
 #include "cm/theory.h"
@@ -203,21 +204,10 @@ static void set_identity(double *W, size_t P, size_t d) {
     for (size_t i = 0; i < d; i++) W[(1 + i) * d + i] = 1.0;
 }
 
-/* Gauss-Hermite rule for E g(U), U ~ N(0, 1), by Golub-Welsch: the nodes are the eigenvalues
- * of the Jacobi matrix of the probabilists' Hermite polynomials (zero diagonal, off-diagonal
- * sqrt(k)), the weights the squared first components of its unit eigenvectors. */
+/* The HERMITE_NODES-node Gauss-Hermite rule (quadrature.h) into the chain. */
 static cm_status hermite_rule(double *u, double *w) {
-    double off[HERMITE_NODES], vectors[HERMITE_NODES * HERMITE_NODES], work[2 * HERMITE_NODES];
-    for (int k = 0; k < HERMITE_NODES; k++) u[k] = 0.0;
-    for (int k = 0; k < HERMITE_NODES - 1; k++) off[k] = sqrt((double)(k + 1));
-    lapack_int info = LAPACKE_dstev_work(LAPACK_COL_MAJOR, 'V', HERMITE_NODES, u, off, vectors,
-                                         HERMITE_NODES, work);
-    if (info != 0) return cm_error_set(CM_ERR_INVALID, "learned: Hermite rule (dstev %d)", (int)info);
-    for (int k = 0; k < HERMITE_NODES; k++) {
-        double first = vectors[k * HERMITE_NODES]; /* column k, row 0 */
-        w[k] = first * first;
-    }
-    return CM_OK;
+    double work[HERMITE_NODES * HERMITE_NODES + 3 * HERMITE_NODES];
+    return cm_quadrature_gauss_hermite(u, w, HERMITE_NODES, work);
 }
 
 cm_status cm_learned_alloc(cm_learned **out, const cm_law *law, const cm_learned_options *options) {

@@ -1,9 +1,9 @@
 /* theory_mixture1d.c: exact ideal consistency training for a 1-D Gaussian mixture (SPEC section
  * 4), on a grid: with the posterior X_0 | U_t = x = sum_j w_j(x) N(m_j(x), tau_j^2),
  *     f_t(x_g) = sum_j w_j(x_g) E_u[ f_{t-1}(a_t x_g + b_t (m_j(x_g) + tau_j u)) ],  u ~ N(0, 1),
- * with Gauss-Hermite nodes (Golub-Welsch: eigenvalues of the Jacobi matrix of the probabilists'
- * Hermite polynomials, LAPACK dstev) and a natural cubic spline of f_{t-1} on its own uniform grid
- * over the support of X_{t-1} (linear extrapolation with the end slope beyond it). Then
+ * with Gauss-Hermite nodes (quadrature.h) and a natural cubic spline of f_{t-1} on its own
+ * uniform grid over the support of X_{t-1} (linear extrapolation with the end slope beyond it).
+ * The law is read through law.h's diagonal components. Then
  *     W1(f_T(Y), X_1) = int_0^1 |F^-1_{f_T(Y)}(u) - F^-1_{X_1}(u)| du
  *                     = E_Y |f_T(Y) - Q_1(Phi(Y))|       when f_T is increasing,
  * by the trapezoid rule in y on [-QUADRATURE_HALFWIDTH, QUADRATURE_HALFWIDTH] (spectrally accurate
@@ -17,14 +17,14 @@
  * and Phi' = p_T / p_1(Phi) (SPEC section 4).
  * Not done here: d > 1 (the grid would be exponential in d).
  */
-#include <lapacke.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cm/alloc.h"
+#include "cm/law.h"
+#include "cm/quadrature.h"
 #include "cm/theory.h"
-#include "data/law_internal.h"
 
 /* Defaults (our choice, measured): with 1024 points w1_ideal changes under doubling by ~1e-7
  * relative for modes 8 stds apart at T = 30, ~6e-4 at T = 1600 (the grid error converges at
@@ -61,6 +61,26 @@ cm_theory_grid_options cm_theory_grid_options_default(void) {
     cm_theory_grid_options o = {GRID_POINTS_DEFAULT, HERMITE_NODES_DEFAULT, HALFWIDTH_STDS_DEFAULT,
                                 0, 1};
     return o;
+}
+
+/* The 1-D law of X_0: k components with normalised log weights, means and variances (borrowed
+ * from the cm_law, law.h). */
+typedef struct {
+    size_t k;
+    const double *log_weights, *means, *variances;
+} mixture;
+
+/* The mixture of a 1-D law with diagonal components; CM_ERR_DIMENSION otherwise. */
+static cm_status mixture_of(mixture *out, const cm_law *law) {
+    const double *log_weights, *means, *variances;
+    if (cm_law_dim(law) != 1 ||
+        cm_law_diagonal_components(law, &log_weights, &means, &variances) != CM_OK) {
+        cm_error_clear();
+        return cm_error_set(CM_ERR_DIMENSION, "mixture1d: the law has dimension %zu, needs 1",
+                            cm_law_dim(law));
+    }
+    *out = (mixture){cm_law_components(law), log_weights, means, variances};
+    return CM_OK;
 }
 
 /* ---------------------------------------------------------------- normal and mixture tails */
@@ -196,21 +216,6 @@ static double spline_eval(const spline *s, double y) {
 
 /* ---------------------------------------------------------------- the recursion */
 
-/* Gauss-Hermite rule for E f(u), u ~ N(0, 1): nodes are the eigenvalues of the symmetric
- * tridiagonal matrix with off-diagonal sqrt(k), weights the squared first eigenvector
- * components (Golub and Welsch, Math. Comp. 23, 1969). work: n^2 + 3n doubles. */
-static cm_status gauss_hermite(double *nodes, double *weights, size_t n, double *work) {
-    double *e = work, *z = work + n, *lapack = z + n * n;
-    for (size_t i = 0; i < n; i++) nodes[i] = 0.0;
-    for (size_t i = 0; i + 1 < n; i++) e[i] = sqrt((double)(i + 1));
-    lapack_int info = LAPACKE_dstev_work(LAPACK_COL_MAJOR, 'V', (lapack_int)n, nodes, e, z,
-                                         (lapack_int)n, lapack);
-    if (info != 0)
-        return cm_error_set(CM_ERR_INVALID, "Gauss-Hermite: dstev failed (info %d)", (int)info);
-    for (size_t i = 0; i < n; i++) weights[i] = z[i * n] * z[i * n];
-    return CM_OK;
-}
-
 /* The posterior of X_0 given X_t = x for the 1-D law, with everything that depends on t only
  * computed once per t: per component, log pi_j - log(v_j) / 2, 1 / (2 v_j), sqrt(abar) m_j, the
  * gain sqrt(abar) l_j / v_j and the posterior std tau_j = sqrt(l_j (1 - abar) / v_j). */
@@ -219,11 +224,11 @@ typedef struct {
     double *base, *half_precision, *centre, *gain, *tau; /* k each, caller storage (5 k) */
 } posterior_table;
 
-static void posterior_prepare(posterior_table *p, const cm_law *law, double abar,
+static void posterior_prepare(posterior_table *p, const mixture *law, double abar,
                               double one_minus) {
     double root = sqrt(abar);
     for (size_t j = 0; j < p->k; j++) {
-        double l = law->eigenvalues[j], v = abar * l + one_minus;
+        double l = law->variances[j], v = abar * l + one_minus;
         p->base[j] = law->log_weights[j] - 0.5 * log(v);
         p->half_precision[j] = 0.5 / v;
         p->centre[j] = root * law->means[j];
@@ -233,7 +238,7 @@ static void posterior_prepare(posterior_table *p, const cm_law *law, double abar
 }
 
 /* Normalised weights w[K] (by log-sum-exp) and posterior means m[K] at x. */
-static void posterior_at(const posterior_table *p, const cm_law *law, double x, double *w,
+static void posterior_at(const posterior_table *p, const mixture *law, double x, double *w,
                          double *m) {
     double largest = -INFINITY, sum = 0.0;
     for (size_t j = 0; j < p->k; j++) {
@@ -260,11 +265,11 @@ static void posterior_table_at(posterior_table *p, size_t k, double *storage) {
 }
 
 /* Grid of X_t: the outer component means -+ halfwidth component stds. */
-static void grid_for(spline *s, const cm_law *law, double abar, double one_minus, double halfwidth,
+static void grid_for(spline *s, const mixture *law, double abar, double one_minus, double halfwidth,
                      size_t n) {
     double lo = INFINITY, hi = -INFINITY;
     for (size_t j = 0; j < law->k; j++) {
-        double c = sqrt(abar) * law->means[j], sd = sqrt(abar * law->eigenvalues[j] + one_minus);
+        double c = sqrt(abar) * law->means[j], sd = sqrt(abar * law->variances[j] + one_minus);
         lo = fmin(lo, c - halfwidth * sd);
         hi = fmax(hi, c + halfwidth * sd);
     }
@@ -284,7 +289,7 @@ typedef struct {
 } recursion_work;
 
 /* f_T on the grid of X_T, into *result (points into w's storage). */
-static void ideal_ct(const cm_law *law, const cm_lhw_schedule *s, double halfwidth,
+static void ideal_ct(const mixture *law, const cm_lhw_schedule *s, double halfwidth,
                      recursion_work *w, spline **result) {
     spline *previous = &w->a, *current = &w->b;
     grid_for(previous, law, exp(s->log_abar[1]), s->one_minus_abar[1], halfwidth, w->n);
@@ -320,7 +325,7 @@ static cm_status recursion_alloc(recursion_work *w, size_t n, size_t q, size_t k
     w->n = n;
     w->q = q;
     w->k = k;
-    size_t gh = q * q + 3 * q; /* gauss_hermite: e, z, dstev work */
+    size_t gh = cm_quadrature_gauss_hermite_work(q);
     w->nodes = cm_malloc(2 * q + 7 * k + 5 * n + gh, sizeof(double));
     if (!w->nodes) return cm_error_set(CM_ERR_NOMEM, "mixture1d: grid of %zu points", n);
     w->weights = w->nodes + q;
@@ -332,7 +337,7 @@ static cm_status recursion_alloc(recursion_work *w, size_t n, size_t q, size_t k
     w->b.f = w->a.m2 + n;
     w->b.m2 = w->b.f + n;
     w->c = w->b.m2 + n;
-    return gauss_hermite(w->nodes, w->weights, q, w->c + n);
+    return cm_quadrature_gauss_hermite(w->nodes, w->weights, q, w->c + n);
 }
 
 /* ---------------------------------------------------------------- W1 by quantiles */
@@ -471,7 +476,7 @@ static void quadrature_free(quadrature *qd) {
 }
 
 /* The law of X_t as a mix1 (mu, sd: k each, caller storage). */
-static void law_at(mix1 *out, const cm_law *law, double abar, double one_minus, double *mu,
+static void law_at(mix1 *out, const mixture *law, double abar, double one_minus, double *mu,
                    double *sd) {
     out->k = law->k;
     out->log_w = law->log_weights;
@@ -479,12 +484,12 @@ static void law_at(mix1 *out, const cm_law *law, double abar, double one_minus, 
     out->sd = sd;
     for (size_t j = 0; j < law->k; j++) {
         mu[j] = sqrt(abar) * law->means[j];
-        sd[j] = sqrt(abar * law->eigenvalues[j] + one_minus);
+        sd[j] = sqrt(abar * law->variances[j] + one_minus);
     }
 }
 
 /* w1_ideal at one discretisation. */
-static cm_status ideal_w1(double *out, int *monotone, const cm_law *law, const cm_lhw_schedule *s,
+static cm_status ideal_w1(double *out, int *monotone, const mixture *law, const cm_lhw_schedule *s,
                           size_t n, size_t q, size_t m, double halfwidth, const mix1 *x1,
                           double *terms) {
     recursion_work w;
@@ -558,7 +563,7 @@ static double grid_log_lipschitz(const spline *noise, const spline *data, const 
 }
 
 /* The exact map Q_1 o F_T on the nodes, the DDIM chain, and the Lipschitz constant. */
-static cm_status reference_maps(cm_theory_mixture1d_result *out, const cm_law *law,
+static cm_status reference_maps(cm_theory_mixture1d_result *out, const mixture *law,
                                 const cm_lhw_schedule *s, const cm_theory_grid_options *o,
                                 size_t m, const mix1 *x1, const mix1 *xT, double *terms) {
     quadrature qd;
@@ -601,12 +606,12 @@ static cm_status reference_maps(cm_theory_mixture1d_result *out, const cm_law *l
     return CM_OK;
 }
 
-cm_status cm_theory_mixture1d(cm_theory_mixture1d_result *out, const cm_law *law, size_t T,
+cm_status cm_theory_mixture1d(cm_theory_mixture1d_result *out, const cm_law *source, size_t T,
                               double c0, double c1, const cm_theory_grid_options *options) {
-    if (!out || !law) return cm_error_set(CM_ERR_INVALID, "mixture1d: NULL argument");
-    if (law->d != 1 || law->basis)
-        return cm_error_set(CM_ERR_DIMENSION, "mixture1d: the law has dimension %zu, needs 1",
-                            law->d);
+    if (!out || !source) return cm_error_set(CM_ERR_INVALID, "mixture1d: NULL argument");
+    mixture mix;
+    CM_TRY(mixture_of(&mix, source));
+    const mixture *law = &mix;
     cm_theory_grid_options o = options ? *options : cm_theory_grid_options_default();
     CM_TRY(check_options(&o));
     size_t m = o.quantile_points ? o.quantile_points : QUANTILE_POINTS_PER_GRID * o.grid_points;
@@ -640,13 +645,14 @@ cm_status cm_theory_mixture1d(cm_theory_mixture1d_result *out, const cm_law *law
     return status;
 }
 
-cm_status cm_theory_mixture1d_ideal_map(double *out, const cm_law *law, size_t T, double c0,
+cm_status cm_theory_mixture1d_ideal_map(double *out, const cm_law *source, size_t T, double c0,
                                         double c1, const cm_theory_grid_options *options,
                                         const double *x, size_t n) {
-    if (!out || !law || (n && !x)) return cm_error_set(CM_ERR_INVALID, "mixture1d: NULL argument");
-    if (law->d != 1 || law->basis)
-        return cm_error_set(CM_ERR_DIMENSION, "mixture1d: the law has dimension %zu, needs 1",
-                            law->d);
+    if (!out || !source || (n && !x))
+        return cm_error_set(CM_ERR_INVALID, "mixture1d: NULL argument");
+    mixture mix;
+    CM_TRY(mixture_of(&mix, source));
+    const mixture *law = &mix;
     cm_theory_grid_options o = options ? *options : cm_theory_grid_options_default();
     CM_TRY(check_options(&o));
     cm_lhw_schedule s;

@@ -547,6 +547,30 @@ static void test_posterior_full_covariance(void) {
     cm_law_free(law);
 }
 
+/* cm_law_diagonal_components: the law's own normalised log weights, means and variances for
+ * diagonal components; refused for a full covariance. */
+static void test_diagonal_components(void) {
+    const double weights[2] = {1, 3}, means[4] = {-1, 0.5, 2, -3}, variances[4] = {0.25, 1, 4, 0.5};
+    cm_law *law = NULL;
+    CM_CHECK_OK(cm_law_mixture_diagonal(&law, 2, 2, weights, means, variances));
+    const double *log_w = NULL, *m = NULL, *v = NULL;
+    CM_CHECK_OK(cm_law_diagonal_components(law, &log_w, &m, &v));
+    if (log_w && m && v) {
+        CM_CHECK_CLOSE(log_w[0], log(0.25), 1e-15, "log weight 0");
+        CM_CHECK_CLOSE(log_w[1], log(0.75), 1e-15, "log weight 1");
+        for (int i = 0; i < 4; i++) {
+            CM_CHECK(m[i] == means[i], "mean %d: %g", i, m[i]);
+            CM_CHECK(v[i] == variances[i], "variance %d: %g", i, v[i]);
+        }
+    }
+    cm_law_free(law);
+    const double cov[4] = {1.0, 0.3, 0.3, 2.0};
+    CM_CHECK_OK(cm_law_gaussian(&law, 2, NULL, cov));
+    CM_CHECK(cm_law_diagonal_components(law, &log_w, &m, &v) == CM_ERR_UNSUPPORTED,
+             "a full covariance has no diagonal components");
+    cm_law_free(law);
+}
+
 const cm_test_case cm_tests_law[] = {
     {"flow_gaussian_closed_form", test_flow_gaussian_closed_form},
     {"gaussian_moments", test_gaussian_moments},
@@ -561,5 +585,6 @@ const cm_test_case cm_tests_law[] = {
     {"standardise", test_standardise},
     {"flow_is_monotone_transport", test_flow_is_monotone_transport},
     {"out_of_memory", test_out_of_memory},
+    {"diagonal_components", test_diagonal_components},
     {NULL, NULL},
 };

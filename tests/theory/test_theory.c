@@ -333,6 +333,23 @@ static void test_lipschitz_maps(void) {
              "no points");
 }
 
+/* The 1-D grid recursion refuses laws of dimension 2 (a mixture, a full-covariance Gaussian). */
+static void test_mixture1d_refuses_other_laws(void) {
+    const double weights[2] = {1, 1}, means[4] = {-1, 0, 1, 0}, stds[2] = {0.5, 0.5};
+    const double cov[4] = {1.0, 0.3, 0.3, 2.0};
+    cm_law *law = NULL;
+    cm_theory_mixture1d_result r;
+    double y = 0.0, out;
+    CM_CHECK_OK(cm_law_mixture_isotropic(&law, 2, 2, weights, means, stds));
+    CM_CHECK(cm_theory_mixture1d(&r, law, 10, 2, 4, NULL) == CM_ERR_DIMENSION, "d = 2 accepted");
+    CM_CHECK(cm_theory_mixture1d_ideal_map(&out, law, 10, 2, 4, NULL, &y, 1) == CM_ERR_DIMENSION,
+             "d = 2 accepted by the map");
+    cm_law_free(law);
+    CM_CHECK_OK(cm_law_gaussian(&law, 2, NULL, cov));
+    CM_CHECK(cm_theory_mixture1d(&r, law, 10, 2, 4, NULL) == CM_ERR_DIMENSION, "full covariance");
+    cm_law_free(law);
+}
+
 const cm_test_case cm_tests_theory[] = {
     {"gaussian_gain_recursion", test_gaussian_gain_recursion},
     {"gaussian_T2_by_hand", test_gaussian_T2_by_hand},
@@ -342,6 +359,7 @@ const cm_test_case cm_tests_theory[] = {
     {"mixture1d_refinement", test_mixture1d_refinement},
     {"mixture1d_far_modes", test_mixture1d_far_modes},
     {"mixture1d_lipschitz_peak", test_mixture1d_lipschitz_peak},
+    {"mixture1d_refuses_other_laws", test_mixture1d_refuses_other_laws},
     {"lipschitz", test_lipschitz},
     {"lipschitz_maps", test_lipschitz_maps},
     {NULL, NULL},
