@@ -130,6 +130,9 @@ one_line_error "$CM" nfe $m --seeds 1000
 expect 0 "C. \[LFC\]" -- "$CM" nfe --gaussian --dims 1,4 --max-steps 8 --csv "$work/g.csv" --png "$work/g.png"
 exists "$work/g.png"
 expect 0 "kl_vs_steps" -- head -3 "$work/g.csv"
+# --dims 1 alone: part C is in d = 2 and must not read past buffers sized for d = 1 (the
+# sanitizer tier catches it)
+expect 0 "linear-propto +0.2 " -- "$CM" nfe --gaussian --dims 1 --max-steps 2
 expect 2 "give --model \(or --exact-map\) and --data" -- "$CM" nfe --data moons
 expect 2 "--nfe: 1.5 is not an integer" -- "$CM" nfe --model "$work/cd/model.safetensors" --data moons --nfe 1.5
 expect 2 "--nfe: 'nan'" -- "$CM" nfe --model "$work/cd/model.safetensors" --data moons --nfe nan

@@ -111,6 +111,10 @@ cm_status cm_jhmz_gaussian_error(double *kl, double *w2, const cm_gaussian_map *
  * out_mean / out_variances (closed form). */
 cm_status cm_cm_gaussian(double *out_mean, double *out_variances, const cm_gaussian_map *g,
                          const double *levels, size_t count, double sigma_end);
+/* KL(output || target) and W2(output, target) of that law against the target
+ * N(mean, diag(variances + sigma_end^2)), as cm_jhmz_gaussian_error. */
+cm_status cm_cm_gaussian_error(double *kl, double *w2, const cm_gaussian_map *g,
+                               const double *levels, size_t count, double sigma_end);
 
 /* Greedy search of [CM] Algorithm 1's levels for a consistency model (VE, or lhw: levels are
  * snapped by cm_sampler_levels): levels[0] = sigma_max (or sigma_T); level k (k = 1..count-1) is

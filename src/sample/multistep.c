@@ -271,20 +271,28 @@ static void gaussian_1d_error(double *kl, double *w2_squared, double mu, double 
     *w2_squared = dm * dm + ds * ds;
 }
 
+/* KL and W2 of the output law N(moments[0..d), diag(moments[d..2d))) against the target
+ * N(mean, diag(variances + sigma_end^2)): sums over coordinates of the 1-D closed forms. */
+static void gaussian_error(double *kl, double *w2, const cm_gaussian_map *g,
+                           const double *moments, double sigma_end) {
+    double total_kl = 0.0, total_w2 = 0.0;
+    for (size_t i = 0; i < g->dim; i++) {
+        double k, w;
+        gaussian_1d_error(&k, &w, moments[i], moments[g->dim + i], g->mean[i],
+                          g->variances[i] + sigma_end * sigma_end);
+        total_kl += k, total_w2 += w;
+    }
+    *kl = total_kl, *w2 = sqrt(total_w2);
+}
+
 cm_status cm_jhmz_gaussian_error(double *kl, double *w2, const cm_gaussian_map *g,
                                  const cm_jhmz_options *o) {
     double *moments = cm_malloc(2 * g->dim, sizeof(double));
     if (!moments) return cm_error_set(CM_ERR_NOMEM, "moments");
     cm_status status = cm_jhmz_gaussian(moments, moments + g->dim, g, o);
-    double total_kl = 0.0, total_w2 = 0.0;
-    for (size_t i = 0; i < g->dim && status == CM_OK; i++) {
-        double k, w;
-        gaussian_1d_error(&k, &w, moments[i], moments[g->dim + i], g->mean[i],
-                          g->variances[i] + o->sigma_end * o->sigma_end);
-        total_kl += k, total_w2 += w;
-    }
+    if (status == CM_OK) gaussian_error(kl, w2, g, moments, o->sigma_end);
+    else *kl = *w2 = 0.0;
     cm_free(moments);
-    *kl = total_kl, *w2 = sqrt(total_w2);
     return status;
 }
 
@@ -303,6 +311,16 @@ cm_status cm_cm_gaussian(double *out_mean, double *out_variances, const cm_gauss
         out_mean[i] = mu, out_variances[i] = v;
     }
     return CM_OK;
+}
+
+cm_status cm_cm_gaussian_error(double *kl, double *w2, const cm_gaussian_map *g,
+                               const double *levels, size_t count, double sigma_end) {
+    double *moments = cm_malloc(2 * g->dim, sizeof(double));
+    if (!moments) return cm_error_set(CM_ERR_NOMEM, "moments");
+    cm_status status = cm_cm_gaussian(moments, moments + g->dim, g, levels, count, sigma_end);
+    if (status == CM_OK) gaussian_error(kl, w2, g, moments, sigma_end);
+    cm_free(moments);
+    return status;
 }
 
 /* ---- level search for [CM] Algorithm 1 */

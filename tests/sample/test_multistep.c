@@ -173,6 +173,15 @@ static void test_cm_gaussian_by_hand(void) {
     CM_CHECK_CLOSE(m, 0.3 + r1 * (0.3 * (1 - r0) - 0.3), 1e-14, "two-step mean");
     CM_CHECK_CLOSE(v, r1 * r1 * v1, 1e-14, "two-step variance");
     CM_CHECK(cm_cm_gaussian(&m, &v, &g, levels, 2, 1.0) == CM_ERR_INVALID, "level below the end");
+    /* its error against N(0.3, 0.5 + e^2), from the 1-D forms: KL = (x - log1p x + dm^2 / w) / 2
+     * with x = v / w - 1, W2^2 = dm^2 + (sqrt v - sqrt w)^2 */
+    double kl, w2, w = 0.5 + e * e, dm = m - 0.3, x = v / w - 1;
+    CM_CHECK_OK(cm_cm_gaussian_error(&kl, &w2, &g, levels, 2, e));
+    CM_CHECK_CLOSE(kl, 0.5 * (x - log1p(x) + dm * dm / w), 1e-15, "two-step KL");
+    CM_CHECK_CLOSE(w2, sqrt(dm * dm + (sqrt(v) - sqrt(w)) * (sqrt(v) - sqrt(w))), 1e-15,
+                   "two-step W2");
+    CM_CHECK(cm_cm_gaussian_error(&kl, &w2, &g, levels, 2, 1.0) == CM_ERR_INVALID,
+             "error: level below the end");
 }
 
 /* The level search on a zero-weight model returns admissible, decreasing levels, and its
