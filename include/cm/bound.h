@@ -1,4 +1,4 @@
-/* bound.h: the terms of Theorem 1 of [LHW] (SPEC section 3) as numbers, and the T its corollary
+/* bound.h: the terms of Theorem 1 of [LHW] (docs/theory.md) as numbers, and the T its corollary
  * asks for.
  *
  *     W_1( f_T(Y), X_1 ) <= C_1 L_f^3 d^{5/2} log^5 T / T + eps + eps_F,     Y ~ N(0, I_d)
@@ -16,7 +16,7 @@
 
 #include "cm/status.h"
 
-/* C_1 of [LHW] Theorem 1 is unknown; 1 only makes the shape visible (SPEC section 3). */
+/* C_1 of [LHW] Theorem 1 is unknown; 1 only makes the shape visible (docs/theory.md). */
 #define CM_BOUND_C1_DEFAULT 1.0
 /* log^5 T / T has its maximum at T = e^5 (derivative (5 - log T) log^4 T / T^2). */
 #define CM_BOUND_RATE_PEAK_T 148.4131591025766

@@ -1,10 +1,10 @@
 /* consistency.h: boundary-respecting consistency functions and the consistency losses.
  *
- * [CM] VE form (SPEC section 5), sd = sigma_data:
+ * [CM] VE form ([CM], [iCT], docs/math.md), sd = sigma_data:
  *     f(x, sigma) = c_skip(sigma) x + c_out(sigma) F(c_in(sigma) x, c_noise(sigma))
  *     c_skip = sd^2 / ((sigma - smin)^2 + sd^2),  c_out = sd (sigma - smin) / sqrt(sd^2 + sigma^2)
  *     c_in = 1 / sqrt(sigma^2 + sd^2),            c_noise = 0.25 log(sigma)
- * so f(x, smin) = x. [LHW] VP form (SPEC section 2): f(x, t) = sqrt(abar_1) g(x / sqrt(abar_t),
+ * so f(x, smin) = x. [LHW] VP form ([LHW], docs/math.md): f(x, t) = sqrt(abar_1) g(x / sqrt(abar_t),
  * sigma_t) with g the VE form at smin = sigma_1, which expands to the same shape with
  *     skip = c_skip(sigma_t) sqrt(abar_1 / abar_t),  out = sqrt(abar_1) c_out(sigma_t),
  *     in = c_in(sigma_t) / sqrt(abar_t),

@@ -5,7 +5,7 @@
  * Everything here is in VE units: X_sigma = X_0 + sigma Z, and a denoiser is
  * D(x, sigma) = E[X_0 | X_sigma = x] (D(x, 0) = x). Two denoisers plug into the same samplers:
  *   - a trained `dsm` model (config.h): D(x, sigma) = c_skip x + c_out F(c_in x, c_noise) with
- *     the EDM coefficients, which are cm_consistency_ve(sigma, sigma_data, 0) (SPEC section 5 at
+ *     the EDM coefficients, which are cm_consistency_ve(sigma, sigma_data, 0) (docs/math.md at
  *     sigma_min = 0), in the model's standardised units;
  *   - an exact law (law.h): the VP point x_vp = x / sqrt(1 + sigma^2) at log-SNR
  *     lambda = -2 log sigma has the same posterior mean, so D is cm_law_denoise_point there.
@@ -19,7 +19,7 @@
  *   ddpm:           ancestral: x' ~ N(D + (s'^2 / s^2)(x - D), s'^2 (s^2 - s'^2) / s^2 I), the
  *                   posterior of X_{s'} given X_s = x and X_0 = D(x, s)  N calls
  * Grids: Karras ([CM], EDM eq. 5: N levels from sigma_max down to sigma_min, exponent rho) or
- * [LHW]'s shape, uniform in log-SNR (SPEC section 1: the [LHW] schedule is almost uniform in
+ * [LHW]'s shape, uniform in log-SNR (docs/math.md: the [LHW] schedule is almost uniform in
  * log-SNR), i.e. geometric in sigma from sigma_max to sigma_min; both then end at 0.
  * Start x = sigma_0 Z ([CM], EDM). Noise: point i at stage s uses only
  * cm_rng_fork(cm_rng_fork(sample stream of seed, s), i), as sampler.h does.

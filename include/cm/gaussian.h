@@ -1,5 +1,5 @@
 /* gaussian.h: closed forms between Gaussian laws, the exact answers that sampled distances are
- * checked against (SPEC section 4: the output law of ideal consistency training on Gaussian data
+ * checked against (docs/theory.md: the output law of ideal consistency training on Gaussian data
  * is Gaussian).
  *
  *   W2^2(N(m1, S1), N(m2, S2)) = |m1 - m2|^2 + tr S1 + tr S2 - 2 tr (S1^{1/2} S2 S1^{1/2})^{1/2}

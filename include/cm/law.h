@@ -1,4 +1,4 @@
-/* law.h: exact data laws and everything the forward process makes of them (SPEC sections 3-4):
+/* law.h: exact data laws and everything the forward process makes of them ([LHW]; docs/theory.md):
  * density, score, denoiser, posterior of X_0 given X_t, and the exact probability-flow map.
  *
  * A law is a finite Gaussian mixture sum_j pi_j N(m_j, S_j) in R^d. Each covariance is kept as
@@ -20,7 +20,7 @@
  * The denoiser D(x) = E[X_0 | X_t = x] = sum_j w_j(x) (posterior mean j); the score is
  * grad log p_t(x) = (sqrt(abar) D(x) - x) / (1 - abar) (Tweedie).
  *
- * The flow map Phi_{lambda_from -> lambda_to} integrates SPEC section 3's ODE
+ * The flow map Phi_{lambda_from -> lambda_to} integrates the probability-flow ODE of docs/math.md
  *     dx/dlambda = ( sqrt(abar) D(x; lambda) - abar x ) / 2
  * with an adaptive, error-controlled Runge-Kutta method; for K = 1 it is also available in
  * closed form: Phi(x) = sqrt(abar_to) m + U diag(sqrt(v_to / v_from)) U' (x - sqrt(abar_from) m).

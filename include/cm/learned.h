@@ -1,5 +1,6 @@
 /* learned.h: [LHW]'s sequential consistency learning with a function class fitted in closed form
- * per step, and the error terms of Theorem 1 measured on a law known exactly (SPEC sections 2-4).
+ * per step, and the error terms of Theorem 1 measured on a law known exactly ([LHW];
+ * docs/theory.md).
  *
  *   f_1 = id;  for t = 2..T:  f_t = argmin_{f in F} (1/n) sum_i || f(U_t^i) - f_{t-1}(U_{t-1}^i) ||^2
  *   with n fresh pairs per step, U_t = sqrt(abar_t) X_0 + sqrt(1 - abar_t) Z and U_{t-1} the same
@@ -15,7 +16,7 @@
  *           tr Cov(X_0) / d)), the scale of every X_t (between the data's and the noise's).
  * Fits solve the normal equations by Cholesky (LAPACK dposv), accumulated over chunks of rows.
  *
- * Error terms per step t (SPEC section 3, Assumption 2, our reading), over n_eval fresh X_t:
+ * Error terms per step t ([LHW]'s Assumption 2, our reading), over n_eval fresh X_t:
  *   eps_t   = E || f_t(X_t) - f^F_t(X_t) ||,  f^F_t the best-in-class fit of the SAME target
  *             f_{t-1} (learned): for affine the population least-squares solution from the exact
  *             moments of the law; for rff a fit on best_factor * n samples.
@@ -133,7 +134,7 @@ cm_status cm_learned_apply(cm_learned *chain, const double *x, size_t n, double 
  * (cm_metrics_w1_1d), otherwise by optimal transport (cm_ot_wasserstein). Allocates. */
 cm_status cm_learned_w1(double *out, const double *x, const double *y, size_t n, size_t d);
 
-/* ---- Lipschitz constants (SPEC section 4). Jacobian spectral norms of maps R^d -> R^d come
+/* ---- Lipschitz constants (docs/theory.md). Jacobian spectral norms of maps R^d -> R^d come
  * from cm_theory_lipschitz (theory.h): central differences and power iteration on J'J. */
 
 /* The Lipschitz constant of the exact noise-to-data map Phi_{T -> 1} of `law` over points:

@@ -1,4 +1,4 @@
-/* multistep.h: multistep sampling over a two-time map (SPEC section 6): the [JHMZ] sampler with
+/* multistep.h: multistep sampling over a two-time map (docs/sampling.md): the [JHMZ] sampler with
  * a constant step eta in OU time and an overshoot delta, [LFC]'s Langevin correction, a search
  * for the intermediate noise levels of [CM] Algorithm 1, and the closed forms of all of it for
  * Gaussian data, where every map is affine and every output law Gaussian.
@@ -15,7 +15,7 @@
  * written in VE units); and a trained two-time network g_theta(x, t, s) (cd2 models,
  * consistency.h), used as it is.
  *
- * [JHMZ] sampler (reconstructed, SPEC section 6), K steps of size eta ending at t_end:
+ * [JHMZ] sampler (reconstructed: docs/sampling.md), K steps of size eta ending at t_end:
  *     T = t_end + K eta;  x = sqrt(1 + sigma(T)^2) Z  (the VP prior N(0, I) in VE units)
  *     for k = 0..K-1:  t = T - k eta,  t' = t - eta,  s = max(t' - delta, t_end)
  *                      x = g(x, sigma(t), sigma(s));  if t' > s: x += sqrt(sigma(t')^2 - sigma(s)^2) Z

@@ -1,4 +1,4 @@
-/* sampler.h: one-step and multistep consistency sampling ([CM] Algorithm 1, SPEC section 6).
+/* sampler.h: one-step and multistep consistency sampling ([CM] Algorithm 1; docs/sampling.md).
  *
  * VE models ([CM], [iCT]): levels are noise levels sigma_0 > sigma_1 > ... (values, not grid
  * indices): x = f(sigma_0 z_0, sigma_0); then for each later tau: x = f(x + sqrt(tau^2 -

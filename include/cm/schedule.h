@@ -1,5 +1,5 @@
 /* schedule.h: noise schedules: the [LHW] discrete VP schedule, the Karras grid [CM], the linear
- * DDPM betas, and VP <-> VE conversion (SPEC section 1).
+ * DDPM betas, and VP <-> VE conversion ([LHW], docs/math.md).
  *
  * All in double. The [LHW] chain is kept in log space: log alpha_t = log1p(-beta_t),
  * log abar_t = sum of log alpha, and 1 - abar_t = -expm1(log abar_t), so nothing near 1 is
@@ -12,7 +12,7 @@
 
 #include "cm/status.h"
 
-/* The [LHW] schedule of SPEC section 1, with its derived quantities. */
+/* The [LHW] schedule (docs/math.md), with its derived quantities. */
 typedef struct {
     size_t T;
     double c0, c1;
@@ -23,7 +23,7 @@ typedef struct {
     double *sigma;         /* [T + 1], VE level sqrt((1 - abar_t) / abar_t) = exp(-lambda_t / 2) */
 } cm_lhw_schedule;
 
-/* Defaults c0 = 2, c1 = 4 (SPEC section 1: the paper needs "large" constants). */
+/* Defaults c0 = 2, c1 = 4 ([LHW], docs/math.md: the paper needs "large" constants). */
 #define CM_LHW_C0_DEFAULT 2.0
 #define CM_LHW_C1_DEFAULT 4.0
 

@@ -4,10 +4,10 @@
  *
  * Ideal CT is [LHW]'s recursion f_1 = id, f_t(x) = E[ f_{t-1}(a_t x + b_t X_0) | U_t = x ] with
  * a_t = sqrt((1 - abar_{t-1}) / (1 - abar_t)), b_t = sqrt(abar_{t-1}) - a_t sqrt(abar_t), on the
- * [LHW] schedule of SPEC section 1 (cm_lhw_schedule). The sample is f_T(Y), Y ~ N(0, I), and the
+ * [LHW] schedule (docs/math.md; cm_lhw_schedule). The sample is f_T(Y), Y ~ N(0, I), and the
  * target is the law of X_1 (not X_0), as in Theorem 1.
  *   - Gaussian data, any d: f_t is affine with per-eigendirection gain A_t(l) = prod_{s<=t} g_s(l)
- *     (SPEC section 4), so every distance is closed form.
+ *     (docs/theory.md), so every distance is closed form.
  *   - 1-D mixtures: f_t on a grid (Gauss-Hermite over the posterior, natural cubic spline of
  *     f_{t-1}), W1 by quantiles.
  * Everything is in double; nothing here prints.
@@ -44,7 +44,7 @@ typedef struct {
 } cm_theory_gaussian_result;
 
 /* X_0 ~ N(0, diag(variances)) (the eigenbasis: any rotation gives the same distances), T >= 2,
- * c0, c1 > 0 (SPEC section 1). */
+ * c0, c1 > 0 ([LHW], docs/math.md). */
 cm_status cm_theory_gaussian(cm_theory_gaussian_result *out, size_t d, const double *variances,
                              size_t T, double c0, double c1);
 /* The same with X_0 ~ N(mean, diag(variances)) (mean NULL = 0). */
@@ -89,7 +89,7 @@ cm_status cm_theory_mixture1d_ideal_map(double *out, const cm_law *law, size_t T
                                         double c1, const cm_theory_grid_options *options,
                                         const double *x, size_t n);
 
-/* ---- Lipschitz constants (SPEC section 4): the largest singular value of the Jacobian of a map
+/* ---- Lipschitz constants (docs/theory.md): the largest singular value of the Jacobian of a map
  * R^d -> R^d, maximised over sample points. The Jacobian at a point is formed by central
  * differences (2 d map evaluations, one batched call), then its spectral norm by power
  * iteration on J'J to relative change 1e-12. */

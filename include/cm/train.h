@@ -2,7 +2,8 @@
  * a trainer whose caller owns the loop (GSL style: init / step / inspect); also denoising score
  * matching (dsm) and [CM] consistency distillation (cd).
  *
- * One step (SPEC sections 2 and 5): draw a batch X_0 from the data, one noise Z per point, a
+ * One step ([LHW], [CM], [iCT]; docs/math.md): draw a batch X_0 from the data, one noise Z per
+ * point, a
  * pair of adjacent levels per point; the student sees the noisier point, the teacher the less
  * noisy one built from the same Z; loss between student output and the teacher's output, which
  * is a constant of the step (no gradient flows into it):

@@ -1,7 +1,7 @@
 /* law.c: exact data laws (see law.h): Gaussian mixtures with each covariance kept as its
  * eigendecomposition, their sampling, and what the variance-preserving forward process makes of
  * them at log-SNR lambda: log density, posterior of X_0 given X_t = x (weights by log-sum-exp),
- * denoiser and score (SPEC sections 2-4). The flow map is in law_flow.c.
+ * denoiser and score (docs/math.md, docs/theory.md). The flow map is in law_flow.c.
  *
  * Every evaluation at a point works in component j's eigenbasis: y = U_j' (x - sqrt(abar) m_j),
  * where the law of X_t given j has the diagonal covariance v_j = abar l_j + (1 - abar). abar

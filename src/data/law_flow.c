@@ -3,7 +3,7 @@
  * exact denoiser, integrated per point by the Dormand-Prince 5(4) pair (Dormand and Prince,
  * J. Comput. Appl. Math. 6, 1980; the FSAL form of Hairer, Norsett and Wanner, Solving ODEs I,
  * section II.5) with local error control on the 5th-order solution; and for a single Gaussian
- * (K = 1) the closed form of SPEC section 4, which the integrator is tested against.
+ * (K = 1) the closed form of docs/theory.md, which the integrator is tested against.
  *
  * In lambda the ODE is not stiff for a Gaussian: the Jacobian's eigenvalues are
  * abar (abar l / v - 1) / 2 in [-1/2, 0], so the step size is set by accuracy only.

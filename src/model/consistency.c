@@ -1,4 +1,4 @@
-/* consistency.c: [CM] and [LHW] parameterisations (SPEC sections 2 and 5), the two-time
+/* consistency.c: [CM] and [LHW] parameterisations (docs/math.md), the two-time
  * parameterisation of cd2 models (consistency.h) and the kernels of consistency_template.h in
  * float and double. See consistency.h. */
 #include "cm/consistency.h"

@@ -1,4 +1,4 @@
-/* schedule.c: the [LHW] discrete schedule (SPEC section 1), the Karras grid [CM] and the linear
+/* schedule.c: the [LHW] discrete schedule ([LHW], docs/math.md), the Karras grid [CM] and the linear
  * DDPM betas, in double and in log space. */
 #include "cm/schedule.h"
 

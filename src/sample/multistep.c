@@ -1,6 +1,6 @@
 /* multistep.c: two-time maps, the [JHMZ] sampler with [LFC]'s Langevin correction, their closed
  * forms on diagonal Gaussian data, and the greedy golden-section search of [CM] Algorithm 1's
- * levels (SPEC section 6; see multistep.h for the formulas and what is our construction). */
+ * levels (docs/sampling.md; see multistep.h for the formulas and what is our construction). */
 #include "cm/multistep.h"
 
 #include <math.h>

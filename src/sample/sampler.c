@@ -1,5 +1,5 @@
 /* sampler.c: one-step and multistep consistency sampling, [CM] Algorithm 1 in VE form and its
- * [LHW] VP form (SPEC section 6). See sampler.h. */
+ * [LHW] VP form (docs/sampling.md). See sampler.h. */
 #include "cm/sampler.h"
 
 #include <math.h>

@@ -1,4 +1,4 @@
-/* bound.c: the terms of Theorem 1 of [LHW] and the T its corollary asks for (SPEC section 3;
+/* bound.c: the terms of Theorem 1 of [LHW] and the T its corollary asks for (docs/theory.md;
  * see bound.h). C_1 is a caller's parameter: the paper leaves it unspecified. */
 #include "cm/bound.h"
 

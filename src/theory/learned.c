@@ -1,6 +1,6 @@
-/* learned.c: [LHW]'s sequential consistency learning (SPEC section 2) with affine maps or random
+/* learned.c: [LHW]'s sequential consistency learning (docs/math.md) with affine maps or random
  * Fourier features fitted in closed form per step, and the error terms eps, eps_F of Theorem 1
- * (SPEC section 3, Assumption 2 as we read it) measured against the exact law (SPEC section 4).
+ * ([LHW]'s Assumption 2 as we read it) measured against the exact law (docs/theory.md).
  * See learned.h for the definitions. Normal equations are accumulated over row chunks
  * (cblas_dsyrk / dgemm) and solved by Cholesky (LAPACKE_dposv_work); every buffer is allocated
  * once in cm_learned_alloc. The Lipschitz estimates are in learned_lipschitz.c.
@@ -77,7 +77,7 @@ cm_status cm_learned_class_parse(cm_learned_class *out, const char *text) {
 cm_learned_options cm_learned_options_default(void) {
     cm_learned_options o;
     o.T = 100;
-    o.c0 = 2.0; /* SPEC section 1 defaults */
+    o.c0 = 2.0; /* the [LHW] schedule's defaults (docs/math.md) */
     o.c1 = 4.0;
     o.function_class = CM_LEARNED_AFFINE;
     o.n = CM_LEARNED_N_DEFAULT;
@@ -390,7 +390,7 @@ static cm_status fit_population(cm_learned *c, size_t t, double *W) {
 }
 
 /* 1-D: f*_t(x) = sum_j w_j(x) E_u[f_{t-1}(a x + b (m_j(x) + tau_j(x) u))] by Gauss-Hermite
- * (SPEC section 4's grid recursion, at the evaluation points). Exact to quadrature: var = 0. */
+ * (docs/theory.md's grid recursion, at the evaluation points). Exact to quadrature: var = 0. */
 static cm_status hermite_target(cm_learned *c, double a, double b, double lambda) {
     size_t ne = c->o.n_eval, K = cm_law_components(c->law);
     double in[HERMITE_NODES], out[HERMITE_NODES];

@@ -1,5 +1,5 @@
 /* learned_lipschitz.c: the Lipschitz constant of the exact noise-to-data flow map of a law
- * (SPEC section 4): in 1-D the exact formula Phi'(x) = p_T(x) / p_1(Phi(x)) (the flow map pushes
+ * (docs/theory.md): in 1-D the exact formula Phi'(x) = p_T(x) / p_1(Phi(x)) (the flow map pushes
  * p_T to p_1 monotonically) on a noise-side and a data-side grid; in d > 1 the Jacobian spectral
  * norm of cm_theory_lipschitz_flow. The sup over a finite set of points is a lower estimate of
  * the sup over R^d; see docs/theory.md.

@@ -1,5 +1,5 @@
 /* learned_network.c: the error terms of [LHW] Theorem 1 measured on a trained [LHW] network
- * (SPEC sections 2-3, 7): W1 of its one-step samples against the law of X_1 (exact OT, with the
+ * (docs/theory.md): W1 of its one-step samples against the law of X_1 (exact OT, with the
  * noise floor), the Lipschitz constant of its noise-to-data map, and the per-step consistency
  * gap E||f(U_t, t) - f(U_{t-1}, t-1)||. Units: see learned.h. The network is evaluated in double
  * (an evaluator in double, on a double copy of the weights) so that central differences are not

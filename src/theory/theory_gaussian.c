@@ -1,9 +1,9 @@
-/* theory_gaussian.c: exact ideal consistency training on Gaussian data (SPEC section 4): for
+/* theory_gaussian.c: exact ideal consistency training on Gaussian data (docs/theory.md): for
  * X_0 ~ N(mu, diag(l)), [LHW]'s recursion keeps f_t affine,
  *     f_t(x) = sqrt(abar_1) mu + A_t (x - sqrt(abar_t) mu),  A_t = A_{t-1} diag(g_t(l_i)),
  * so f_T(Y), Y ~ N(0, I), is N(sqrt(abar_1) mu - sqrt(abar_T) A_T mu, diag(A_T^2)) and its
  * distances to X_1 ~ N(sqrt(abar_1) mu, diag(v_1)) are closed form; the exact flow map has gain
- * sqrt(v_1 / v_T) in place of A_T. Also the DDIM coefficients a_t, b_t of SPEC section 2.
+ * sqrt(v_1 / v_T) in place of A_T. Also the DDIM coefficients a_t, b_t of [LHW] (docs/math.md).
  * Gains are accumulated in log space from log1p(g_t - 1), each g_t - 1 formed without
  * cancellation (SPEC: never 1 - abar by subtraction).
  */

@@ -1,4 +1,4 @@
-/* theory_lipschitz.c: Lipschitz constants of maps R^d -> R^d over sample points (SPEC section 4:
+/* theory_lipschitz.c: Lipschitz constants of maps R^d -> R^d over sample points (docs/theory.md:
  * "estimate the largest singular value of the Jacobian (power iteration with finite
  * differences)"), for the exact flow maps of Assumption 1 of [LHW] and for learned maps.
  *

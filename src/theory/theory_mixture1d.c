@@ -14,7 +14,7 @@
  * law of f_T(Y) is taken as the weighted nodes, sorted. Mixture quantiles are solved by bisection
  * on log CDF or log survival function (whichever tail is smaller), so the tails keep their
  * relative accuracy. In 1-D the exact flow map is the monotone transport Phi_{T->1} = Q_1 o F_T,
- * and Phi' = p_T / p_1(Phi) (SPEC section 4).
+ * and Phi' = p_T / p_1(Phi) (docs/theory.md).
  * Not done here: d > 1 (the grid would be exponential in d).
  */
 #include <math.h>

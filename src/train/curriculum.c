@@ -1,5 +1,5 @@
 /* curriculum.c: discretisation curricula of [CM] CT and [iCT] and the [iCT] lognormal level
- * distribution (SPEC section 5). */
+ * distribution ([CM], [iCT], docs/math.md). */
 #include <math.h>
 
 #include "cm/train.h"

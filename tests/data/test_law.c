@@ -242,7 +242,7 @@ static void test_posterior_sample_moments(void) {
     cm_law_free(law);
 }
 
-/* SPEC section 2: with the same Z, U_{t-1} = sqrt(abar_{t-1}) X_0 + sqrt(1 - abar_{t-1}) Z and
+/* [LHW] (docs/math.md): with the same Z, U_{t-1} = sqrt(abar_{t-1}) X_0 + sqrt(1 - abar_{t-1}) Z and
  * Z = (x - sqrt(abar_t) X_0) / sqrt(1 - abar_t), so draws of X_0 | U_t = x give draws of
  * U_{t-1} | U_t = x whose mean must be the DDIM step a_t x + b_t D_t(x). */
 static void test_ddim_identity(void) {

@@ -1,5 +1,5 @@
 /* test_consistency.c: the boundary conditions of the [CM] and [LHW] parameterisations (to the
- * bit), their coefficients against the formulas of SPEC sections 2 and 5 computed here
+ * bit), their coefficients against the formulas of docs/math.md computed here
  * independently, and the [LHW] VP form as sqrt(abar_1) g(x / sqrt(abar_t), sigma_t). */
 #include "cm/consistency.h"
 

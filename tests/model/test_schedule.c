@@ -1,4 +1,4 @@
-/* test_schedule.c: the [LHW] schedule's properties of SPEC section 1, the Karras grid's ends
+/* test_schedule.c: the [LHW] schedule's properties (docs/math.md), the Karras grid's ends
  * and monotonicity, VP <-> VE conversion, computed independently here. */
 #include "cm/schedule.h"
 

@@ -1,7 +1,7 @@
 /* test_learned.c: [LHW] sequential consistency learning with closed-form fits and its measured
- * error terms (suite `learned`; SPEC sections 2-4).
+ * error terms (suite `learned`; docs/theory.md).
  *
- * - The population affine fit on Gaussian data IS the ideal recursion of SPEC section 4
+ * - The population affine fit on Gaussian data IS the ideal recursion of docs/theory.md
  *   (A_T = prod_t g_t(l) per eigendirection, offset sqrt(abar_1) mu - A_T sqrt(abar_T) mu), and
  *   then eps = eps_F = 0.
  * - A fit from n pairs matches it within 5 standard errors of A_T derived from n (the OLS slope

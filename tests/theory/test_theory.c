@@ -1,6 +1,7 @@
 /* test_theory.c: exact ideal consistency training (suite `theory`): the Gaussian gain recursion
  * against an independent long-double product of the DDIM form g_t = a_t + b_t sqrt(abar_t) l / v_t,
- * a T = 2 value computed by hand from SPEC section 1, the exact map's W2 -> 0 as abar_T -> 0 at
+ * a T = 2 value computed by hand from the [LHW] schedule (docs/math.md), the exact map's W2 -> 0
+ * as abar_T -> 0 at
  * its first-order rate, the 1-D grid recursion against the Gaussian closed form, against nested
  * Monte Carlo (T = 3, seed printed) and under refinement, far-apart modes, and Lipschitz
  * constants against closed forms and the 1-D formula p_t(x) / p_k(Phi(x)).
@@ -18,7 +19,7 @@
 #define PI 3.14159265358979323846
 
 /* prod_{t=2..T} (a_t + b_t sqrt(abar_t) l / v_t(l)) with a_t, b_t by their defining formulas, in
- * long double: E[f_{t-1}(a x + b X_0) | U_t = x] for linear f_{t-1} (SPEC section 2). */
+ * long double: E[f_{t-1}(a x + b X_0) | U_t = x] for linear f_{t-1} ([LHW]; docs/math.md). */
 static long double independent_gain(const cm_lhw_schedule *s, double l) {
     long double product = 1.0L;
     for (size_t t = 2; t <= s->T; t++) {
@@ -54,7 +55,7 @@ static void test_gaussian_gain_recursion(void) {
 }
 
 /* T = 2 by hand: beta_1 = 2^-c0, beta_2 = (c1 log 2 / 2) min(beta_1 (1 + c1 log 2 / 2), 1);
- * abar_1 = 1 - beta_1, abar_2 = abar_1 (1 - beta_2); the gain is g_2 of SPEC section 4 and the
+ * abar_1 = 1 - beta_1, abar_2 = abar_1 (1 - beta_2); the gain is g_2 of docs/theory.md and the
  * output N(0, g^2 l... ) vs X_1 ~ N(0, v_1): W2 = |g - sqrt(v_1)|, W1 = W2 sqrt(2 / pi). */
 static void test_gaussian_T2_by_hand(void) {
     double vars[2] = {1.0, 4.0};

@@ -1,5 +1,5 @@
 /* cmd_theory.c: `cm theory <subcommand>`: exact ideal consistency training measured on laws
- * known exactly (SPEC section 4; cm/theory.h). This file dispatches the subcommands and holds
+ * known exactly (docs/theory.md; cm/theory.h). This file dispatches the subcommands and holds
  * `gaussian` (closed-form recursion for N(mean, diag) data, any d) and `mixture1d` (grid
  * recursion for 1-D mixtures). Each prints a table, or one JSON line per row with --json, and
  * with --csv FILE writes a tidy CSV (one row per parameter combination). Lists (--d 1,16,256
@@ -195,14 +195,14 @@ static int theory_gaussian(int argc, char **argv) {
          0, 0, 0},
         {"mean", OPT_DOUBLE, &mean, "mean of every coordinate", -1e300, 0, 0},
         {"T", OPT_LIST, &T_list, "chain lengths (list, integers >= 2)", 0, 0, 0},
-        {"c0", OPT_LIST, &c0_list, "schedule constant c0 of SPEC section 1 (list)", 0, 0, 0},
+        {"c0", OPT_LIST, &c0_list, "[LHW] schedule constant c0 (list)", 0, 0, 0},
         {"c1", OPT_LIST, &c1_list, "schedule constant c1 (list)", 0, 0, 0},
         {"json", OPT_FLAG, &json, "one JSON line per row instead of the table", 0, 0, 0},
         {"csv", OPT_STRING, &csv, "also write the rows to this CSV file", 0, 0, 0},
     };
     int parsed = cli_parse(argc, argv, 3, options, sizeof options / sizeof options[0], command,
                            "Ideal consistency training on Gaussian data X_0 ~ N(mean 1, var I) (or a\n"
-                           "log-spaced spectrum), in closed form (SPEC section 4): W2 and W1 between\n"
+                           "log-spaced spectrum), in closed form (docs/theory.md): W2 and W1 between\n"
                            "f_T(Y), Y ~ N(0, I), and X_1, and the same for the exact flow map.\n"
                            "W1 is closed for d = 1 or isotropic zero-mean data; otherwise w1_ideal is\n"
                            "null and w1_ideal_lower/upper bound it (largest marginal W1, and W2).");
@@ -330,7 +330,7 @@ static int theory_mixture1d(int argc, char **argv) {
         {"std", OPT_LIST, &std_list, "common component std (list: one row each)", 0, 0, 0},
         {"weights", OPT_LIST, &weight_list, "component weights (default equal)", 0, 0, 0},
         {"T", OPT_LIST, &T_list, "chain lengths (list, integers >= 2)", 0, 0, 0},
-        {"c0", OPT_LIST, &c0_list, "schedule constant c0 of SPEC section 1 (list)", 0, 0, 0},
+        {"c0", OPT_LIST, &c0_list, "[LHW] schedule constant c0 (list)", 0, 0, 0},
         {"c1", OPT_LIST, &c1_list, "schedule constant c1 (list)", 0, 0, 0},
         {"grid", OPT_SIZE, &o.grid_points, "grid points per t", 4, 0, 0},
         {"nodes", OPT_SIZE, &o.hermite_nodes, "Gauss-Hermite nodes", 1, 0, 0},
@@ -343,7 +343,7 @@ static int theory_mixture1d(int argc, char **argv) {
     };
     int parsed = cli_parse(argc, argv, 3, options, sizeof options / sizeof options[0], command,
                            "Ideal consistency training on a 1-D Gaussian mixture, exactly on a grid\n"
-                           "(SPEC section 4): W1 by quantiles between f_T(Y), Y ~ N(0,1), and X_1;\n"
+                           "(docs/theory.md): W1 by quantiles between f_T(Y), Y ~ N(0,1), and X_1;\n"
                            "the exact-denoiser DDIM chain and the exact flow map for comparison;\n"
                            "lipschitz = sup of the exact map's slope p_T(x) / p_1(Phi(x)); and the\n"
                            "change of w1_ideal when grid, nodes and quadrature are doubled.");
@@ -413,7 +413,7 @@ static const theory_command theory_commands[] = {
 
 static void theory_usage(FILE *stream) {
     fprintf(stream, "usage: cm theory <subcommand> [options]    (cm theory <subcommand> --help)\n\n"
-                    "Consistency training measured on laws known exactly (SPEC sections 3-4).\n\n"
+                    "Consistency training measured on laws known exactly ([LHW]; docs/theory.md).\n\n"
                     "subcommands:\n");
     for (size_t i = 0; i < sizeof theory_commands / sizeof theory_commands[0]; i++)
         fprintf(stream, "  %-10s %s\n", theory_commands[i].name, theory_commands[i].summary);

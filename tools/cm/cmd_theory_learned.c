@@ -65,7 +65,7 @@ int cmd_theory_learned(int argc, char **argv) {
     cli_option options[] = {
         {"data", OPT_STRING, &source, "law: gauss:... or gmm:... (data.h grammar)", 0, 0, 0},
         {"T", OPT_SIZE, &o.T, "chain length", 2, 0, 0},
-        {"c0", OPT_DOUBLE, &o.c0, "schedule constant c0 (SPEC section 1)", 1e-9, 0, 0},
+        {"c0", OPT_DOUBLE, &o.c0, "schedule constant c0 ([LHW], docs/math.md)", 1e-9, 0, 0},
         {"c1", OPT_DOUBLE, &o.c1, "schedule constant c1", 1e-9, 0, 0},
         {"class", OPT_STRING, &class_name, "function class: affine or rff", 0, 0, 0},
         {"n", OPT_SIZE, &o.n, "pairs per step (0 = population fit, affine only)", 0, 0, 0},
