@@ -368,7 +368,7 @@ void cli_progress_start(cli_progress *p, const char *label, int enabled) {
 void cli_progress_update(cli_progress *p, size_t done, size_t total) {
     if (!p->enabled || total == 0) return;
     double elapsed = cli_seconds() - p->start;
-    if (elapsed < 0.5 || (elapsed - p->last_print < 0.2 && done < total)) return;
+    if (elapsed < 0.25 || (elapsed - p->last_print < 0.2 && done < total)) return;
     double rate = elapsed > 0 ? (double)done / elapsed : 0.0;
     double eta = rate > 0 ? (double)(total - done) / rate : 0.0;
     int width = 30, filled = (int)(width * (double)done / (double)total);

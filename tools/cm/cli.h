@@ -90,7 +90,7 @@ cm_status cli_model_load(cm_model *out, const char *given);
 char *cli_command_line(int argc, char **argv);
 
 /* A progress bar on stderr for a long operation: shown only when `enabled` and stderr is a
- * terminal, redrawn at most every 0.2 s, first after 0.5 s (short operations print nothing). */
+ * terminal, redrawn at most every 0.2 s, first after 0.25 s (short operations print nothing). */
 typedef struct {
     const char *label;
     double start, last_print;
