@@ -15,9 +15,10 @@ make -s build/cm
 mkdir -p "$out"
 one() { # data method steps
   local data=$1 method=$2 n=$3 dir="$out/$1-$2-$3" first=10
-  [ "$method" = lhw ] && first=1e6   # mapped to sigma_T, the chain's last level
   local start=$(date +%s.%N)
-  $cm train --data "$data" --method "$method" --steps "$n" --seed 1 --out "$dir" --quiet
+  $cm train --data "$data" --method "$method" --steps "$n" --seed 1 --out "$dir" --quiet --force
+  # lhw: the chain's last level sigma_T (cm sample refuses levels above a model's range)
+  [ "$method" = lhw ] && first=$($cm info "$dir" --json | sed -E 's/.*"sigma_T":([0-9.e+-]+).*/\1/')
   local seconds; seconds=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
   $cm sample --model "$dir/model.safetensors" --n 5000 --seed 2 --out "$dir/s1.npy" --quiet
   $cm sample --model "$dir/model.safetensors" --n 5000 --seed 2 --sigmas "$first,0.8" --out "$dir/s2.npy" --quiet

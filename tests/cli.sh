@@ -72,19 +72,27 @@ expect 0 "^step,loss,lr,elapsed" -- head -n 1 "$work/ict/train.csv"
 rows=$(($(wc -l < "$work/ict/train.csv") - 1))
 expect 0 "" -- test "$rows" -eq 20
 expect 0 "\"method\": \"ict\"" -- cat "$work/ict/config.json"
-expect 0 "" -- "$CM" sample --model "$work/ict/model.safetensors" --n 64 --sigmas 80,0.8 --out "$work/ict/s2.csv" --quiet
+expect 0 "" -- "$CM" sample --model "$work/ict/model.safetensors" --n 64 --sigmas 10,0.8 --out "$work/ict/s2.csv" --quiet
 expect 0 "" -- "$CM" sample --model "$work/lhw/model.safetensors" --n 64 --times 100,40 --out "$work/lhw/s2.npy" --quiet
 expect 0 "" -- "$CM" sample --model "$work/lhw/model.safetensors" --n 64 --sigmas 100,1 --out "$work/lhw/s3.npy" --quiet
 
-# --- reproducibility: two runs with the same seed give bit-identical models and samples
+# --- reproducibility: two runs with the same seed give bit-identical models and samples (the
+# model file records the command line, so the byte comparison runs the same command, with the
+# same relative --out, in two directories; runs into other directories have the same weights)
+cm_abs=$(cd "$(dirname "$CM")" && pwd)/$(basename "$CM")
 for run in a b; do
-  "$CM" train --data 8gaussians --method ict --steps 30 --width 32 --depth 2 --batch 64 --seed 7 --out "$work/repro-$run" --quiet
-  "$CM" sample --model "$work/repro-$run/model.safetensors" --n 3000 --sigmas 80,0.8 --seed 9 --out "$work/repro-$run/s.npy" --quiet
+  mkdir -p "$work/repro-$run"
+  env -C "$work/repro-$run" "$cm_abs" train --data 8gaussians --method ict --steps 30 --width 32 --depth 2 --batch 64 --seed 7 --out run --quiet
+  "$CM" sample --model "$work/repro-$run/run/model.safetensors" --n 3000 --sigmas 10,0.8 --seed 9 --out "$work/repro-$run/s.npy" --quiet
 done
-expect 0 "" -- cmp "$work/repro-a/model.safetensors" "$work/repro-b/model.safetensors"
+expect 0 "" -- cmp "$work/repro-a/run/model.safetensors" "$work/repro-b/run/model.safetensors"
 expect 0 "" -- cmp "$work/repro-a/s.npy" "$work/repro-b/s.npy"
+"$CM" train --data 8gaussians --method ict --steps 30 --width 32 --depth 2 --batch 64 --seed 7 --out "$work/repro-d" --quiet
+weights() { "$CM" info "$1" --json | sed -E 's/.*"weights_fnv1a":"([0-9a-f]+)".*/\1/'; }
+check "same seed, another --out: the same weights" "[ '$(weights "$work/repro-a/run")' = '$(weights "$work/repro-d")' ]"
 "$CM" train --data 8gaussians --method ict --steps 30 --width 32 --depth 2 --batch 64 --seed 8 --out "$work/repro-c" --quiet
-expect 1 "differ" -- cmp "$work/repro-a/model.safetensors" "$work/repro-c/model.safetensors"
+expect 1 "differ" -- cmp "$work/repro-a/run/model.safetensors" "$work/repro-c/model.safetensors"
+check "another seed: other weights" "[ '$(weights "$work/repro-a/run")' != '$(weights "$work/repro-c")' ]"
 
 # --- cm sample: bad input
 expect 2 "--model is required" -- "$CM" sample --n 10 --out "$work/s.npy"
@@ -96,7 +104,7 @@ expect 1 "trunc.safetensors" -- "$CM" sample --model "$work/trunc.safetensors" -
 expect 2 "must decrease" -- "$CM" sample --model "$work/ict/model.safetensors" --sigmas 0.8,80 --out "$work/s.npy"
 expect 2 "--sigmas" -- "$CM" sample --model "$work/ict/model.safetensors" --sigmas 80,nan --out "$work/s.npy"
 expect 2 "--sigmas" -- "$CM" sample --model "$work/ict/model.safetensors" --sigmas 80,,1 --out "$work/s.npy"
-expect 2 "must be finite and >" -- "$CM" sample --model "$work/ict/model.safetensors" --sigmas 80,0.001 --out "$work/s.npy"
+expect 2 "must be finite and >" -- "$CM" sample --model "$work/ict/model.safetensors" --sigmas 10,0.001 --out "$work/s.npy"
 expect 2 "--times applies to lhw" -- "$CM" sample --model "$work/ict/model.safetensors" --times 10,5 --out "$work/s.npy"
 expect 2 "--times: 1000 is not an integer in" -- "$CM" sample --model "$work/lhw/model.safetensors" --times 1000 --out "$work/s.npy"
 # a failed run leaves an existing output untouched
@@ -125,7 +133,7 @@ expect 0 "already complete" -- "$CM" train --resume "$work/ck"
 expect 0 "already complete" -- "$CM" train --resume "$work/ck" --steps 20 --lr 0.001 --data moons --out "$work/ck"
 snapshot() { (cd "$1" && md5sum train.csv model.safetensors checkpoints/* 2>/dev/null; ls -la checkpoints | sed 1d | awk '{print $5, $9}'); }
 before=$(snapshot "$work/ck")
-expect 2 "\"steps\" is 30, the stored run has 20" -- "$CM" train --resume "$work/ck" --steps 30
+expect 2 "--steps 30, but the run has 20 steps \(20 done\).*cosine.*--init-from" -- "$CM" train --resume "$work/ck" --steps 30
 expect 2 "\"lr\" is 0.01, the stored run has 0.001" -- "$CM" train --resume "$work/ck" --lr 0.01
 expect 2 "\"method\" is \"ct\"" -- "$CM" train --resume "$work/ck" --method ct
 expect 2 "\"width\" is 17" -- "$CM" train --resume "$work/ck" --width 17
@@ -164,7 +172,7 @@ one_line_error "$CM" train --resume "$work/ck-bad"
 sed 's/"cm.checkpoint.step":"40"/"cm.checkpoint.step":"30"/' "$work/ck-edited/checkpoints/step-00000040.safetensors" > "$work/ck-edited/checkpoints/step-00000030.safetensors"
 ln -sf checkpoints/step-00000030.safetensors "$work/ck-edited/checkpoint.safetensors"
 expect 1 "stored curriculum \(N = 1281, mu = 0\) differs from this build's \(N = 641, mu = 0\) at step 30" -- "$CM" train --resume "$work/ck-edited" --quiet
-expect 2 "holds a checkpoint that cannot be read.*--overwrite" -- "$CM" train --data moons --steps 40 "${ck[@]}" --out "$work/ck-edited"
+expect 2 "holds a checkpoint that cannot be read.*--force" -- "$CM" train --data moons --steps 40 "${ck[@]}" --out "$work/ck-edited"
 expect 0 "" -- "$CM" train --data moons --steps 40 --overwrite "${ck[@]}" --out "$work/ck-edited"
 expect 0 "^1$" -- sh -c "ls '$work/ck-edited/checkpoints' | wc -l"
 # file data: a changed file is refused on resume; the same file under another path is accepted
@@ -180,7 +188,7 @@ expect 1 "non-finite value: step [0-9]+: loss .*the last good checkpoint is .*ch
   "$CM" train --data moons --lr 1e30 --steps 100 --save-every 1 "${ck[@]}" --out "$work/ck-nan"
 failed_at=$(sed -n '$s/,.*//p' "$work/ck-nan/train.csv")
 expect 1 "non-finite value: step $((failed_at + 1)): " -- "$CM" train --resume "$work/ck-nan"
-expect 2 "holds an unfinished run \\(step $failed_at of 100\\).*--resume" -- "$CM" train --data moons --steps 100 "${ck[@]}" --out "$work/ck-nan"
+expect 2 "holds an unfinished run \\(ict on moons, step $failed_at of 100\\).*--resume" -- "$CM" train --data moons --steps 100 "${ck[@]}" --out "$work/ck-nan"
 one_line_error "$CM" train --resume "$work/ck-nan" --quiet
 # bad inputs for every reader: empty, NaN-filled, wrong dimension, oversized (a sparse 5 GiB file)
 : > "$work/empty.npy"; : > "$work/empty.safetensors"

@@ -6,10 +6,14 @@
 # load), SIGINT twice in one run (exit 130, two resumes), SIGTERM in a cd2 distillation run,
 # resuming a finished run, a resume
 # refused while another trainer holds the directory. Small networks; a few seconds in all.
+# The model and checkpoint files record the command line that started the run (cm info), so
+# each reference runs the same command, with the same relative --out, in $work/ref.
 # Usage: CM=build/cm tests/resume.sh      Ends with "resume: N passed, N failed".
 set -u
 CM=${CM:-build/cm}
+CM=$(cd "$(dirname "$CM")" && pwd)/$(basename "$CM")   # absolute: runs start in other directories
 work=$(mktemp -d)
+mkdir -p "$work/ref"
 pids=()
 trap 'for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; done; rm -rf "$work"' EXIT
 passed=0; failed=0
@@ -39,9 +43,9 @@ step_file() { printf '%s/checkpoints/step-%08d.safetensors' "$1" "$2"; }
 # reference NAME ARGS...: the uninterrupted run and its samples
 reference() {
   local name=$1; shift
-  "$CM" train "$@" "${net[@]}" --out "$work/$name-ref" || fail "$name: reference run"
-  "$CM" sample --model "$work/$name-ref/model.safetensors" --n 2000 --sigmas 80,0.8 --seed 9 \
-    --out "$work/$name-ref/s.npy" --quiet || fail "$name: reference samples"
+  env -C "$work/ref" "$CM" train "$@" "${net[@]}" --out "$name" || fail "$name: reference run"
+  "$CM" sample --model "$work/ref/$name/model.safetensors" --n 2000 --sigmas 10,0.911283 --seed 9 \
+    --out "$work/ref/$name/s.npy" --quiet || fail "$name: reference samples"
 }
 
 # interrupt NAME SIGNAL AT_STEP EXPECTED_STATUS CMD...: run CMD in the background, send SIGNAL
@@ -63,8 +67,8 @@ interrupt() {
 
 # compare NAME: the resumed run against its reference, byte for byte
 compare() {
-  local name=$1 run=$work/$1 ref=$work/$1-ref
-  "$CM" sample --model "$run/model.safetensors" --n 2000 --sigmas 80,0.8 --seed 9 \
+  local name=$1 run=$work/$1 ref=$work/ref/$1
+  "$CM" sample --model "$run/model.safetensors" --n 2000 --sigmas 10,0.911283 --seed 9 \
     --out "$run/s.npy" --quiet || fail "$name: samples of the resumed run"
   check "$name: final checkpoint differs" cmp "$ref/checkpoint.safetensors" "$run/checkpoint.safetensors"
   check "$name: model differs" cmp "$ref/model.safetensors" "$run/model.safetensors"
@@ -77,7 +81,7 @@ compare() {
 # --- SIGTERM: saved at the step it arrived, exit 143, resumed to the same bytes
 term=(--data 8gaussians --method ict --seed 3)
 reference term "${term[@]}"
-interrupt term TERM 200 143 "$CM" train "${term[@]}" "${net[@]}" --out "$work/term"
+interrupt term TERM 200 143 env -C "$work" "$CM" train "${term[@]}" "${net[@]}" --out term
 check "term: checkpoint.safetensors missing after SIGTERM" test -e "$work/term/checkpoint.safetensors"
 check "term: the stopped run's checkpoint does not load as a model" \
   "$CM" sample --model "$work/term/checkpoint.safetensors" --n 10 --out "$work/term-partial.npy" --quiet
@@ -87,7 +91,7 @@ compare term
 # --- SIGKILL: no handler runs; the last periodic checkpoint must survive and load
 kill_args=(--data moons --method ct --target-ema -1 --seed 4)
 reference kill "${kill_args[@]}"
-interrupt kill KILL 300 137 "$CM" train "${kill_args[@]}" "${net[@]}" --out "$work/kill"
+interrupt kill KILL 300 137 env -C "$work" "$CM" train "${kill_args[@]}" "${net[@]}" --out kill
 check "kill: the last periodic checkpoint does not load" \
   "$CM" sample --model "$work/kill/checkpoint.safetensors" --n 10 --out "$work/kill-partial.npy" --quiet
 check "kill: resume failed" "$CM" train --resume "$work/kill" --quiet
@@ -96,7 +100,7 @@ compare kill
 # --- SIGINT twice (the sequential [LHW] teacher: stage and frozen snapshot), two resumes
 int_args=(--data rings --method lhw --teacher sequential --T 20 --seed 5)
 reference int "${int_args[@]}"
-interrupt int INT 200 130 "$CM" train "${int_args[@]}" "${net[@]}" --out "$work/int"
+interrupt int INT 200 130 env -C "$work" "$CM" train "${int_args[@]}" "${net[@]}" --out int
 interrupt int INT 1500 130 "$CM" train --resume "$work/int" --quiet
 check "int: second resume failed" "$CM" train --resume "$work/int" --quiet
 compare int
@@ -107,7 +111,7 @@ check "int: train.csv does not hold each step once" test "$rows" -eq "$STEPS"
 # teacher rebuilt on resume)
 cd2_args=(--data gauss:d=2,mean=1,std=0.5 --method cd2 --seed 6)
 reference cd2 "${cd2_args[@]}"
-interrupt cd2 TERM 300 143 "$CM" train "${cd2_args[@]}" "${net[@]}" --out "$work/cd2"
+interrupt cd2 TERM 300 143 env -C "$work" "$CM" train "${cd2_args[@]}" "${net[@]}" --out cd2
 check "cd2: resume failed" "$CM" train --resume "$work/cd2" --quiet
 compare cd2
 

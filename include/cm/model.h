@@ -68,6 +68,12 @@ cm_status cm_model_metadata_make(cm_model_metadata *out, const cm_model *model);
 void cm_model_metadata_free(cm_model_metadata *metadata);
 
 cm_status cm_model_save(const cm_model *model, const char *path);
+/* The same with `extra_count` more metadata pairs (keys start with "cm." and are none of the
+ * model's own four), e.g. "cm.command": the command line that trained the model (cm train). A
+ * reader that does not know a key ignores it; cm_model_load does. */
+cm_status cm_model_save_annotated(const cm_model *model, const char *path,
+                                  const char *const *extra_keys, const char *const *extra_values,
+                                  size_t extra_count);
 /* Loads and validates a file written by cm_model_save (format 1 or 2: shapes must match the
  * config, values finite). */
 cm_status cm_model_load(cm_model *out, const char *path);

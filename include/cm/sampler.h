@@ -34,4 +34,17 @@ cm_status cm_sampler_levels(double *used, size_t *out_count, const cm_model *mod
 cm_status cm_sample(double *out, const cm_model *model, const double *levels, size_t level_count,
                     size_t n, uint64_t seed);
 
+/* Progress of a long draw: report(context, done, total) after every chunk of CM_SAMPLER_CHUNK
+ * points (done counts finished points; the last call has done = total). The callback only
+ * observes: it cannot change or stop the draw. */
+typedef struct {
+    void (*report)(void *context, size_t done, size_t total);
+    void *context;
+} cm_sample_progress;
+
+/* cm_sample with a progress callback (progress may be NULL); the same samples, bit for bit. */
+cm_status cm_sample_with_progress(double *out, const cm_model *model, const double *levels,
+                                  size_t level_count, size_t n, uint64_t seed,
+                                  const cm_sample_progress *progress);
+
 #endif

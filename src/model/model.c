@@ -130,15 +130,42 @@ void cm_model_metadata_free(cm_model_metadata *m) {
 }
 
 cm_status cm_model_save(const cm_model *model, const char *path) {
-    size_t count = cm_network_tensor_count(model->network);
-    cm_tensor_view *tensors = cm_malloc(count, sizeof *tensors);
-    if (!tensors) return cm_error_set(CM_ERR_NOMEM, "%s: tensor list", path);
-    for (size_t i = 0; i < count; i++) tensors[i] = cm_model_tensor(model, model->params, i);
+    return cm_model_save_annotated(model, path, NULL, NULL, 0);
+}
+
+#define MODEL_EXTRA_METADATA_MAX 16
+
+cm_status cm_model_save_annotated(const cm_model *model, const char *path,
+                                  const char *const *extra_keys, const char *const *extra_values,
+                                  size_t extra_count) {
+    if (extra_count > MODEL_EXTRA_METADATA_MAX)
+        return cm_error_set(CM_ERR_INVALID, "%s: %zu extra metadata pairs (at most %d)", path,
+                            extra_count, MODEL_EXTRA_METADATA_MAX);
+    const char *keys[CM_MODEL_METADATA_COUNT + MODEL_EXTRA_METADATA_MAX];
+    const char *values[CM_MODEL_METADATA_COUNT + MODEL_EXTRA_METADATA_MAX];
     cm_model_metadata metadata;
-    cm_status status = cm_model_metadata_make(&metadata, model);
+    CM_TRY(cm_model_metadata_make(&metadata, model));
+    memcpy(keys, metadata.keys, sizeof metadata.keys);
+    memcpy(values, metadata.values, sizeof metadata.values);
+    cm_status status = CM_OK;
+    for (size_t i = 0; i < extra_count && status == CM_OK; i++) {
+        int own = 0;
+        for (size_t j = 0; j < CM_MODEL_METADATA_COUNT; j++)
+            own |= strcmp(extra_keys[i], metadata.keys[j]) == 0;
+        if (strncmp(extra_keys[i], "cm.", 3) != 0 || own)
+            status = cm_error_set(CM_ERR_INVALID, "%s: metadata key '%s' must start with \"cm.\" "
+                                  "and not be one of the model's own", path, extra_keys[i]);
+        keys[CM_MODEL_METADATA_COUNT + i] = extra_keys[i];
+        values[CM_MODEL_METADATA_COUNT + i] = extra_values[i];
+    }
+    size_t count = cm_network_tensor_count(model->network);
+    cm_tensor_view *tensors = status == CM_OK ? cm_malloc(count, sizeof *tensors) : NULL;
+    if (status == CM_OK && !tensors) status = cm_error_set(CM_ERR_NOMEM, "%s: tensor list", path);
+    for (size_t i = 0; status == CM_OK && i < count; i++)
+        tensors[i] = cm_model_tensor(model, model->params, i);
     if (status == CM_OK)
-        status = cm_safetensors_write(path, tensors, count, metadata.keys, metadata.values,
-                                      CM_MODEL_METADATA_COUNT);
+        status = cm_safetensors_write(path, tensors, count, keys, values,
+                                      CM_MODEL_METADATA_COUNT + extra_count);
     cm_model_metadata_free(&metadata);
     cm_free(tensors);
     return status;

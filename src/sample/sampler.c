@@ -68,6 +68,12 @@ static void stage_noise(float *z, const cm_rng *stage_rng, size_t first, size_t 
 
 cm_status cm_sample(double *out, const cm_model *model, const double *levels, size_t level_count,
                     size_t n, uint64_t seed) {
+    return cm_sample_with_progress(out, model, levels, level_count, n, seed, NULL);
+}
+
+cm_status cm_sample_with_progress(double *out, const cm_model *model, const double *levels,
+                                  size_t level_count, size_t n, uint64_t seed,
+                                  const cm_sample_progress *progress) {
     const cm_method_config *c = &model->config.method;
     size_t D = model->config.network.dim;
     double used[CM_SAMPLER_MAX_LEVELS];
@@ -121,6 +127,7 @@ cm_status cm_sample(double *out, const cm_model *model, const double *levels, si
         }
         for (size_t k = 0; k < rows * D; k++) out[first * D + k] = x[k];
         cm_transform_invert(&model->transform, out + first * D, rows);
+        if (progress && progress->report) progress->report(progress->context, first + rows, n);
     }
     cm_free(x);
     cm_evaluator_free(evaluator);

@@ -188,7 +188,34 @@ static void test_config_json_formats(void) {
     }
 }
 
+/* Extra metadata (cm train's "cm.command") is written beside the model's own and ignored by
+ * cm_model_load; keys outside "cm." or equal to the model's own are refused. */
+static void test_save_annotated(void) {
+    cm_model saved, loaded;
+    random_model(&saved, CM_METHOD_ICT);
+    const char *path = temp_path("annotated.safetensors");
+    const char *keys[] = {"cm.command"}, *values[] = {"cm train --data 'a b.csv' --out r"};
+    CM_CHECK_OK(cm_model_save_annotated(&saved, path, keys, values, 1));
+    CM_CHECK_OK(cm_model_load(&loaded, path));
+    CM_CHECK(memcmp(loaded.params, saved.params, cm_model_param_count(&saved) * sizeof(float)) == 0,
+             "weights differ after an annotated save");
+    cm_safetensors *file = NULL;
+    CM_CHECK_OK(cm_safetensors_read(&file, path));
+    const char *command = file ? cm_safetensors_metadata(file, "cm.command") : NULL;
+    CM_CHECK(command && strcmp(command, values[0]) == 0, "cm.command read back as '%s'",
+             command ? command : "(none)");
+    cm_safetensors_free(file);
+    const char *foreign[] = {"user.note"}, *own[] = {"cm.data"};
+    CM_CHECK(cm_model_save_annotated(&saved, path, foreign, values, 1) == CM_ERR_INVALID,
+             "a key outside cm. was accepted");
+    CM_CHECK(cm_model_save_annotated(&saved, path, own, values, 1) == CM_ERR_INVALID,
+             "a key of the model's own was accepted");
+    cm_model_free(&saved);
+    cm_model_free(&loaded);
+}
+
 const cm_test_case cm_tests_model[] = {
+    {"save_annotated", test_save_annotated},
     {"config_json_formats", test_config_json_formats},
     {"save_load_round_trip", test_save_load_round_trip},
     {"config_json_rejects_bad_values", test_config_json_rejects_bad_values},

@@ -127,7 +127,41 @@ static void test_level_validation(void) {
     cm_model_free(&lhw);
 }
 
+/* The progress callback of cm_sample_with_progress: one report per chunk, increasing, ending at
+ * the total, and the samples are those of cm_sample bit for bit. */
+typedef struct {
+    size_t calls, last, total, bad;
+} progress_log;
+
+static void record_progress(void *context, size_t done, size_t total) {
+    progress_log *log = context;
+    if (done <= log->last || done > total || (log->total && total != log->total)) log->bad++;
+    log->calls++;
+    log->last = done;
+    log->total = total;
+}
+
+static void test_progress_callback(void) {
+    cm_model model;
+    zero_model(&model, CM_METHOD_ICT);
+    size_t n = 2 * CM_SAMPLER_CHUNK + 5;
+    double *plain = cm_malloc(2 * n * 2, sizeof(double)), *watched = plain + n * 2;
+    double levels[2] = {10.0, 0.8};
+    progress_log log = {0};
+    cm_sample_progress progress = {.report = record_progress, .context = &log};
+    CM_CHECK_OK(cm_sample(plain, &model, levels, 2, n, 3));
+    CM_CHECK_OK(cm_sample_with_progress(watched, &model, levels, 2, n, 3, &progress));
+    CM_CHECK(log.calls == 3, "%zu progress reports for 3 chunks", log.calls);
+    CM_CHECK(log.bad == 0 && log.last == n && log.total == n,
+             "reports not increasing to the total (last %zu of %zu, %zu bad)", log.last, n, log.bad);
+    CM_CHECK(memcmp(plain, watched, n * 2 * sizeof(double)) == 0,
+             "samples with a progress callback differ from cm_sample's");
+    cm_free(plain);
+    cm_model_free(&model);
+}
+
 const cm_test_case cm_tests_sampler[] = {
+    {"progress_callback", test_progress_callback},
     {"ve_one_and_two_steps_exact_variance", test_ve_one_and_two_steps_exact_variance},
     {"lhw_two_steps_exact_variance", test_lhw_two_steps_exact_variance},
     {"samples_do_not_depend_on_count", test_samples_do_not_depend_on_count},

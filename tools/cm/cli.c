@@ -10,7 +10,10 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "cm/alloc.h"
+#include "cm/checkpoint.h"
 #include "cm/parallel.h"
 
 int cli_fail(const char *command, cm_status status) {
@@ -45,6 +48,19 @@ static int parse_u64(uint64_t *out, const char *text) {
     errno = 0;
     unsigned long long value = strtoull(text, &end, 10);
     if (*end != '\0' || errno == ERANGE) return 0;
+    *out = (uint64_t)value;
+    return 1;
+}
+
+/* A count: digits (2000000), or a number in decimal or scientific notation whose value is an
+ * integer (2e6, 2.5e6); no sign, spaces, hexadecimal, NaN or infinity. Values up to 2^40 are
+ * exact in a double, so nothing is rounded. */
+static int parse_count(uint64_t *out, const char *text) {
+    if (parse_u64(out, text)) return 1;
+    if (text[0] < '0' || text[0] > '9' || text[strspn(text, "0123456789.eE+-")] != '\0') return 0;
+    double value;
+    if (!parse_double(&value, text) || value < 0 || value > CLI_SIZE_MAX || floor(value) != value)
+        return 0;
     *out = (uint64_t)value;
     return 1;
 }
@@ -143,9 +159,10 @@ static int set_value(cli_option *o, const char *value, const char *command) {
         return CLI_OK;
     case OPT_SIZE: {
         uint64_t parsed;
-        if (!parse_u64(&parsed, value) || parsed > (uint64_t)1 << 40 || (double)parsed < o->minimum)
-            return cli_usage_error(command, "--%s: '%s' is not an integer in [%g, 2^40]", o->name,
-                                   value, o->minimum);
+        if (!parse_count(&parsed, value) || parsed > (uint64_t)CLI_SIZE_MAX ||
+            (double)parsed < o->minimum)
+            return cli_usage_error(command, "--%s: '%s' is not an integer in [%g, 2^40] (digits "
+                                   "or e.g. 2e6)", o->name, value, o->minimum);
         *(size_t *)o->target = (size_t)parsed;
         return CLI_OK;
     }
@@ -279,4 +296,90 @@ int cli_option_seen(const cli_option *options, size_t count, const char *name) {
     for (size_t i = 0; i < count; i++)
         if (same_name(options[i].name, name, strlen(name))) return options[i].seen;
     return 0;
+}
+
+cm_status cli_model_path(char *out, size_t capacity, const char *given) {
+    struct stat info;
+    if (stat(given, &info) != 0 || !S_ISDIR(info.st_mode)) {
+        if ((size_t)snprintf(out, capacity, "%s", given) >= capacity)
+            return cm_error_set(CM_ERR_INVALID, "path too long: %.64s...", given);
+        return CM_OK;
+    }
+    if ((size_t)snprintf(out, capacity, "%s/model.safetensors", given) >= capacity)
+        return cm_error_set(CM_ERR_INVALID, "path too long: %.64s...", given);
+    if (stat(out, &info) == 0) return CM_OK;
+    char checkpoint[4096];
+    snprintf(checkpoint, sizeof checkpoint, "%s/%s", given, CM_CHECKPOINT_RUN_FILE);
+    if (stat(checkpoint, &info) == 0)
+        return cm_error_set(CM_ERR_IO, "%s holds no model.safetensors: its run is unfinished "
+                            "(finish it with cm train --resume %s, or give %s for the weights of "
+                            "its last checkpoint)", given, given, checkpoint);
+    return cm_error_set(CM_ERR_IO, "%s is a directory without model.safetensors (not a cm run "
+                        "directory?)", given);
+}
+
+cm_status cli_model_load(cm_model *out, const char *given) {
+    char path[4096];
+    *out = (cm_model){0};
+    CM_TRY(cli_model_path(path, sizeof path, given));
+    return cm_model_load(out, path);
+}
+
+/* Characters a POSIX shell reads literally outside quotes. */
+static int shell_plain(const char *text) {
+    if (!text[0]) return 0;
+    for (const char *p = text; *p; p++)
+        if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./:=,+@%^", *p))
+            return 0;
+    return 1;
+}
+
+char *cli_command_line(int argc, char **argv) {
+    size_t capacity = 3;
+    for (int i = 1; i < argc; i++) capacity += 4 * strlen(argv[i]) + 3; /* ' -> '\'' */
+    char *out = cm_malloc(capacity, 1);
+    if (!out) return NULL;
+    size_t used = (size_t)snprintf(out, capacity, "cm");
+    for (int i = 1; i < argc; i++) {
+        out[used++] = ' ';
+        if (shell_plain(argv[i])) {
+            used += (size_t)snprintf(out + used, capacity - used, "%s", argv[i]);
+            continue;
+        }
+        out[used++] = '\'';
+        for (const char *p = argv[i]; *p; p++) {
+            if (*p == '\'') {
+                memcpy(out + used, "'\\''", 4);
+                used += 4;
+            } else {
+                out[used++] = *p;
+            }
+        }
+        out[used++] = '\'';
+    }
+    out[used] = '\0';
+    return out;
+}
+
+void cli_progress_start(cli_progress *p, const char *label, int enabled) {
+    *p = (cli_progress){.label = label, .start = cli_seconds(), .enabled = enabled && isatty(2)};
+}
+
+void cli_progress_update(cli_progress *p, size_t done, size_t total) {
+    if (!p->enabled || total == 0) return;
+    double elapsed = cli_seconds() - p->start;
+    if (elapsed < 0.25 || (elapsed - p->last_print < 0.2 && done < total)) return;
+    double rate = elapsed > 0 ? (double)done / elapsed : 0.0;
+    double eta = rate > 0 ? (double)(total - done) / rate : 0.0;
+    int width = 30, filled = (int)(width * (double)done / (double)total);
+    fprintf(stderr, "\r%s [%.*s%*s] %zu/%zu  %.3g/s  ETA %d:%02d ", p->label, filled,
+            "##############################", width - filled, "", done, total, rate,
+            (int)eta / 60, (int)eta % 60);
+    p->last_print = elapsed;
+    p->shown = 1;
+}
+
+void cli_progress_finish(cli_progress *p) {
+    if (p->shown) fprintf(stderr, "\n");
+    p->shown = 0;
 }

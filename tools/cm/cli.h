@@ -10,13 +10,14 @@
 #include <stdint.h>
 
 #include "cm/field.h"
+#include "cm/model.h"
 #include "cm/status.h"
 
 enum { CLI_OK = 0, CLI_RUNTIME_ERROR = 1, CLI_USAGE_ERROR = 2, CLI_HELP_SHOWN = 3 };
 
 typedef enum {
     OPT_STRING,   /* const char ** */
-    OPT_SIZE,     /* size_t *, >= minimum (integer) */
+    OPT_SIZE,     /* size_t *, an integer in [minimum, 2^40]: digits or 2e6 (not 2.5) */
     OPT_U64,      /* uint64_t * */
     OPT_DOUBLE,   /* double *, finite, >= minimum */
     OPT_FLAG,     /* int *, set to 1, takes no value */
@@ -25,6 +26,7 @@ typedef enum {
 } cli_option_kind;
 
 #define CLI_LIST_MAX 64
+#define CLI_SIZE_MAX 1099511627776.0 /* 2^40: the largest OPT_SIZE value */
 typedef struct {
     double values[CLI_LIST_MAX];
     size_t count;
@@ -72,6 +74,33 @@ int cli_usage_error(const char *command, const char *format, ...)
 #endif
     ;
 
+/* ---- Model arguments: every --model (and cm info, cm train --teacher-model, --init-from) takes
+ * a model file or a run directory DIR, read as DIR/model.safetensors. */
+
+/* The file a model argument names into out[capacity]: `given` itself, or DIR/model.safetensors
+ * for a directory (CM_ERR_IO naming the directory, and its checkpoint if the run is unfinished,
+ * when that file is missing). */
+cm_status cli_model_path(char *out, size_t capacity, const char *given);
+/* cm_model_load of the file cli_model_path names. */
+cm_status cli_model_load(cm_model *out, const char *given);
+
+/* The command line "cm ARG1 ARG2 ..." (argv[1..argc)), each argument quoted for a POSIX shell
+ * when it needs it, so that pasting it runs the same command; cm_malloc'ed (cm_free), or NULL
+ * when out of memory. */
+char *cli_command_line(int argc, char **argv);
+
+/* A progress bar on stderr for a long operation: shown only when `enabled` and stderr is a
+ * terminal, redrawn at most every 0.2 s, first after 0.25 s (short operations print nothing). */
+typedef struct {
+    const char *label;
+    double start, last_print;
+    int enabled, shown;
+} cli_progress;
+void cli_progress_start(cli_progress *progress, const char *label, int enabled);
+void cli_progress_update(cli_progress *progress, size_t done, size_t total);
+/* End the bar's line (if one was drawn). */
+void cli_progress_finish(cli_progress *progress);
+
 /* Create a directory (and its parents) if missing; error if a non-directory is in the way. */
 cm_status cli_make_directory(const char *path);
 /* Seconds on a monotonic clock. */
@@ -83,6 +112,8 @@ int cmd_train(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
 int cmd_data(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+/* tools/cm/cmd_info.c: cm info MODEL_OR_DIR */
+int cmd_info(int argc, char **argv);
 int cmd_nfe(int argc, char **argv);
 int cmd_theory(int argc, char **argv);
 /* tools/cm/cmd_theory_learned.c: cm theory learned | bound | network */

@@ -1,13 +1,20 @@
-/* cmd_train.c: `cm train`: train a consistency model (or a dsm denoiser) and write DIR/model.safetensors,
- * DIR/train.csv (step, loss, lr, elapsed, grad_norm, levels), DIR/config.json, DIR/loss.png and
- * checkpoints (DIR/checkpoints/step-N.safetensors every --save-every steps and at the end, the
- * newest --keep of them kept, DIR/checkpoint.safetensors naming the newest).
- * `--resume DIR` continues a run bit-exactly from its checkpoint with the stored configuration.
+/* cmd_train.c: `cm train`: train a consistency model (or a dsm denoiser) and write
+ * DIR/model.safetensors (with the command line that made it, metadata "cm.command"),
+ * DIR/train.csv (step, loss, lr, elapsed, grad_norm, levels, sw1, sw1_floor), DIR/config.json,
+ * DIR/loss.png and checkpoints (DIR/checkpoints/step-N.safetensors every --save-every steps and
+ * at the end, the newest --keep of them kept, DIR/checkpoint.safetensors naming the newest).
+ * `--resume DIR` continues a run bit-exactly from its checkpoint with the stored configuration
+ * (its step count too: the curricula and the cosine rate are functions of k / K, so a longer
+ * run is a new one, `--init-from MODEL`, which starts from a model's weights with a fresh
+ * schedule). A new run refuses a --out holding a run or files cm did not write, unless --force.
  * SIGINT/SIGTERM: the handler only sets a flag; the loop saves a checkpoint after the current
  * step and exits with 128 + the signal number. A second signal stops at once.
- * Progress: a bar with loss, steps/s and ETA on a terminal, plain lines every 10% otherwise.
- * cd and cd2 (a two-time model g(x, t, s), distilled the same way): the teacher denoiser is a dsm model (--teacher-model, whose transform the run adopts) or
- * the exact law of a gauss:/gmm: source standardised with the run's transform (law.h); the
+ * Progress: a bar with loss, steps/s and ETA on a terminal, plain lines every 10% otherwise;
+ * `--eval-every K` adds the sliced W1 of one-step samples of the evaluation weights against
+ * fixed data draws, beside its noise floor (train.csv and the progress line).
+ * cd and cd2 (a two-time model g(x, t, s), distilled the same way): the teacher denoiser is a dsm
+ * model (--teacher-model, trained on the same data: checked; its transform is adopted) or the
+ * exact law of a gauss:/gmm: source standardised with the run's transform (law.h); the
  * teacher's path is kept in the checkpoint (cm.cli.teacher_model) for --resume.
  */
 #include <errno.h>
@@ -15,6 +22,7 @@
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
+#include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -28,6 +36,7 @@
 #include "cm/diffusion.h"
 #include "cm/io.h"
 #include "cm/law.h"
+#include "cm/metrics.h"
 #include "plot.h"
 #include "cm/sampler.h"
 #include "cm/train.h"
@@ -39,19 +48,36 @@
 #define TRAIN_PLOT_POINTS_MAX 100000          /* loss.png: at most this many points */
 #define TRAIN_LOG_MAX_BYTES ((uint64_t)1 << 30) /* train.csv read back on resume */
 #define TRAIN_LOG_LINE_MAX 256
-#define TRAIN_LOG_HEADER "step,loss,lr,elapsed,grad_norm,levels\n"
+#define TRAIN_LOG_HEADER "step,loss,lr,elapsed,grad_norm,levels,sw1,sw1_floor\n"
+#define TRAIN_LOG_HEADER_V1 "step,loss,lr,elapsed,grad_norm,levels\n" /* before --eval-every */
 #define TRAIN_LOCK_FILE ".cm-train.lock"
 #define TRAIN_SIGNAL_EXIT_BASE 128            /* exit status 128 + signal, as a shell reports it */
 #define TRAIN_SMOOTHING 0.98                  /* EMA of the printed loss */
+/* --eval-every: one-step samples and data draws of this many points, sliced W1 over this many
+ * directions (a standard error of a few % of the floor at n = 2000; docs/training.md) */
+#define TRAIN_EVAL_POINTS 2000
+#define TRAIN_EVAL_PROJECTIONS 128
+#define TRAIN_OUT_LISTED 4                    /* entries named when --out is refused */
 
 /* The command line: the run's configuration (every setting of its field tables: config.h,
  * network.h) and the settings of this program that are not part of the run. */
 typedef struct {
     cm_train_config config;
-    const char *data, *out, *resume, *teacher_model, *network;
-    size_t threads, save_every, keep;
-    int quiet, overwrite;
+    const char *data, *out, *resume, *teacher_model, *network, *columns, *init_from;
+    size_t threads, save_every, keep, eval_every;
+    int quiet, force, overwrite, allow_other_teacher_data;
+    char *command; /* the command line recorded in the model (cm_malloc'ed; NULL: unknown) */
 } train_options;
+
+/* --eval-every: fixed data draws (the EVAL stream of the run's seed), their floor, and room for
+ * the samples; the evaluation never touches the trainer's streams, so it changes no bit of the
+ * run. */
+typedef struct {
+    size_t every, n, dim;
+    double *reference, *samples;
+    double floor, last; /* last: the newest value (NAN before the first) */
+    uint64_t seed;
+} train_eval;
 
 /* One run of the loop: what it writes to and what it remembers for the outputs. */
 typedef struct {
@@ -66,11 +92,14 @@ typedef struct {
     double elapsed_offset;         /* seconds of the run before this session (resume) */
     size_t saved_step;             /* step of the newest checkpoint; SIZE_MAX: none */
     char saved_path[TRAIN_PATH_MAX];
-    char threads_text[32], save_every_text[32], keep_text[32]; /* cm.cli.* metadata */
+    char threads_text[32], save_every_text[32], keep_text[32], eval_every_text[32],
+        allow_text[8]; /* cm.cli.* metadata */
+    char teacher_path[TRAIN_PATH_MAX]; /* --teacher-model as a file (a run directory resolved) */
     /* cd teacher: a dsm model or an exact law, owned here, outliving the trainer */
     cm_model teacher_model;
     cm_law *law, *law_standardised;
     cm_denoiser teacher;
+    train_eval eval;
 } train_session;
 
 static volatile sig_atomic_t caught_signal = 0;
@@ -108,13 +137,18 @@ static size_t option_table(cli_option *out, cli_field_target *targets, train_opt
     const cm_field *run = cm_train_config_fields(&count);
     n += cli_field_options(out + n, targets + n, run, count, c);
     const cli_option program[] = {
-        {"out", OPT_STRING, &o->out, "output directory (created) [required unless --resume]", 0, 0, 0},
+        {"out", OPT_STRING, &o->out, "output directory (created; refused if it holds a run or other files, unless --force) [required unless --resume]", 0, 0, 0},
+        {"columns", OPT_STRING, &o->columns, "columns of a .csv/.npy --data file: header names, 0-based indices or ranges A-B (default: all; docs/data.md)", 0, 0, 0},
         {"resume", OPT_STRING, &o->resume, "continue the run in DIR from DIR/checkpoint.safetensors, with its stored configuration", 0, 0, 0},
+        {"init-from", OPT_STRING, &o->init_from, "start a new run from this model's weights (file or run directory) with a fresh schedule; settings default to the model's", 0, 0, 0},
+        {"force", OPT_FLAG, &o->force, "start a new run in a --out that holds a run (finished or not) or files cm did not write", 0, 0, 0},
+        {"overwrite", OPT_FLAG, &o->overwrite, "the same as --force (its former name)", 0, 0, 0},
         {"save-every", OPT_SIZE, &o->save_every, "checkpoint every N steps (0: only at the end and on SIGINT/SIGTERM)", 0, 0, 0},
         {"keep", OPT_SIZE, &o->keep, "numbered checkpoints kept in DIR/checkpoints (the newest)", 1, 0, 0},
-        {"overwrite", OPT_FLAG, &o->overwrite, "start a new run in a directory holding an unfinished one", 0, 0, 0},
+        {"eval-every", OPT_SIZE, &o->eval_every, "every N steps, sliced W1 of 2000 one-step samples against data draws, with its floor (train.csv, progress); 0: never", 0, 0, 0},
         {"threads", OPT_SIZE, &o->threads, "threads of the pool (resume: the run's, unless given); results do not depend on it", 1, 0, 0},
-        {"teacher-model", OPT_STRING, &o->teacher_model, "cd, cd2: teacher = this dsm model (default: the exact law of a gauss:/gmm: source)", 0, 0, 0},
+        {"teacher-model", OPT_STRING, &o->teacher_model, "cd, cd2: teacher = this dsm model, a file or run directory (default: the exact law of a gauss:/gmm: source)", 0, 0, 0},
+        {"allow-other-teacher-data", OPT_FLAG, &o->allow_other_teacher_data, "cd, cd2: accept a --teacher-model trained on other data than --data", 0, 0, 0},
         {"quiet", OPT_FLAG, &o->quiet, "no progress output", 0, 0, 0},
     };
     memcpy(out + n, program, sizeof program);
@@ -131,11 +165,12 @@ static size_t option_table(cli_option *out, cli_field_target *targets, train_opt
 static const char *const train_summary =
     "Train a consistency model. Writes DIR/model.safetensors, DIR/train.csv,\n"
     "DIR/config.json, DIR/loss.png and checkpoints (DIR/checkpoints/, DIR/checkpoint.safetensors).\n"
-    "Methods: lhw ([LHW] iterative consistency learning), ct ([CM] consistency training),\n"
-    "ict ([iCT]); dsm trains a denoiser (EDM), cd distils one into a consistency model\n"
-    "([CM]), cd2 into a two-time model g(x, t, s) ([JHMZ] sampling).\n"
+    "Methods (cm --help has a line on each): lhw ([LHW]), ct ([CM] CT), ict ([iCT]); dsm trains\n"
+    "a denoiser (EDM), cd distils one into a consistency model ([CM]), cd2 into a two-time\n"
+    "model g(x, t, s) ([JHMZ] sampling).\n"
     "`cm train --resume DIR` continues a stopped run exactly (docs/checkpoints.md); flags that\n"
-    "change the run must match the stored ones. Defaults below are those of the --method (and\n"
+    "change the run, --steps included, must match the stored ones. To train a finished model\n"
+    "further: --init-from DIR --steps N --out NEW. Defaults below are those of the --method (and\n"
     "--network) given, ict's otherwise: `cm train --method dsm --help` shows dsm's.";
 
 /* The method and network type named on the command line (or the defaults), before the rest is
@@ -222,7 +257,7 @@ static void plot_add(train_session *s, size_t step, double loss) {
 static cm_status session_init(train_session *s, const train_options *o, const char *dir,
                               const cm_train_config *config, const cm_data *data) {
     *s = (train_session){.o = o, .dir = dir, .config = config, .data = data,
-                         .saved_step = SIZE_MAX};
+                         .saved_step = SIZE_MAX, .eval = {.last = NAN}};
     s->plot_stride = (config->steps + TRAIN_PLOT_POINTS_MAX - 1) / TRAIN_PLOT_POINTS_MAX;
     s->plot_capacity = config->steps / s->plot_stride + 2;
     s->plot_step = cm_malloc(s->plot_capacity, sizeof(double));
@@ -231,6 +266,10 @@ static cm_status session_init(train_session *s, const train_options *o, const ch
     snprintf(s->threads_text, sizeof s->threads_text, "%zu", o->threads);
     snprintf(s->save_every_text, sizeof s->save_every_text, "%zu", o->save_every);
     snprintf(s->keep_text, sizeof s->keep_text, "%zu", o->keep);
+    snprintf(s->eval_every_text, sizeof s->eval_every_text, "%zu", o->eval_every);
+    snprintf(s->allow_text, sizeof s->allow_text, "%d", o->allow_other_teacher_data);
+    if (o->teacher_model)
+        CM_TRY(cli_model_path(s->teacher_path, sizeof s->teacher_path, o->teacher_model));
     return CM_OK;
 }
 
@@ -238,6 +277,8 @@ static void session_free(train_session *s) {
     if (s->log) fclose(s->log);
     cm_free(s->plot_step);
     cm_free(s->plot_loss);
+    cm_free(s->eval.reference);
+    cm_free(s->eval.samples);
     cm_trainer_free(s->trainer);
     cm_denoiser_free(&s->teacher);
     cm_model_free(&s->teacher_model);
@@ -245,8 +286,34 @@ static void session_free(train_session *s) {
     cm_law_free(s->law);
 }
 
+/* ---------------------------------------------------------------- same data */
+
+/* 1 when two transforms agree to 1e-9 relative to the scale, coordinate by coordinate. */
+static int same_transform(const cm_transform *a, const cm_transform *b) {
+    if (a->dim != b->dim) return 0;
+    for (size_t i = 0; i < a->dim; i++)
+        if (fabs(a->shift[i] - b->shift[i]) > 1e-9 * b->scale[i] ||
+            fabs(a->scale[i] - b->scale[i]) > 1e-9 * b->scale[i])
+            return 0;
+    return 1;
+}
+
+/* Was a model with data source `stored` and transform `model_transform` trained on `data`? The
+ * same description, or (a file under another path) the same file: a file's transform is fitted
+ * on all its rows, so the same rows give the same transform to the bit, `fitted` here. Laws and
+ * image sources are identified by their description alone (a law's transform depends on the
+ * seed; every image source has the same fixed one). */
+static int same_training_data(const char *stored, const cm_transform *model_transform,
+                              const cm_data *data, const cm_transform *fitted) {
+    if (strcmp(stored, cm_data_describe(data)) == 0) return 1;
+    return cm_data_values(data) && !cm_data_has_fixed_transform(data) && fitted &&
+           same_transform(model_transform, fitted);
+}
+
 /* cd, cd2: give the trainer its teacher (fresh: a dsm model's transform is adopted; resumed: the
- * checkpoint's transform, which is that one, stays). */
+ * checkpoint's transform, which is that one, stays). A teacher model must have been trained on
+ * this run's data (its denoiser is right only for its own data), unless
+ * --allow-other-teacher-data. */
 static cm_status attach_teacher(train_session *s, int fresh) {
     if (!cm_method_is_distillation(s->config->method.kind)) {
         if (s->o->teacher_model)
@@ -254,12 +321,22 @@ static cm_status attach_teacher(train_session *s, int fresh) {
         return CM_OK;
     }
     if (s->o->teacher_model) {
-        CM_TRY(cm_model_load(&s->teacher_model, s->o->teacher_model));
-        CM_TRY(cm_denoiser_from_model_rows(&s->teacher, &s->teacher_model,
+        CM_TRY(cm_model_load(&s->teacher_model, s->teacher_path));
+        const cm_model *teacher = &s->teacher_model;
+        const cm_transform *fitted = &cm_trainer_model(s->trainer)->transform;
+        if (!teacher->data_source[0] && !s->o->quiet)
+            fprintf(stderr, "cm train: note: the teacher %s does not record its data; it cannot "
+                            "be checked against %s\n", s->teacher_path, cm_data_describe(s->data));
+        else if (!s->o->allow_other_teacher_data &&
+                 !same_training_data(teacher->data_source, &teacher->transform, s->data, fitted))
+            return cm_error_set(CM_ERR_INVALID, "--teacher-model %s was trained on '%s', this run's "
+                                "data is '%s': a teacher's denoiser is right only for its own data "
+                                "(pass --allow-other-teacher-data to distil it anyway)",
+                                s->teacher_path, teacher->data_source, cm_data_describe(s->data));
+        CM_TRY(cm_denoiser_from_model_rows(&s->teacher, teacher,
                                            s->config->batch < CM_SAMPLER_CHUNK ? s->config->batch
                                                                                : CM_SAMPLER_CHUNK));
-        return cm_trainer_set_teacher(s->trainer, &s->teacher,
-                                      fresh ? &s->teacher_model.transform : NULL);
+        return cm_trainer_set_teacher(s->trainer, &s->teacher, fresh ? &teacher->transform : NULL);
     }
     if (cm_law_from_data(&s->law, s->data) != CM_OK)
         return cm_error_set(CM_ERR_INVALID, "%s on %s needs --teacher-model (a dsm model): only "
@@ -276,19 +353,30 @@ static cm_status attach_teacher(train_session *s, int fresh) {
 static cm_status save_checkpoint(train_session *s) {
     if (s->log && (fflush(s->log) != 0 || ferror(s->log)))
         return cm_error_set(CM_ERR_IO, "%s/train.csv: write failed: %s", s->dir, strerror(errno));
-    const char *keys[] = {"cm.cli.threads", "cm.cli.save_every", "cm.cli.keep",
-                          "cm.cli.teacher_model"};
-    const char *values[] = {s->threads_text, s->save_every_text, s->keep_text,
-                            s->o->teacher_model ? s->o->teacher_model : ""};
+    const char *keys[7] = {"cm.cli.threads", "cm.cli.save_every", "cm.cli.keep",
+                           "cm.cli.eval_every", "cm.cli.allow_other_teacher_data"};
+    const char *values[7] = {s->threads_text, s->save_every_text, s->keep_text,
+                             s->eval_every_text, s->allow_text};
+    size_t count = 5;
+    if (s->o->teacher_model) {
+        keys[count] = "cm.cli.teacher_model";
+        values[count++] = s->teacher_path;
+    }
+    if (s->o->command) {
+        keys[count] = "cm.cli.command";
+        values[count++] = s->o->command;
+    }
     CM_TRY(cm_checkpoint_save_run(s->saved_path, sizeof s->saved_path, s->dir, s->trainer,
-                                  s->o->keep, keys, values, s->o->teacher_model ? 4 : 3));
+                                  s->o->keep, keys, values, count));
     s->saved_step = cm_trainer_steps_done(s->trainer);
     return CM_OK;
 }
 
 /* train.csv of a resumed run: keep the header and the rows of steps 1..step in order (rows
  * after the checkpoint, and a row cut short by a kill, are dropped), rewrite it atomically and
- * reopen it for appending. The kept losses feed loss.png; the last elapsed time continues. */
+ * reopen it for appending. A train.csv of an earlier cm (six columns, TRAIN_LOG_HEADER_V1) gets
+ * the new header and two empty columns per row. The kept losses feed loss.png; the last elapsed
+ * time continues. */
 static cm_status resume_log(train_session *s, size_t step) {
     char path[TRAIN_PATH_MAX];
     snprintf(path, sizeof path, "%s/train.csv", s->dir);
@@ -296,8 +384,16 @@ static cm_status resume_log(train_session *s, size_t step) {
     size_t size = 0, rows = 0;
     if (file_exists(path)) CM_TRY(cm_file_read_all(&bytes, &size, path, TRAIN_LOG_MAX_BYTES));
     const char *text = bytes;
-    size_t header = strlen(TRAIN_LOG_HEADER), kept = header;
-    if (size < header || memcmp(text, TRAIN_LOG_HEADER, header) != 0) size = 0;
+    size_t header = strlen(TRAIN_LOG_HEADER), old_header = strlen(TRAIN_LOG_HEADER_V1);
+    int old = size >= old_header && memcmp(text, TRAIN_LOG_HEADER_V1, old_header) == 0;
+    if (old) header = old_header;
+    else if (size < header || memcmp(text, TRAIN_LOG_HEADER, header) != 0) size = 0;
+    char *kept = cm_malloc(strlen(TRAIN_LOG_HEADER) + size + 2 * step + 1, 1);
+    if (!kept) {
+        cm_free(bytes);
+        return cm_error_set(CM_ERR_NOMEM, "%s: %zu bytes", path, size);
+    }
+    size_t used = (size_t)sprintf(kept, "%s", TRAIN_LOG_HEADER);
     for (size_t at = header; at < size && rows < step;) {
         const char *newline = memchr(text + at, '\n', size - at);
         size_t length = newline ? (size_t)(newline - (text + at)) : 0;
@@ -310,11 +406,12 @@ static cm_status resume_log(train_session *s, size_t step) {
         if (sscanf(line, "%zu,%lf,%*[^,],%lf", &k, &loss, &elapsed) != 3 || k != rows + 1) break;
         plot_add(s, k, loss);
         s->elapsed_offset = elapsed;
+        used += (size_t)sprintf(kept + used, "%s%s\n", line, old ? ",," : "");
         rows++;
         at += length + 1;
-        kept = at;
     }
-    cm_status status = cm_file_write_atomic(path, rows ? text : TRAIN_LOG_HEADER, kept);
+    cm_status status = cm_file_write_atomic(path, kept, used);
+    cm_free(kept);
     cm_free(bytes);
     CM_TRY(status);
     if (rows < step && !s->o->quiet)
@@ -329,7 +426,9 @@ static cm_status resume_log(train_session *s, size_t step) {
 static cm_status write_outputs(train_session *s) {
     char path[TRAIN_PATH_MAX];
     snprintf(path, sizeof path, "%s/model.safetensors", s->dir);
-    CM_TRY(cm_model_save(cm_trainer_model(s->trainer), path));
+    const char *keys[] = {"cm.command"}, *values[] = {s->o->command};
+    CM_TRY(cm_model_save_annotated(cm_trainer_model(s->trainer), path, keys, values,
+                                   s->o->command ? 1 : 0));
     snprintf(path, sizeof path, "%s/config.json", s->dir);
     CM_TRY(write_config_json(path, s->config, cm_data_describe(s->data)));
     if (s->plot_count == 0) return CM_OK;
@@ -338,21 +437,69 @@ static cm_status write_outputs(train_session *s) {
                             "step", "loss", 1);
 }
 
+/* ---------------------------------------------------------------- --eval-every */
+
+/* Draw the fixed reference of the evaluation (child 0 of the EVAL stream of the run's seed) and
+ * a second sample of the data (child 1) for the floor: the sliced W1 two draws of the data
+ * themselves are apart at this size. */
+static cm_status eval_init(train_eval *e, size_t every, const cm_data *data,
+                           const cm_train_config *c) {
+    *e = (train_eval){.every = every, .last = NAN};
+    if (!every) return CM_OK;
+    e->n = TRAIN_EVAL_POINTS;
+    e->dim = c->network.dim;
+    e->seed = c->seed;
+    e->reference = cm_malloc(e->n * e->dim, sizeof(double));
+    e->samples = cm_malloc(e->n * e->dim, sizeof(double));
+    if (!e->reference || !e->samples) return cm_error_set(CM_ERR_NOMEM, "--eval-every: samples");
+    cm_rng root, stream, first, second;
+    cm_rng_init(&root, c->seed);
+    cm_rng_fork(&stream, &root, CM_STREAM_EVAL);
+    cm_rng_fork(&first, &stream, 0);
+    cm_rng_fork(&second, &stream, 1);
+    cm_data_sample(data, &first, e->n, e->reference);
+    cm_data_sample(data, &second, e->n, e->samples);
+    return cm_metrics_sliced_w1(&e->floor, e->reference, e->n, e->samples, e->n, e->dim,
+                                TRAIN_EVAL_PROJECTIONS, e->seed);
+}
+
+/* One-step samples of the evaluation weights (a dsm model: its default Heun sampler), always with
+ * the same noise, against the fixed reference: a value that moves only when the model does.
+ * Samples that are not finite give infinity (the run goes on). */
+static cm_status eval_run(train_eval *e, const cm_model *model) {
+    if (model->config.method.kind == CM_METHOD_DSM) {
+        cm_diffusion_options o = cm_diffusion_options_for_model(model);
+        CM_TRY(cm_diffusion_sample_model(e->samples, model, &o, e->n, e->seed, NULL));
+    } else {
+        CM_TRY(cm_sample(e->samples, model, NULL, 0, e->n, e->seed));
+    }
+    for (size_t i = 0; i < e->n * e->dim; i++)
+        if (!isfinite(e->samples[i])) {
+            e->last = INFINITY;
+            return CM_OK;
+        }
+    return cm_metrics_sliced_w1(&e->last, e->samples, e->n, e->reference, e->n, e->dim,
+                                TRAIN_EVAL_PROJECTIONS, e->seed);
+}
+
 /* ---------------------------------------------------------------- the loop */
 
 static void progress(const cm_train_report *r, size_t total, size_t session_steps,
-                     double elapsed, double smoothed, int terminal) {
+                     double elapsed, double smoothed, const train_eval *e, int terminal) {
     double rate = elapsed > 0 ? (double)session_steps / elapsed : 0.0;
     double eta = rate > 0 ? (double)(total - r->step) / rate : 0.0;
+    char quality[64] = "";
+    if (e->every && !isnan(e->last))
+        snprintf(quality, sizeof quality, " sw1 %.3g (%.2gx floor)", e->last, e->last / e->floor);
     if (terminal) {
         int width = 30, filled = (int)(width * (double)r->step / (double)total);
-        fprintf(stderr, "\r[%.*s%*s] %zu/%zu loss %.4g  %.1f steps/s  ETA %d:%02d ", filled,
+        fprintf(stderr, "\r[%.*s%*s] %zu/%zu loss %.4g%s  %.1f steps/s  ETA %d:%02d ", filled,
                 "##############################", width - filled, "", r->step, total, smoothed,
-                rate, (int)eta / 60, (int)eta % 60);
+                quality, rate, (int)eta / 60, (int)eta % 60);
         if (r->step == total) fprintf(stderr, "\n");
     } else {
-        fprintf(stderr, "step %zu/%zu loss %.6g lr %.3g levels %zu %.1f steps/s elapsed %.1fs\n",
-                r->step, total, smoothed, r->learning_rate, r->levels, rate, elapsed);
+        fprintf(stderr, "step %zu/%zu loss %.6g lr %.3g levels %zu%s %.1f steps/s elapsed %.1fs\n",
+                r->step, total, smoothed, r->learning_rate, r->levels, quality, rate, elapsed);
     }
 }
 
@@ -363,6 +510,14 @@ static void describe_saved(char *out, size_t capacity, const train_session *s) {
     else
         snprintf(out, capacity, "the last good checkpoint is %s/%s (step %zu)", s->dir,
                  CM_CHECKPOINT_RUN_FILE, s->saved_step);
+}
+
+/* One row of train.csv; sw1 and its floor only on the steps evaluated. */
+static void log_row(train_session *s, const cm_train_report *r, double elapsed, int evaluated) {
+    fprintf(s->log, "%zu,%.9g,%.6g,%.4f,%.6g,%zu,", r->step, r->loss, r->learning_rate,
+            s->elapsed_offset + elapsed, r->grad_norm, r->levels);
+    if (evaluated) fprintf(s->log, "%.6g,%.6g\n", s->eval.last, s->eval.floor);
+    else fputs(",\n", s->log);
 }
 
 /* Steps until the end, a non-finite loss, a failed save or a signal; then the exit code. */
@@ -378,14 +533,15 @@ static int run_loop(train_session *s) {
         cm_train_report report;
         status = cm_trainer_step(s->trainer, &report);
         if (status != CM_OK) break;
+        int last = report.step == c->steps;
+        int evaluated = s->eval.every && (report.step % s->eval.every == 0 || last);
+        if (evaluated) status = eval_run(&s->eval, cm_trainer_model(s->trainer));
+        if (status != CM_OK) break;
         double elapsed = cli_seconds() - begin;
-        fprintf(s->log, "%zu,%.9g,%.6g,%.4f,%.6g,%zu\n", report.step, report.loss,
-                report.learning_rate, s->elapsed_offset + elapsed, report.grad_norm,
-                report.levels);
+        log_row(s, &report, elapsed, evaluated);
         plot_add(s, report.step, report.loss);
         smoothed = isnan(smoothed) ? report.loss
                                    : TRAIN_SMOOTHING * smoothed + (1 - TRAIN_SMOOTHING) * report.loss;
-        int last = report.step == c->steps;
         if (s->o->save_every && report.step % s->o->save_every == 0 && !last) {
             status = save_checkpoint(s);
             if (status != CM_OK) break;
@@ -393,7 +549,7 @@ static int run_loop(train_session *s) {
         if (s->o->quiet) continue;
         if (terminal ? (elapsed - last_print > 0.2 || last)
                      : (report.step % (c->steps / 10 ? c->steps / 10 : 1) == 0 || last)) {
-            progress(&report, c->steps, report.step - start, elapsed, smoothed, terminal);
+            progress(&report, c->steps, report.step - start, elapsed, smoothed, &s->eval, terminal);
             last_print = elapsed;
         }
     }
@@ -432,43 +588,182 @@ static int run_loop(train_session *s) {
                         "checkpoint.safetensors\n",
                 done - start, elapsed, elapsed > 0 ? (double)(done - start) / elapsed : 0.0,
                 smoothed, s->dir);
+    if (!s->o->quiet && s->eval.every && !isnan(s->eval.last))
+        fprintf(stderr, "cm train: sliced W1 of %zu one-step samples at step %zu: %.4g, floor "
+                        "%.4g (%.2fx)\n", s->eval.n, done, s->eval.last, s->eval.floor,
+                s->eval.last / s->eval.floor);
     return CLI_OK;
 }
 
 /* ---------------------------------------------------------------- fresh and resumed runs */
 
-/* A new run may replace a finished one; an unfinished or unreadable one only with --overwrite. */
-static int clear_previous_run(const train_options *o) {
-    const char *command = "train";
+/* 1 for what a cm run leaves in its directory before its first checkpoint: the lock, a
+ * train.csv that starts with cm's header, a checkpoints/ folder of numbered checkpoints only. */
+static int cm_leftover(const char *dir, const char *name) {
     char path[TRAIN_PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    if (strcmp(name, TRAIN_LOCK_FILE) == 0) return 1;
+    if (strcmp(name, "train.csv") == 0) {
+        char head[64] = "";
+        FILE *file = fopen(path, "r");
+        size_t got = file ? fread(head, 1, sizeof head - 1, file) : 0;
+        if (file) fclose(file);
+        head[got] = '\0';
+        return strncmp(head, TRAIN_LOG_HEADER_V1, strlen(TRAIN_LOG_HEADER_V1) - 1) == 0;
+    }
+    if (strcmp(name, CM_CHECKPOINT_RUN_DIR) != 0) return 0;
+    DIR *folder = opendir(path);
+    if (!folder) return 0;
+    int only_checkpoints = 1;
+    for (struct dirent *e; (e = readdir(folder));)
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") && strncmp(e->d_name, "step-", 5))
+            only_checkpoints = 0;
+    closedir(folder);
+    return only_checkpoints;
+}
+
+/* The entries of DIR that a cm run did not leave, named in out[capacity] (the first few);
+ * returns their count. */
+static size_t foreign_entries(char *out, size_t capacity, const char *dir) {
+    DIR *folder = opendir(dir);
+    size_t count = 0, used = 0;
+    out[0] = '\0';
+    if (!folder) return 0;
+    for (struct dirent *e; (e = readdir(folder));) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || cm_leftover(dir, e->d_name))
+            continue;
+        if (count < TRAIN_OUT_LISTED && used < capacity)
+            used += (size_t)snprintf(out + used, capacity - used, "%s%s", count ? ", " : "",
+                                     e->d_name);
+        count++;
+    }
+    closedir(folder);
+    if (count > TRAIN_OUT_LISTED && used < capacity)
+        snprintf(out + used, capacity - used, " and %zu more", count - TRAIN_OUT_LISTED);
+    return count;
+}
+
+/* A new run writes into --out only when it holds nothing of value: no run (finished or not, or
+ * a checkpoint that cannot be read) and no file cm did not write, unless --force. Then the
+ * previous run's checkpoints are deleted (other files are left; cm's outputs are replaced when
+ * the run writes them). */
+static int check_out_directory(const train_options *o) {
+    const char *command = "train";
+    char path[TRAIN_PATH_MAX], listed[512];
     snprintf(path, sizeof path, "%s/%s", o->out, CM_CHECKPOINT_RUN_FILE);
-    if (file_exists(path) && !o->overwrite) {
+    int force = o->force || o->overwrite;
+    if (!force && file_exists(path)) {
         cm_checkpoint *previous = NULL;
         cm_status status = cm_checkpoint_read(&previous, path);
-        size_t step = previous ? cm_checkpoint_step(previous) : 0;
-        size_t steps = previous ? cm_checkpoint_config(previous)->steps : 0;
+        const cm_train_config *c = previous ? cm_checkpoint_config(previous) : NULL;
+        size_t step = previous ? cm_checkpoint_step(previous) : 0, steps = c ? c->steps : 0;
+        char what[768] = "";
+        if (c)
+            snprintf(what, sizeof what, "%s on %s", cm_method_name(c->method.kind),
+                     cm_checkpoint_data_source(previous));
         cm_checkpoint_free(previous);
         if (status != CM_OK)
             return cli_usage_error(command, "%s holds a checkpoint that cannot be read (%s); pass "
-                                   "--overwrite to start a new run there", o->out,
-                                   cm_error_detail());
+                                   "--force to start a new run there", o->out, cm_error_detail());
         if (step < steps)
-            return cli_usage_error(command, "%s holds an unfinished run (step %zu of %zu): "
-                                   "continue it with --resume %s, or pass --overwrite to start "
-                                   "again", o->out, step, steps, o->out);
+            return cli_usage_error(command, "%s holds an unfinished run (%s, step %zu of %zu): "
+                                   "continue it with --resume %s, or pass --force to start "
+                                   "again", o->out, what, step, steps, o->out);
+        return cli_usage_error(command, "%s holds a finished run (%s, %zu steps): pass --force to "
+                               "replace it, choose another --out, or train it further in a new "
+                               "run with --init-from %s", o->out, what, steps, o->out);
     }
+    size_t foreign = force ? 0 : foreign_entries(listed, sizeof listed, o->out);
+    if (foreign)
+        return cli_usage_error(command, "%s holds %zu file%s not written by a cm run (%s): choose "
+                               "another --out, or pass --force to write the run there (cm's own "
+                               "files are replaced: model.safetensors, train.csv, config.json, "
+                               "loss.png, checkpoints)", o->out, foreign, foreign > 1 ? "s" : "",
+                               listed);
     cm_status status = cm_checkpoint_clear_run(o->out);
     return status == CM_OK ? CLI_OK : cli_fail(command, status);
 }
 
-static int fresh_run(const train_options *o) {
+/* --init-from: the run's network must be the model's (its weights are the start), and its data
+ * the model's (the model's transform is kept). */
+static cm_status check_init_model(const cm_model *init, const char *path,
+                                  const cm_train_config *config, const cm_data *data,
+                                  const cm_transform *fitted) {
+    cm_train_config probe = init->config;
+    probe.network = config->network;
+    if (cm_train_config_diff(&probe, &init->config) != CM_OK) {
+        char detail[512];
+        snprintf(detail, sizeof detail, "%s", cm_error_detail());
+        return cm_error_set(CM_ERR_INVALID, "--init-from %s: %s (a run started from a model keeps "
+                            "its network)", path, detail);
+    }
+    if (cm_method_noise_levels(config->method.kind) != cm_method_noise_levels(init->config.method.kind))
+        return cm_error_set(CM_ERR_INVALID, "--init-from %s: a %s model cannot start a %s run (the "
+                            "networks take %zu and %zu noise levels)", path,
+                            cm_method_name(init->config.method.kind),
+                            cm_method_name(config->method.kind),
+                            cm_method_noise_levels(init->config.method.kind),
+                            cm_method_noise_levels(config->method.kind));
+    if (init->data_source[0] && !same_training_data(init->data_source, &init->transform, data, fitted))
+        return cm_error_set(CM_ERR_INVALID, "--init-from %s: the model was trained on '%s', --data "
+                            "is '%s' (a run started from a model keeps its data and transform)",
+                            path, init->data_source, cm_data_describe(data));
+    return CM_OK;
+}
+
+/* Put the model's weights into a fresh trainer as its step-0 state: weights, evaluation EMA and
+ * target are the model's (evaluation) weights, the Adam moments zero, the transform the
+ * model's; the schedule, warm-up and curriculum start again at step 0. */
+static cm_status start_from_model(cm_trainer *trainer, const cm_model *init) {
+    cm_trainer_state state;
+    cm_trainer_get_state(&state, trainer);
+    float *zeros = cm_calloc(state.param_count, sizeof(float));
+    if (!zeros) return cm_error_set(CM_ERR_NOMEM, "--init-from: Adam moments");
+    state.params = init->params;
+    state.ema = init->params;
+    if (state.target) state.target = init->params;
+    state.adam_m = zeros;
+    state.adam_v = zeros;
+    state.transform = &init->transform;
+    cm_status status = cm_trainer_set_state(trainer, &state);
+    cm_free(zeros);
+    return status;
+}
+
+/* The data of a fresh run, and the session up to its first step (init weights, teacher,
+ * train.csv). */
+static cm_status start_session(train_session *s, const train_options *o, cm_train_config *config,
+                               const cm_data *data, const cm_model *init) {
+    CM_TRY(session_init(s, o, o->out, config, data));
+    CM_TRY(cm_trainer_init(&s->trainer, config, data));
+    if (init) {
+        CM_TRY(check_init_model(init, o->init_from, config, data,
+                                &cm_trainer_model(s->trainer)->transform));
+        CM_TRY(start_from_model(s->trainer, init));
+    }
+    CM_TRY(attach_teacher(s, 1));
+    if (init && o->teacher_model &&
+        !same_transform(&cm_trainer_model(s->trainer)->transform, &init->transform))
+        return cm_error_set(CM_ERR_INVALID, "--init-from %s and --teacher-model %s standardise the "
+                            "data differently (trained with other seeds?): start from the teacher "
+                            "itself or from a model trained with its seed", o->init_from,
+                            s->teacher_path);
+    CM_TRY(eval_init(&s->eval, o->eval_every, data, config));
+    char path[TRAIN_PATH_MAX];
+    snprintf(path, sizeof path, "%s/train.csv", o->out);
+    if (!(s->log = fopen(path, "w"))) return cm_error_set(CM_ERR_IO, "cannot write %s", path);
+    fputs(TRAIN_LOG_HEADER, s->log);
+    return CM_OK;
+}
+
+static int fresh_run(const train_options *o, const cm_model *init) {
     const char *command = "train";
     if (!o->data) return cli_usage_error(command, "--data is required");
     if (!o->out) return cli_usage_error(command, "--out is required");
     if (o->threads > 64) return cli_usage_error(command, "--threads %zu: at most 64", o->threads);
     cli_set_threads(o->threads);
     cm_data *data = NULL;
-    cm_status status = cm_data_open(&data, o->data);
+    cm_status status = cm_data_open_with(&data, o->data, &(cm_data_options){.columns = o->columns});
     if (status != CM_OK) return cli_fail(command, status);
     cm_train_config config = o->config;
     train_session s = {0};
@@ -480,24 +775,18 @@ static int fresh_run(const train_options *o) {
     if (status == CM_OK) status = cli_make_directory(o->out);
     if (status == CM_OK) status = lock_directory(o->out);
     if (status != CM_OK) result = cli_fail(command, status);
-    if (result == CLI_OK) result = clear_previous_run(o);
+    if (result == CLI_OK) result = check_out_directory(o);
     if (result == CLI_OK) {
-        status = session_init(&s, o, o->out, &config, data);
-        if (status == CM_OK) status = cm_trainer_init(&s.trainer, &config, data);
-        if (status == CM_OK) status = attach_teacher(&s, 1);
-        char path[TRAIN_PATH_MAX];
-        snprintf(path, sizeof path, "%s/train.csv", o->out);
-        if (status == CM_OK && !(s.log = fopen(path, "w")))
-            status = cm_error_set(CM_ERR_IO, "cannot write %s", path);
-        if (status == CM_OK) fputs(TRAIN_LOG_HEADER, s.log);
+        status = start_session(&s, o, &config, data, init);
         if (status != CM_OK) result = cli_fail(command, status);
     }
     if (result == CLI_OK && !o->quiet)
         fprintf(stderr, "cm train: %s on %s (D = %zu), %zu steps, batch %zu in %zu blocks, %s "
-                        "network of %zu parameters, %zu thread(s)\n",
+                        "network of %zu parameters%s%s, %zu thread(s)\n",
                 cm_method_name(config.method.kind), cm_data_describe(data), config.network.dim,
                 config.steps, config.batch, config.blocks, config.network.type->name,
-                cm_model_param_count(cm_trainer_model(s.trainer)), o->threads);
+                cm_model_param_count(cm_trainer_model(s.trainer)), init ? " from " : "",
+                init ? o->init_from : "", o->threads);
     if (result == CLI_OK) result = run_loop(&s);
     session_free(&s);
     cm_data_free(data);
@@ -526,14 +815,24 @@ static int resume_options(train_options *o, const cm_checkpoint *ck, int argc, c
     o->config = *cm_checkpoint_config(ck);
     o->data = cm_checkpoint_data_source(ck);
     o->threads = 1;
+    o->eval_every = 0;
+    size_t allow = 0;
     stored_setting(&o->threads, ck, "cm.cli.threads", 1);
     stored_setting(&o->save_every, ck, "cm.cli.save_every", 0);
     stored_setting(&o->keep, ck, "cm.cli.keep", 1);
+    stored_setting(&o->eval_every, ck, "cm.cli.eval_every", 0);
+    stored_setting(&allow, ck, "cm.cli.allow_other_teacher_data", 0);
+    o->allow_other_teacher_data = allow != 0;
     /* copied: the checkpoint is freed before the loop, which saves the path again */
     static char teacher_path[TRAIN_PATH_MAX];
     const char *teacher = cm_checkpoint_metadata(ck, "cm.cli.teacher_model");
     snprintf(teacher_path, sizeof teacher_path, "%s", teacher ? teacher : "");
     o->teacher_model = teacher_path[0] ? teacher_path : NULL;
+    const char *stored_command = cm_checkpoint_metadata(ck, "cm.cli.command");
+    cm_free(o->command); /* the run's command is the one that started it */
+    o->command = NULL;
+    if (stored_command && (o->command = cm_malloc(strlen(stored_command) + 1, 1)))
+        strcpy(o->command, stored_command);
     o->out = NULL;
     o->network = NULL;
     int parsed = parse_options(o, argc, argv);
@@ -541,13 +840,30 @@ static int resume_options(train_options *o, const cm_checkpoint *ck, int argc, c
     if (o->network && strcmp(o->network, o->config.network.type->name) != 0)
         return cli_usage_error("train", "--resume %s: --network is %s, the stored run has %s",
                                fresh.resume, o->network, o->config.network.type->name);
-    if (o->overwrite)
-        return cli_usage_error("train", "--overwrite and --resume contradict each other");
+    if (o->overwrite || o->force)
+        return cli_usage_error("train", "--%s and --resume contradict each other",
+                               o->force ? "force" : "overwrite");
+    if (o->init_from)
+        return cli_usage_error("train", "--init-from starts a new run; --resume continues one");
+    if (o->columns && o->data == cm_checkpoint_data_source(ck))
+        return cli_usage_error("train", "--resume %s: the run's data '%s' names its columns; "
+                               "--columns goes with --data (when the file moved)", fresh.resume,
+                               o->data);
     if (o->out && !same_directory(o->out, fresh.resume))
         return cli_usage_error("train", "--out %s is not the resumed directory %s (a resumed run "
                                "writes into its own directory)", o->out, fresh.resume);
     if (o->threads > 64) return cli_usage_error("train", "--threads %zu: at most 64", o->threads);
     return CLI_OK;
+}
+
+/* The stored run's step count is part of it: say why another one is refused, and what to do. */
+static int refuse_other_steps(const char *dir, size_t given, size_t stored, size_t done) {
+    return cli_usage_error("train", "--resume %s: --steps %zu, but the run has %zu steps (%zu "
+                           "done): its curricula (N(k) of ct/ict, the lhw stages) and its cosine "
+                           "learning rate are functions of k / K, so another K would change "
+                           "every step already taken; to train further, start a new run from "
+                           "its weights with a fresh schedule: cm train --init-from %s --steps "
+                           "%zu --out NEW", dir, given, stored, done, dir, given);
 }
 
 static int resume_run(train_options *o, int argc, char **argv) {
@@ -574,7 +890,9 @@ static int resume_run(train_options *o, int argc, char **argv) {
     if (result == CLI_OK) {
         config = o->config;
         status = cm_train_config_check(&config);
-        if (status == CM_OK && cm_train_config_diff(&config, stored) != CM_OK)
+        if (status == CM_OK && config.steps != stored->steps)
+            result = refuse_other_steps(dir, config.steps, stored->steps, cm_checkpoint_step(ck));
+        else if (status == CM_OK && cm_train_config_diff(&config, stored) != CM_OK)
             result = cli_usage_error(command, "--resume %s: %s (a resumed run keeps its "
                                      "configuration; start a new run to change it)", dir,
                                      cm_error_detail());
@@ -583,7 +901,7 @@ static int resume_run(train_options *o, int argc, char **argv) {
     }
     if (result == CLI_OK) {
         cli_set_threads(o->threads);
-        status = cm_data_open(&data, o->data);
+        status = cm_data_open_with(&data, o->data, &(cm_data_options){.columns = o->columns});
         if (status != CM_OK && o->data == cm_checkpoint_data_source(ck)) {
             char detail[1024];
             snprintf(detail, sizeof detail, "%s", cm_error_detail());
@@ -593,6 +911,7 @@ static int resume_run(train_options *o, int argc, char **argv) {
         if (status == CM_OK) status = session_init(&s, o, dir, &config, data);
         if (status == CM_OK) status = cm_checkpoint_restore(&s.trainer, ck, data);
         if (status == CM_OK) status = attach_teacher(&s, 0);
+        if (status == CM_OK) status = eval_init(&s.eval, o->eval_every, data, &config);
         if (status == CM_OK) status = resume_log(&s, cm_checkpoint_step(ck));
         if (status != CM_OK) result = cli_fail(command, status);
     }
@@ -611,6 +930,32 @@ static int resume_run(train_options *o, int argc, char **argv) {
     return result;
 }
 
+/* --init-from: the model, and the options again with its configuration and data as defaults
+ * (a setting given on the command line wins; with another --method, that method's defaults for
+ * the method and optimiser settings). */
+static int init_options(train_options *o, cm_model *init, cm_method method, int argc,
+                        char **argv) {
+    cm_status status = cli_model_load(init, o->init_from);
+    if (status != CM_OK) return cli_fail("train", status);
+    const char *network = o->network;
+    o->config = init->config;
+    if (cli_find_value(argc, argv, 2, "method") && method != init->config.method.kind) {
+        /* another method: its own defaults for the method and the optimiser */
+        cm_train_config other = cm_train_config_default_network(method, init->config.network.type,
+                                                                init->config.network.dim);
+        o->config.method = other.method;
+        o->config.optimizer = other.optimizer;
+    }
+    o->data = init->data_source[0] ? init->data_source : NULL;
+    o->network = NULL;
+    int parsed = parse_options(o, argc, argv);
+    if (parsed != CLI_OK) return parsed;
+    if (network && strcmp(network, init->config.network.type->name) != 0)
+        return cli_usage_error("train", "--init-from %s: --network is %s, the model's is %s",
+                               o->init_from, network, init->config.network.type->name);
+    return CLI_OK;
+}
+
 int cmd_train(int argc, char **argv) {
     cm_method method;
     const cm_network_type *type;
@@ -620,7 +965,17 @@ int cmd_train(int argc, char **argv) {
                        .keep = TRAIN_KEEP_DEFAULT};
     /* the dimension comes from the data (fresh runs) or the checkpoint (resumed ones) */
     o.config = cm_train_config_default_network(method, type, 1);
-    int parsed = parse_options(&o, argc, argv);
-    if (parsed != CLI_OK) return parsed;
-    return o.resume ? resume_run(&o, argc, argv) : fresh_run(&o);
+    int result = parse_options(&o, argc, argv);
+    if (result != CLI_OK) return result;
+    o.command = cli_command_line(argc, argv);
+    cm_model init = {0};
+    if (o.resume) {
+        result = resume_run(&o, argc, argv);
+    } else {
+        if (o.init_from) result = init_options(&o, &init, method, argc, argv);
+        if (result == CLI_OK) result = fresh_run(&o, o.init_from ? &init : NULL);
+    }
+    cm_model_free(&init);
+    cm_free(o.command);
+    return result;
 }

@@ -1,9 +1,11 @@
-/* main.c: the cm command line: dispatch to one cmd_<name>.c per subcommand. */
+/* main.c: the cm command line: dispatch to one cmd_<name>.c per subcommand; `cm --help` lists
+ * the commands and every training method (cm_method_summary). */
 #include <stdio.h>
 #include <string.h>
 
 #include "cli.h"
 
+#include "cm/train.h"
 #include "cm/version.h"
 
 static void usage(FILE *stream) {
@@ -11,14 +13,18 @@ static void usage(FILE *stream) {
             "cm %s: consistency models, trained and measured on a CPU\n\n"
             "usage: cm <command> [options]    (cm <command> --help for each)\n\n"
             "commands:\n"
-            "  train    train a consistency model (lhw, ct, ict) on built-in or file data\n"
+            "  train    train a model (--method below) on built-in, law, file or image data\n"
             "  sample   one-step or multistep samples from a trained model (NPY/CSV, PNG)\n"
+            "  info     what a model file or run directory holds, and the command that made it\n"
             "  data     export samples of a built-in data source (NPY/CSV)\n"
             "  eval     distance of samples to a reference, with the noise floor\n"
             "  nfe      quality against network evaluations (consistency vs diffusion samplers)\n"
             "  theory   consistency training measured on exact laws (gaussian, mixture1d, ...)\n"
-            "  sweep    theory-lab sweeps: CSV, fitted log-log slopes, PNG\n",
+            "  sweep    theory-lab sweeps: CSV, fitted log-log slopes, PNG\n\n"
+            "methods (cm train --method NAME; docs/training.md):\n",
             CM_VERSION);
+    for (int m = 0; m < CM_METHOD_COUNT; m++)
+        fprintf(stream, "  %-8s %s\n", cm_method_name((cm_method)m), cm_method_summary((cm_method)m));
 }
 
 int main(int argc, char **argv) {
@@ -38,6 +44,7 @@ int main(int argc, char **argv) {
     int status;
     if (strcmp(command, "train") == 0) status = cmd_train(argc, argv);
     else if (strcmp(command, "sample") == 0) status = cmd_sample(argc, argv);
+    else if (strcmp(command, "info") == 0) status = cmd_info(argc, argv);
     else if (strcmp(command, "data") == 0) status = cmd_data(argc, argv);
     else if (strcmp(command, "eval") == 0) status = cmd_eval(argc, argv);
     else if (strcmp(command, "nfe") == 0) status = cmd_nfe(argc, argv);
