@@ -133,7 +133,7 @@ expect 0 "kl_vs_steps" -- head -3 "$work/g.csv"
 # --dims 1 alone: part C is in d = 2 and must not read past buffers sized for d = 1 (the
 # sanitizer tier catches it)
 expect 0 "linear-propto +0.2 " -- "$CM" nfe --gaussian --dims 1 --max-steps 2
-expect 2 "give --model \(or --exact-map\) and --data" -- "$CM" nfe --data moons
+expect 2 "give --model \(or --exact-map with --data\), or --gaussian" -- "$CM" nfe --data moons
 expect 2 "--nfe: 1.5 is not an integer" -- "$CM" nfe --model "$work/cd/model.safetensors" --data moons --nfe 1.5
 expect 2 "--nfe: 'nan'" -- "$CM" nfe --model "$work/cd/model.safetensors" --data moons --nfe nan
 expect 2 "--nfe: '-1'" -- "$CM" nfe --model "$work/cd/model.safetensors" --data moons --nfe -1
@@ -147,5 +147,12 @@ expect 1 "" -- "$CM" nfe --model "$work/nosuch.safetensors" --data moons --nfe 1
 expect 2 "at most 8 models" -- "$CM" nfe --model a,b,c,d,e,f,g,h,i --data moons
 one_line_error "$CM" nfe --model "$work/nosuch.safetensors" --data moons --nfe 1
 
+# --data defaults to the model's own data; other data are refused unless asked for; a run
+# directory is a model
+expect 0 "onestep" -- "$CM" nfe --model "$work/cd" --nfe 1 --seeds 1 --n 100 --quiet
+expect 2 "trained on moons, not on --data swissroll" -- "$CM" nfe --model "$work/cd/model.safetensors" --data swissroll --nfe 1 --seeds 1 --n 100 --quiet
+one_line_error "$CM" nfe --model "$work/cd/model.safetensors" --data swissroll --nfe 1 --seeds 1 --n 100 --quiet
+expect 0 "onestep" -- "$CM" nfe --model "$work/cd/model.safetensors" --data swissroll --allow-other-data --nfe 1 --seeds 1 --n 100 --quiet
+expect 2 "takes no --model or --data|applies to models" -- "$CM" nfe --gaussian --allow-other-data
 echo "cli_nfe: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

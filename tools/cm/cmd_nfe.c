@@ -31,7 +31,7 @@ typedef struct {
     size_t n, search_n, iterations, projections, max_steps, seeds;
     uint64_t seed;
     double eta, kl_target, relative, offset, sigma_end, langevin_step;
-    int quiet, gaussian, exact_map;
+    int quiet, gaussian, exact_map, allow_other_data;
 } nfe_options;
 
 static void model_name(char *out, size_t capacity, const char *path) {
@@ -48,18 +48,31 @@ static void model_name(char *out, size_t capacity, const char *path) {
 
 /* ---- models mode */
 
+/* A model measured against data it was not trained on gives numbers about the wrong law: refused
+ * unless asked for (the stored source, when the model records one, must be the data's). */
+static cm_status check_model_data(const cm_model *model, const char *path, const cm_data *data,
+                                  int allow_other_data) {
+    if (model->config.network.dim != cm_data_dim(data))
+        return cm_error_set(CM_ERR_DIMENSION, "%s: dimension %zu, the data %zu", path,
+                            model->config.network.dim, cm_data_dim(data));
+    if (allow_other_data || !model->data_source[0] ||
+        strcmp(model->data_source, cm_data_describe(data)) == 0)
+        return CM_OK;
+    return cm_error_set(CM_ERR_INVALID, "%s was trained on %s, not on --data %s (leave --data out "
+                        "to measure against its own data, or pass --allow-other-data)", path,
+                        model->data_source, cm_data_describe(data));
+}
+
 /* The cells of one model (at `path`) into the table, with the score of the correction when the
  * run has one and the model is a VE consistency model. */
 static cm_status measure_model(nfe_table *table, const char *path, const cm_data *data,
                                const nfe_settings *s, const nfe_score_source *source,
-                               const char *score_model) {
+                               const nfe_options *o) {
+    const char *score_model = o->score_model;
     cm_model model;
-    CM_TRY(cm_model_load(&model, path));
+    CM_TRY(cli_model_load(&model, path));
     size_t dim = model.config.network.dim;
-    cm_status status = CM_OK;
-    if (dim != cm_data_dim(data))
-        status = cm_error_set(CM_ERR_DIMENSION, "%s: dimension %zu, the data %zu", path, dim,
-                              cm_data_dim(data));
+    cm_status status = check_model_data(&model, path, data, o->allow_other_data);
     double *samples = status == CM_OK ? cm_malloc(s->n * dim, sizeof(double)) : NULL;
     if (status == CM_OK && !samples) status = cm_error_set(CM_ERR_NOMEM, "samples");
     char name[128];
@@ -104,7 +117,7 @@ static cm_status measure_and_write(char **paths, size_t count, const cm_data *da
     nfe_table table = {0};
     cm_status status = CM_OK;
     for (size_t m = 0; m < count && status == CM_OK; m++)
-        status = measure_model(&table, paths[m], data, s, source, o->score_model);
+        status = measure_model(&table, paths[m], data, s, source, o);
     if (status == CM_OK && s->exact_map) status = measure_exact_map(&table, data, s);
     if (status == CM_OK) nfe_print_table(&table, s);
     if (status == CM_OK && o->csv) status = nfe_write_csv(o->csv, &table, cm_data_describe(data));
@@ -131,15 +144,27 @@ static int models_mode(const nfe_options *o, const nfe_settings *s) {
         paths[model_count++] = p;
     }
     if (model_count == 0 && !s->exact_map) return cli_usage_error(command, "--model: no model given");
+    /* --data defaults to the first model's own training data */
+    char own_data[CM_MODEL_DATA_SOURCE_MAX] = "";
+    if (!o->data && model_count) {
+        cm_model first;
+        cm_status loaded = cli_model_load(&first, paths[0]);
+        if (loaded != CM_OK) return cli_fail(command, loaded);
+        snprintf(own_data, sizeof own_data, "%s", first.data_source);
+        cm_model_free(&first);
+        if (!own_data[0])
+            return cli_usage_error(command, "%s does not record its data: give --data", paths[0]);
+    }
+    const char *source_text = o->data ? o->data : own_data;
     cm_data *data = NULL;
-    cm_status status = cm_data_open(&data, o->data);
+    cm_status status = cm_data_open(&data, source_text);
     if (status != CM_OK) return cli_fail(command, status);
     cm_law *law = NULL;
     if (s->exact_map && cm_law_from_data(&law, data) != CM_OK) {
         cm_error_clear();
         cm_data_free(data);
         return cli_usage_error(command, "--exact-map needs a gauss: or gmm: source (a law known "
-                               "exactly), not %s", o->data);
+                               "exactly), not %s", source_text);
     }
     cm_law_free(law);
     nfe_score_source source = {0};
@@ -215,7 +240,7 @@ static int gaussian_mode(const nfe_options *o, const cli_option *options, size_t
     const char *command = "nfe";
     if (o->models || o->data) return cli_usage_error(command, "--gaussian takes no --model or --data");
     const char *model_only[] = {"seeds", "langevin", "langevin-step", "score-model", "delta",
-                                "exact-map"};
+                                "exact-map", "allow-other-data"};
     for (size_t k = 0; k < sizeof model_only / sizeof model_only[0]; k++)
         if (cli_option_seen(options, count, model_only[k]))
             return cli_usage_error(command, "--%s applies to models, not --gaussian", model_only[k]);
@@ -230,8 +255,9 @@ static int gaussian_mode(const nfe_options *o, const cli_option *options, size_t
 static int models_settings(const nfe_options *o, const cli_option *options, size_t count,
                            const double *deltas, size_t delta_count) {
     const char *command = "nfe";
-    if ((!o->models && !o->exact_map) || !o->data)
-        return cli_usage_error(command, "give --model (or --exact-map) and --data (or --gaussian)");
+    if (!o->models && !o->exact_map)
+        return cli_usage_error(command, "give --model (or --exact-map with --data), or --gaussian");
+    if (!o->models && !o->data) return cli_usage_error(command, "--exact-map alone needs --data");
     if (!o->langevin.count && (cli_option_seen(options, count, "langevin-step") ||
                                cli_option_seen(options, count, "score-model")))
         return cli_usage_error(command, "--langevin-step and --score-model need --langevin");
@@ -253,7 +279,8 @@ int cmd_nfe(int argc, char **argv) {
                      .sigma_end = 0.002, .langevin_step = NFE_LANGEVIN_STEP};
     cli_option options[] = {
         {"model", OPT_STRING, &o.models, "trained model(s), comma-separated (a,b,...)", 0, 0, 0},
-        {"data", OPT_STRING, &o.data, "data source of the reference (the models' training data)", 0, 0, 0},
+        {"data", OPT_STRING, &o.data, "data source of the reference (default: the first model's training data; others are refused)", 0, 0, 0},
+        {"allow-other-data", OPT_FLAG, &o.allow_other_data, "measure models against --data they were not trained on", 0, 0, 0},
         {"nfe", OPT_LIST, &o.nfe, "NFE budgets (integers)", 0, 0, 0},
         {"n", OPT_SIZE, &o.n, "samples per measurement (and reference points)", 2, 0, 0},
         {"seed", OPT_U64, &o.seed, "first sample seed; the level search and held-out draws", 0, 0, 0},

@@ -50,7 +50,7 @@ cm_status nfe_score_for_model(cm_denoiser *out, cm_law **law_out, const nfe_scor
 /* A dsm model as the score: loaded, checked to be a dsm model, its denoiser made. */
 static int open_score_model(nfe_score_source *out, const char *score_path) {
     const char *command = "nfe";
-    cm_status status = cm_model_load(&out->dsm, score_path);
+    cm_status status = cli_model_load(&out->dsm, score_path);
     if (status != CM_OK) return cli_fail(command, status);
     out->has_dsm = 1;
     if (out->dsm.config.method.kind != CM_METHOD_DSM) {

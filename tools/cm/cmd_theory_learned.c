@@ -249,7 +249,7 @@ int cmd_theory_network(int argc, char **argv) {
     if (parsed != CLI_OK) return parsed;
     if (n > 10000) return cli_usage_error(command, "--n %zu: at most 10000", n);
     cm_model model;
-    cm_status status = cm_model_load(&model, model_path);
+    cm_status status = cli_model_load(&model, model_path);
     if (status != CM_OK) return cli_fail(command, status);
     cm_data *data = NULL;
     cm_law *law = NULL;
