@@ -6,7 +6,8 @@
 #   6 row blocks: the same state hash with R = 1, 2 and 4 processes (4 oversubscribed on 2 cores;
 #   ranges of 2, 2, 1, 1 blocks), the same as a run without MPI (--single), and the same
 #   evaluation weights as `cm train` with the same settings (CM, the default build's CLI);
-#   ict also with 5 blocks on 3 processes;
+#   ict also with 5 blocks on 3 processes, and with 3 blocks on 2 processes of 2 threads each
+#   (a lone block runs on the calling thread: OpenBLAS's thread count must not change its bits);
 # - a checkpoint written by rank 0 of an R = 2 run, resumed with R = 1 and R = 4: the same final
 #   state as the uninterrupted run;
 # - a rank killed with SIGKILL mid-run ends the job with a non-zero status within 60 s (rank 0
@@ -81,6 +82,13 @@ args="--data gauss:d=3 --blocks 5 --method ict --steps 30 $small"
 reference=$(state_of "$("$train" --single $args 2>&1)")
 output=$(run 3 "$train" $args 2>&1)
 check "ict, 5 blocks on 3 processes: $output (want $reference)" '[ -n "$reference" ] && [ "$(state_of "$output")" = "$reference" ]'
+
+# 2 threads per process, products large enough for OpenBLAS's threads, 3 blocks on 2 processes:
+# the process with one block runs it alone on its calling thread, and gets the same bits
+args="--data gauss:d=64 --blocks 3 --method ict --steps 2 --batch 192 --set width=512 --threads 2"
+reference=$(state_of "$("$train" --single $args 2>&1)")
+output=$(run 2 "$train" $args 2>&1)
+check "ict, 3 blocks on 2 processes of 2 threads: $output (want $reference)" '[ -n "$reference" ] && [ "$(state_of "$output")" = "$reference" ]'
 
 # --- checkpoint of an R = 2 run, resumed with R = 1 and R = 4
 for m in ict lhw dsm cd; do

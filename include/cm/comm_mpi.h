@@ -8,7 +8,9 @@
  * with MPI_ERRORS_RETURN, so MPI failures come back as CM_ERR_IO with MPI's message. A process
  * whose call fails leaves its peers waiting in the next collective: a program must then end the
  * job (MPI_Abort), which the library never does. A process that dies is noticed by the launcher
- * (Open MPI's mpirun ends the whole job with a non-zero status).
+ * (Open MPI's mpirun ends the whole job with a non-zero status). reduce_blocks needs a block on
+ * every process; share_rows does not (a process without blocks gives no rows), so it also
+ * shares per-item results of work split with cm_comm_block_range over items.
  */
 #ifndef CM_COMM_MPI_H
 #define CM_COMM_MPI_H

@@ -30,12 +30,14 @@ typedef struct {
     cm_comm_mpi_stats stats;
 } mpi_context;
 
-/* A failed MPI call as a status naming the call, this rank and MPI's message. */
+/* A failed MPI call as a status naming the call, this rank (when known: >= 0) and MPI's
+ * message. */
 static cm_status mpi_failed(int code, int rank, const char *what) {
-    char text[MPI_MAX_ERROR_STRING];
+    char text[MPI_MAX_ERROR_STRING], where[32] = "MPI";
     int length = 0;
     if (MPI_Error_string(code, text, &length) != MPI_SUCCESS) snprintf(text, sizeof text, "code %d", code);
-    return cm_error_set(CM_ERR_IO, "MPI rank %d: %s failed: %s", rank, what, text);
+    if (rank >= 0) snprintf(where, sizeof where, "MPI rank %d", rank);
+    return cm_error_set(CM_ERR_IO, "%s: %s failed: %s", where, what, text);
 }
 
 #define MPI_TRY(call, rank, what)                                              \
@@ -50,8 +52,11 @@ static void add_node(float *into, float *add, size_t count) {
     cm_comm_tree_sum(pair, 0, 2, count);
 }
 
-static cm_status check_shape(const cm_comm *comm, size_t blocks, size_t count, const char *what) {
-    if (blocks < comm->size)
+/* reduce_blocks needs a block on every process (the tree's owners); share_rows does not (a
+ * process without blocks gives no rows), so that it can share any per-item results. */
+static cm_status check_shape(const cm_comm *comm, size_t blocks, size_t count, const char *what,
+                             int every_process_owns) {
+    if (every_process_owns && blocks < comm->size)
         return cm_error_set(CM_ERR_INVALID, "%s: %zu row blocks for %zu processes (every process "
                             "needs a block)", what, blocks, comm->size);
     if (count > INT_MAX)
@@ -108,7 +113,7 @@ static cm_status mpi_reduce(const cm_comm *comm, float *const *gradients, size_t
                             size_t count, float *sum) {
     mpi_context *m = comm->context;
     double start = MPI_Wtime();
-    CM_TRY(check_shape(comm, blocks, count, "reduce_blocks"));
+    CM_TRY(check_shape(comm, blocks, count, "reduce_blocks", 1));
     CM_TRY(reserve_scratch(m, count));
     size_t first, end;
     cm_comm_block_range(&first, &end, comm, blocks);
@@ -133,7 +138,7 @@ static cm_status mpi_share(const cm_comm *comm, double *values, const size_t *ro
                            size_t blocks, size_t width) {
     mpi_context *m = comm->context;
     double start = MPI_Wtime();
-    CM_TRY(check_shape(comm, blocks, row_first[blocks] * width, "share_rows"));
+    CM_TRY(check_shape(comm, blocks, row_first[blocks] * width, "share_rows", 0));
     for (size_t p = 0; p < comm->size; p++) {
         size_t first, end;
         cm_parallel_range(&first, &end, blocks, p, comm->size);
@@ -161,8 +166,7 @@ static cm_status mpi_any(const cm_comm *comm, int *flag) {
 }
 
 static cm_status mpi_context_init(mpi_context *m, cm_comm *comm, MPI_Comm communicator) {
-    int rank = 0, size = 0;
-    MPI_Comm_rank(communicator, &rank);
+    int rank = -1, size = 0;
     MPI_TRY(MPI_Comm_dup(communicator, &m->communicator), rank, "duplicating the communicator");
     MPI_TRY(MPI_Comm_set_errhandler(m->communicator, MPI_ERRORS_RETURN), rank,
             "setting MPI_ERRORS_RETURN");

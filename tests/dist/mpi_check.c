@@ -4,9 +4,11 @@
  *   fills only its own blocks (the others are NULL), and every process must end with the bits of
  *   cm_comm_tree_sum over all blocks, on values whose sum shows the order of the additions; each
  *   process sends at most ceil(log2 blocks) tree messages per call, rank 0 none;
- * - share_rows: every process ends with every row's values (widths 1 and 3, uneven blocks);
+ * - share_rows: every process ends with every row's values (widths 1 and 3, uneven blocks, fewer
+ *   blocks than processes);
  * - any: the logical or of the processes' flags, for each process alone raising it;
- * - a block count below the process count is refused on every process (no communication).
+ * - a block count below the process count is refused on every process (no communication);
+ * - an MPI failure (a null communicator) comes back as CM_ERR_IO with MPI's message.
  * Prints "mpi_check (R processes): N passed, N failed" from rank 0; exits 1 on any failure.
  */
 #include <math.h>
@@ -129,7 +131,7 @@ int main(int argc, char **argv) {
     for (size_t blocks = comm->size; blocks <= MAX_BLOCKS; blocks++)
         for (size_t c = 0; c < sizeof counts / sizeof counts[0]; c++)
             check_reduce(comm, blocks, counts[c]);
-    for (size_t blocks = comm->size; blocks <= MAX_BLOCKS; blocks += 3) {
+    for (size_t blocks = 1; blocks <= MAX_BLOCKS; blocks += blocks < comm->size ? 1 : 3) {
         check_share(comm, blocks, 3 * blocks + 2, 1);
         check_share(comm, blocks, 5 * blocks + 1, 3);
     }
@@ -140,6 +142,11 @@ int main(int argc, char **argv) {
         CHECK(status == CM_ERR_INVALID, "%zu blocks for %zu processes: status %d", comm->size - 1,
               comm->size, (int)status);
     }
+    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+    cm_comm *invalid = NULL;
+    cm_status status = cm_comm_mpi_create(&invalid, MPI_COMM_NULL);
+    CHECK(status == CM_ERR_IO && invalid == NULL && strstr(cm_error_detail(), "MPI: duplicating"),
+          "a null communicator: status %d, detail \"%s\"", (int)status, cm_error_detail());
     int totals[2] = {checks, failures};
     MPI_Allreduce(MPI_IN_PLACE, totals, 2, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
     if (comm->rank == 0)

@@ -24,6 +24,10 @@
 #include "cm/parallel.h"
 #include "cm/train.h"
 
+/* OpenBLAS's thread count changes the bits of its larger GEMMs: pinned to the pool's, as cm's
+ * CLI does, so that every process computes a row block the same way. */
+extern void openblas_set_num_threads(int threads);
+
 typedef struct {
     int single;
     const char *method, *data, *out, *checkpoint, *resume, *hash_model;
@@ -223,6 +227,7 @@ int main(int argc, char **argv) {
     if (result) return result;
     if (o.hash_model) return hash_model(o.hash_model);
     if (o.threads < 1 || cm_parallel_set_threads(o.threads) != CM_OK) return usage("bad --threads");
+    openblas_set_num_threads((int)o.threads);
     run r = {.comm = cm_comm_single()};
     if (!o.single) {
         int provided = 0;
