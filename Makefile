@@ -8,9 +8,20 @@
 #                     run one with e.g. build-fuzz/fuzz/fuzz_npy -max_total_time=300
 #                     -dict=tests/fuzz/cm.dict /tmp/npy-work tests/fuzz/corpus/npy
 #                     (docs/checkpoints.md)
+#   make MPI=1        the library and CLI with the MPI communicator (include/cm/comm_mpi.h), in
+#                     build-mpi/; `make MPI=1 mpi` adds the MPI test and benchmark programs
+#                     (docs/distributed.md)
 # Dependencies are Debian packages; scripts/deps installs the missing ones.
 
 CC      ?= cc
+# MPI=1: src/dist/comm_mpi.c joins the library, CM_HAVE_MPI is defined and the MPI flags come
+# from pkg-config's MPI_PKG (Open MPI's ompi-c; mpich for MPICH; empty with CC=mpicc, whose
+# wrapper adds them). The objects go to build-mpi/, never mixed with the default build's. Nothing
+# is detected: without MPI=1 the build neither looks for nor uses MPI.
+MPI     ?=
+ifeq ($(MPI),1)
+BUILD   ?= build-mpi
+endif
 BUILD   ?= build
 OPT     ?= -O2
 PREFIX  ?= /usr/local
@@ -25,10 +36,16 @@ CFLAGS  ?= $(OPT) -g
 CFLAGS  += -std=c11 -Wall -Wextra -Wshadow -Wno-unused-parameter -D_POSIX_C_SOURCE=200809L \
            -fPIC -Iinclude $(shell pkg-config --cflags $(LIB_PKGS) $(TOOL_PKGS))
 LIB_LIBS  := $(shell pkg-config --libs $(LIB_PKGS)) -ldnnl -lgomp -lm -lpthread
+MPI_SRC   := src/dist/comm_mpi.c
+ifeq ($(MPI),1)
+MPI_PKG   ?= ompi-c
+CFLAGS    += -DCM_HAVE_MPI=1 $(if $(MPI_PKG),$(shell pkg-config --cflags $(MPI_PKG)))
+LIB_LIBS  += $(if $(MPI_PKG),$(shell pkg-config --libs $(MPI_PKG)))
+endif
 LDLIBS    += $(shell pkg-config --libs $(TOOL_PKGS)) $(LIB_LIBS)
 
 # src/<subsystem>/*.c is the library (docs/architecture.md); tests mirror it in tests/<subsystem>/.
-LIB_SRC   := $(wildcard src/*/*.c)
+LIB_SRC   := $(filter-out $(MPI_SRC),$(wildcard src/*/*.c)) $(if $(filter 1,$(MPI)),$(MPI_SRC))
 TOOL_SRC  := $(wildcard tools/cm/*.c)
 TEST_SRC  := $(wildcard tests/*/test_*.c) tests/main.c tests/harness.c
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
@@ -78,6 +95,10 @@ $(BUILD)/tests/main.o: tests/main.c $(BUILD)/suites.h
 $(BUILD)/cm_tests: $(TEST_OBJ) $(BUILD)/libcm.a $(BUILD)/tools/cm/plot.o
 	$(CC) $(CFLAGS) -o $@ $(TEST_OBJ) $(BUILD)/tools/cm/plot.o $(BUILD)/libcm.a $(LDLIBS)
 
+# comm_mpi.h (and the MPI package in cm.pc) only with MPI=1: without it the library has no MPI.
+PUBLIC_HEADERS := $(filter-out $(if $(filter 1,$(MPI)),,include/cm/comm_mpi.h),$(wildcard include/cm/*.h))
+PC_MPI := $(if $(filter 1,$(MPI)),$(MPI_PKG))
+
 # make install PREFIX=DIR: libcm.a, libcm.so.VERSION (soname libcm.so.SOVERSION), the public
 # headers and DIR/lib/pkgconfig/cm.pc (pkg-config --cflags --libs cm; --static for libcm.a).
 install: $(BUILD)/libcm.a $(BUILD)/libcm.so.$(VERSION) $(BUILD)/cm
@@ -86,9 +107,9 @@ install: $(BUILD)/libcm.a $(BUILD)/libcm.so.$(VERSION) $(BUILD)/cm
 	install -m 755 $(BUILD)/libcm.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/
 	ln -sf libcm.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libcm.so.$(SOVERSION)
 	ln -sf libcm.so.$(SOVERSION) $(DESTDIR)$(PREFIX)/lib/libcm.so
-	install -m 644 include/cm/*.h $(DESTDIR)$(PREFIX)/include/cm/
+	install -m 644 $(PUBLIC_HEADERS) $(DESTDIR)$(PREFIX)/include/cm/
 	install -m 755 $(BUILD)/cm $(DESTDIR)$(PREFIX)/bin/
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' -e 's|@REQUIRES@|$(LIB_PKGS)|' \
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' -e 's|@REQUIRES@|$(LIB_PKGS) $(PC_MPI)|' \
 	    cm.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/cm.pc
 
 # Which subsystem may include which (docs/architecture.md): scripts/check-includes.
@@ -129,7 +150,28 @@ sanitize: sanitize-build
 	CM_FAST=1 LSAN_OPTIONS=suppressions=tests/lsan.supp $(SAN_BUILD)/cm_tests
 
 clean:
-	rm -rf build build-san build-fuzz
+	rm -rf build build-san build-fuzz build-mpi
+
+# MPI programs (MPI=1 only; docs/distributed.md): mpi_train trains a run over the MPI
+# communicator and writes its weights and hash, mpi_check checks the communicator against the
+# single-process tree (both run by tests/cli_mpi.sh), bench_mpi measures training steps and the
+# reduction (run by hand: bench/mpi.c).
+.PHONY: mpi
+ifeq ($(MPI),1)
+mpi: $(BUILD)/mpi_train $(BUILD)/mpi_check $(BUILD)/bench_mpi
+
+$(BUILD)/mpi_train: tests/dist/mpi_train.c $(BUILD)/libcm.a
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libcm.a $(LIB_LIBS)
+
+$(BUILD)/mpi_check: tests/dist/mpi_check.c $(BUILD)/libcm.a
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libcm.a $(LIB_LIBS)
+
+$(BUILD)/bench_mpi: bench/mpi.c bench/bench.h $(BUILD)/libcm.a
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libcm.a $(LIB_LIBS)
+else
+mpi:
+	@echo "make mpi: the MPI programs need an MPI build: make MPI=1 mpi" >&2; exit 2
+endif
 
 # Benchmarks (bench/; not tests; docs/performance.md). `make bench` builds and runs all of them:
 # bench_nn (training steps and one-step sampling against the sgemm rate measured in the same run,

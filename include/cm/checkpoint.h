@@ -50,6 +50,10 @@ const char *cm_checkpoint_metadata(const cm_checkpoint *checkpoint, const char *
  * run's. */
 cm_status cm_checkpoint_restore(cm_trainer **out, const cm_checkpoint *checkpoint,
                                 const cm_data *data);
+/* The same for one process of several (cm_trainer_init_comm): every process restores the same
+ * checkpoint, whatever process count wrote it; the run continues with the same bits. */
+cm_status cm_checkpoint_restore_comm(cm_trainer **out, const cm_checkpoint *checkpoint,
+                                     const cm_data *data, const cm_comm *comm);
 
 /* FNV-1a 64 of a file source's rows, columns and values (bit patterns); 0 for laws. */
 uint64_t cm_checkpoint_data_hash(const cm_data *data);

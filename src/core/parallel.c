@@ -168,13 +168,33 @@ cm_status cm_parallel_set_threads(size_t threads) {
 
 size_t cm_parallel_threads(void) { return pool.threads; }
 
+/* Every task runs with OpenBLAS on one thread, on the pool or on the caller alone: OpenBLAS's
+ * threaded products round differently, so a row block would otherwise get other bits when it
+ * runs alone (one block, one pool thread, one process's single block of several) than among
+ * others. Returns OpenBLAS's count to restore (0: nothing to restore). */
+static int pin_blas(void) {
+    int blas_threads = openblas_get_num_threads ? openblas_get_num_threads() : 1;
+    if (blas_threads <= 1 || !openblas_set_num_threads) return 0;
+    openblas_set_num_threads(1);
+    return blas_threads;
+}
+
+static void unpin_blas(int blas_threads) {
+    if (blas_threads > 1) openblas_set_num_threads(blas_threads);
+}
+
+static void run_inline(cm_parallel_task run, void *context, size_t tasks) {
+    int blas_threads = pin_blas();
+    for (size_t t = 0; t < tasks; t++) run(context, t);
+    unpin_blas(blas_threads);
+}
+
 void cm_parallel_for(cm_parallel_task run, void *context, size_t tasks) {
     if (pool.threads <= 1 || tasks <= 1) {
-        for (size_t t = 0; t < tasks; t++) run(context, t);
+        run_inline(run, context, tasks);
         return;
     }
-    int blas_threads = openblas_get_num_threads ? openblas_get_num_threads() : 1;
-    if (blas_threads > 1 && openblas_set_num_threads) openblas_set_num_threads(1);
+    int blas_threads = pin_blas();
     publish(run, context, tasks, 0);
     run_tasks(0);
     for (unsigned spin = 0; atomic_load_explicit(&pool.done, memory_order_acquire) != tasks; spin++) {
@@ -182,7 +202,7 @@ void cm_parallel_for(cm_parallel_task run, void *context, size_t tasks) {
         /* a worker running a task may have lost its core to another process: let it have ours */
         if (spin % CM_PARALLEL_YIELD_EVERY == CM_PARALLEL_YIELD_EVERY - 1) sched_yield();
     }
-    if (blas_threads > 1 && openblas_set_num_threads) openblas_set_num_threads(blas_threads);
+    unpin_blas(blas_threads);
 }
 
 void cm_parallel_for_sized(cm_parallel_task run, void *context, size_t tasks, size_t work) {
@@ -190,7 +210,7 @@ void cm_parallel_for_sized(cm_parallel_task run, void *context, size_t tasks, si
         cm_parallel_for(run, context, tasks);
         return;
     }
-    for (size_t t = 0; t < tasks; t++) run(context, t);
+    run_inline(run, context, tasks);
 }
 
 void cm_parallel_range(size_t *first, size_t *end, size_t count, size_t part, size_t parts) {

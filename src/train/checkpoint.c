@@ -445,10 +445,15 @@ static cm_status check_data(const cm_checkpoint *ck, const cm_data *data) {
 }
 
 cm_status cm_checkpoint_restore(cm_trainer **out, const cm_checkpoint *ck, const cm_data *data) {
+    return cm_checkpoint_restore_comm(out, ck, data, cm_comm_single());
+}
+
+cm_status cm_checkpoint_restore_comm(cm_trainer **out, const cm_checkpoint *ck,
+                                     const cm_data *data, const cm_comm *comm) {
     *out = NULL;
     CM_TRY(check_data(ck, data));
     cm_trainer *trainer;
-    CM_TRY(cm_trainer_init(&trainer, &ck->model.config, data));
+    CM_TRY(cm_trainer_init_comm(&trainer, &ck->model.config, data, comm));
     cm_status status = cm_trainer_set_state(trainer, &ck->state);
     if (status != CM_OK) {
         char detail[512];

@@ -6,7 +6,8 @@
  *   x / (1 + expf(-x)) did;
  * - the vectorised sin/cos of the Fourier embedding against libm within 1 float ulp;
  * - bit-identical results with 1, 2 and 3 threads: MLP forward and backward, gradient norm,
- *   Adam, EMA, and whole training runs (ict, lhw); no allocation in steps with 2 threads.
+ *   Adam, EMA, and whole training runs (ict, lhw); no allocation in steps with 2 threads;
+ * - a lone row block (run on the calling thread) ignores OpenBLAS's thread count.
  */
 #include "cm/parallel.h"
 
@@ -259,6 +260,42 @@ static void test_training_same_bits_any_thread_count(void) {
     }
 }
 
+/* A row block alone on the pool (one task: run on the calling thread) gets the bits it gets
+ * among others (OpenBLAS pinned to one thread), whatever OpenBLAS's own thread count: one
+ * process of several may hold a single block while the others hold two. */
+extern void openblas_set_num_threads(int threads);
+extern int openblas_get_num_threads(void);
+
+static void test_single_block_ignores_openblas_threads(void) {
+    cm_data *data;
+    CM_CHECK_OK(cm_data_open(&data, "gauss:d=64"));
+    cm_train_config config = cm_train_config_default(CM_METHOD_ICT, 64);
+    CM_TEST_MLP(config)->width = 512; /* products large enough for OpenBLAS to use its threads */
+    config.batch = 256;
+    config.blocks = 1;
+    config.steps = 10;
+    int blas_threads = openblas_get_num_threads();
+    float *params[2] = {NULL, NULL};
+    size_t P = 0;
+    for (int t = 0; t < 2; t++) {
+        cm_trainer *trainer = NULL;
+        openblas_set_num_threads(t + 1);
+        CM_CHECK_OK(cm_trainer_init(&trainer, &config, data));
+        if (!trainer) continue;
+        CM_CHECK_OK(cm_trainer_step(trainer, NULL));
+        P = cm_model_param_count(cm_trainer_model(trainer));
+        params[t] = malloc(P * sizeof(float));
+        if (params[t]) memcpy(params[t], cm_trainer_params(trainer), P * sizeof(float));
+        cm_trainer_free(trainer);
+    }
+    openblas_set_num_threads(blas_threads);
+    CM_CHECK(params[0] && params[1] && memcmp(params[0], params[1], P * sizeof(float)) == 0,
+             "one row block: weights differ between OpenBLAS at 1 and 2 threads");
+    free(params[0]);
+    free(params[1]);
+    cm_data_free(data);
+}
+
 const cm_test_case cm_tests_parallel[] = {
     {"every_task_runs_once", test_every_task_runs_once},
     {"silu_matches_the_formula", test_silu_matches_the_formula},
@@ -266,5 +303,6 @@ const cm_test_case cm_tests_parallel[] = {
     {"evaluator_same_bits_any_thread_count", test_evaluator_same_bits_any_thread_count},
     {"optimiser_same_bits_any_thread_count", test_optimiser_same_bits_any_thread_count},
     {"training_same_bits_any_thread_count", test_training_same_bits_any_thread_count},
+    {"single_block_ignores_openblas_threads", test_single_block_ignores_openblas_threads},
     {NULL, NULL},
 };
