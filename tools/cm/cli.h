@@ -81,6 +81,8 @@ void cli_set_threads(size_t threads);
 
 int cmd_train(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
+/* tools/cm/cmd_export.c */
+int cmd_export(int argc, char **argv);
 int cmd_data(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_nfe(int argc, char **argv);
