@@ -145,14 +145,14 @@ static const char kernels_head[] =
     "/* x[n] = silu(x[n]) in place. */\n"
     "static void @_silu(float *x, size_t n)\n"
     "{\n"
-    "    size_t i = 0;\n"
-    "    for (; i + @_LANES <= n; i += @_LANES) {\n"
+    "    size_t whole = n - n % @_LANES;\n"
+    "    for (size_t i = 0; i < whole; i += @_LANES) {\n"
     "        @_lanes v;\n"
     "        memcpy(&v, x + i, sizeof v);\n"
     "        v = @_silu_lanes(v);\n"
     "        memcpy(x + i, &v, sizeof v);\n"
     "    }\n"
-    "    for (; i < n; i++) x[i] = @_silu1(x[i]);\n"
+    "    for (size_t i = whole; i < n; i++) x[i] = @_silu1(x[i]);\n"
     "}\n"
     "\n";
 
