@@ -1,19 +1,10 @@
 /* export.h: a trained consistency model as one dependency-free C99 source file and its header
- * (docs/export.md). The file holds the weights (float32, float16 or int8 with per-output-channel
- * scales), the data transform, the consistency coefficients ([CM] VE, [LHW] VP, the two-time
- * map of cd2), the noise-level embedding and the network's forward pass (written by its type:
- * network.h, export_c), cm's Philox normals (rng.h: the sampler's per-stage, per-point
- * children) and the sampler of sampler.h: one step, or [CM] Algorithm 1 at given levels ([LHW]
- * chain indices for lhw models). It compiles with `cc -O2 -c`, links with -lm alone, allocates
- * nothing (a caller's workspace, or a static one) and draws, for the same seed, the samples
- * `cm sample` draws up to float rounding. A dsm model (a denoiser) is not exported.
- *
- * The generated API, for a prefix P (macros in upper case, P_ below):
- *     size_t P_workspace_size(void);                 bytes; also the macro P_WORKSPACE_BYTES
- *     int P_sample(float *out, size_t n, uint64_t seed);   one step, the static workspace
- *     int P_sample_levels(float *out, size_t n, uint64_t seed, const double *levels,
- *                         size_t count, void *workspace);  [CM] Algorithm 1
- * out[n, D] in data units; 0 on success, P_ERROR_ARGUMENT or P_ERROR_LEVELS.
+ * (docs/export.md): the weights (float32, float16 or int8 with per-output-channel scales), the
+ * data transform, the coefficients of [CM] (VE), [LHW] (VP) and the two-time map of cd2, the
+ * noise embedding and the network's forward pass (written by its type: network.h, export_c),
+ * cm's Philox normals (rng.h) and the sampler of sampler.h ([CM] Algorithm 1). It compiles with
+ * `cc -O2 -c`, links with -lm alone, allocates nothing, and draws for the same seed the samples
+ * `cm sample` draws up to float rounding. dsm models (denoisers) are not exported.
  */
 #ifndef CM_EXPORT_H
 #define CM_EXPORT_H
@@ -23,6 +14,13 @@
 
 #include "cm/model.h"
 #include "cm/status.h"
+
+/* The generated API, for a prefix P (its macros in upper case, P_ below):
+ *     size_t P_workspace_size(void);                       bytes (P_WORKSPACE_BYTES)
+ *     int P_sample(float *out, size_t n, uint64_t seed);   one step, the static workspace
+ *     int P_sample_levels(float *out, size_t n, uint64_t seed, const double *levels,
+ *                         size_t count, void *workspace);  [CM] Algorithm 1
+ * out[n, D] in data units; 0 on success, P_ERROR_ARGUMENT or P_ERROR_LEVELS. */
 
 typedef enum {
     CM_EXPORT_F32,  /* the weights as trained */

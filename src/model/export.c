@@ -137,6 +137,8 @@ static void write_banner(cm_export_writer *w, const cm_model *model, const cm_ex
 static cm_status write_constants(cm_export_writer *w, const cm_model *model) {
     const cm_method_config *m = &model->config.method;
     size_t D = model->config.network.dim;
+    cm_export_printf(w, "/* the data transform, x_data = x_model scale + shift per coordinate, and "
+                     "the method's\n * constants (src/model/consistency.c) */\n");
     write_doubles(w, "shift", model->transform.shift, D);
     write_doubles(w, "scale", model->transform.scale, D);
     cm_export_printf(w, "static const double @_sigma_data = %a;\n", m->sigma_data);

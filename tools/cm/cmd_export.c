@@ -1,5 +1,7 @@
 /* cmd_export.c: `cm export`: a trained consistency model as one dependency-free C99 file and its
- * header (export.h, docs/export.md): OUT.c and OUT.h beside it. */
+ * header (export.h, docs/export.md): NAME.c and NAME.h beside it, symbols prefixed by --prefix
+ * (default NAME), weights as --dtype f32, f16 or int8. The export itself is the library's
+ * (src/model/export.c and the network types' export_c); this file parses and reports. */
 #include <stdio.h>
 #include <string.h>
 
