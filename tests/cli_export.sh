@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # tests/cli_export.sh: `cm export` end to end. Trains small models (MLP: ict, lhw, cd, cd2; U-Net:
-# ict, lhw, cd2 on 8x8 images), exports each, compiles the export with the C compiler alone
+# ict, lhw, cd, cd2 on 8x8 images), exports each, compiles the export with the C compiler alone
 # (cc -std=c99 -pedantic -Werror -O2, -lm, with the driver tests/export/sample_main.c), and
 # compares its samples with `cm sample` for several seeds, one step and multistep: the max
 # |export - cm| / max |cm| must stay below 1e-5 and the exact W1 against one reference file
@@ -63,6 +63,7 @@ expect 0 "" -- "$CM" train $unet --method ict --steps 60 --out "$work/u-ict"
 expect 0 "" -- "$CM" train $unet --method lhw --T 20 --steps 60 --out "$work/u-lhw"
 expect 0 "" -- "$CM" train $unet --method dsm --steps 60 --out "$work/u-dsm"
 expect 0 "" -- "$CM" train $unet --method cd2 --steps 60 --teacher-model "$work/u-dsm/model.safetensors" --out "$work/u-cd2"
+expect 0 "" -- "$CM" train $unet --method cd --steps 60 --teacher-model "$work/u-dsm/model.safetensors" --out "$work/u-cd"
 expect 0 "" -- "$CM" data --data moons --n 1000 --seed 9 --out "$work/ref-moons.npy"
 expect 0 "" -- "$CM" data --data gauss:d=3,mean=1,std=0.5 --n 1000 --seed 9 --out "$work/ref-gauss.npy"
 expect 0 "" -- "$CM" data --data gmm:d=2,k=3 --n 1000 --seed 9 --out "$work/ref-gmm.npy"
@@ -88,6 +89,8 @@ build "$work/u-lhw" "$work/u-lhw/model.safetensors"
 compare u-lhw "$work/u-lhw/model.safetensors" "$work/ref-shapes.npy" 5 100 times 20,9
 build "$work/u-cd2" "$work/u-cd2/model.safetensors"
 compare u-cd2 "$work/u-cd2/model.safetensors" "$work/ref-shapes.npy" 5 100
+build "$work/u-cd" "$work/u-cd/model.safetensors"
+compare u-cd "$work/u-cd/model.safetensors" "$work/ref-shapes.npy" 5 100
 
 # --- the workspace, prefixes of a draw, the plain loops, bad levels
 run="$work/m-ict/run"
