@@ -180,7 +180,7 @@ endif
 # OpenBLAS to an older kernel), then bench_gemm (OpenBLAS against oneDNN, oneDNN's convolutions)
 # and bench_unet (the U-Net's forward and backward).
 # BENCH_RUNS repetitions per figure (default 5).
-.PHONY: bench bench-ot bench-nn bench-gemm bench-unet
+.PHONY: bench bench-ot bench-nn bench-gemm bench-unet bench-export
 BENCH_RUNS ?= 5
 BENCH_WRAP := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc
 $(BUILD)/bench_ot: bench/ot.c bench/bench.h $(BUILD)/libcm.a
@@ -204,6 +204,15 @@ $(BUILD)/bench_unet: bench/unet.c bench/bench.h src/nn/unet.h $(BUILD)/libcm.a
 
 bench-unet: $(BUILD)/bench_unet
 	$(BUILD)/bench_unet $(BENCH_RUNS)
+
+# bench_export_cm: cm_sample on one thread, beside a model's compiled C export (bench/export.sh:
+# make bench-export EXPORT_MODEL=runs/moons/model.safetensors; docs/export.md).
+$(BUILD)/bench_export_cm: bench/export_cm.c bench/bench.h $(BUILD)/libcm.a
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libcm.a $(LDLIBS)
+
+EXPORT_MODEL ?= runs/moons/model.safetensors
+bench-export: $(BUILD)/bench_export_cm $(BUILD)/cm
+	bench/export.sh $(EXPORT_MODEL)
 
 bench-ot: $(BUILD)/bench_ot
 	OPENBLAS_NUM_THREADS=1 $(BUILD)/bench_ot $(BENCH_RUNS)

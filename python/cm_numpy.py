@@ -7,6 +7,9 @@ consistency parameterisations ([CM] VE, [LHW] VP, the two-time map of cd2) and r
 `cm sample` one-step and multistep ([CM] Algorithm 1) in float64, from the same float32 inputs
 the C code feeds its network (docs/python.md). Written by hand because the point is a reader
 that depends on numpy only (not on the safetensors package or on cm's library).
+Reads model format 2 (cm 0.2: the nested configuration) and format 1 (cm 0.1: flat); evaluates
+the "mlp" network (a U-Net model is refused with a CmFormatError); a dsm model's denoiser
+D(x, sigma) is `Model.denoise`.
 Not done here: training, the diffusion samplers of dsm models, the [JHMZ] and [LFC] samplers.
 """
 
@@ -614,6 +617,17 @@ class Model:
         target = None if k.c_noise_target is None else _f32(k.c_noise_target)
         F = mlp_forward(self.layers, self.config, x_in, _f32(k.c_noise), target)
         return skip * x + out * F
+
+    def denoise(self, x, sigma):
+        """The denoiser D(x, sigma) of a dsm model on x [B, D] in model units (EDM's
+        preconditioning: the VE coefficients at sigma_min = 0, consistency.h), from the float32
+        inputs cm's evaluator computes with (cm_evaluator_denoise)."""
+        if self.config.method != "dsm":
+            raise ValueError(f"a {self.config.method} model is a consistency function, not a "
+                             "denoiser")
+        if not (math.isfinite(sigma) and sigma > 0):
+            raise ValueError(f"denoiser level {sigma} must be finite and > 0")
+        return self.apply(x, consistency_ve(float(sigma), self.config.sigma_data, 0.0))
 
     def consistency(self, x, level, target=None):
         """f(x, level) in model (standardised) units; cd2: g(x, level, target)."""

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# tests/cli_python.sh: python/cm_numpy.py against the cm binary. Trains tiny models (ict, ct,
-# lhw, cd on a gauss: law, cd2), samples each with cm for several seeds (one of them 2^64 - 1)
-# and multistep schedules, draws data with cm data (normals, row indices), keeps checkpoints
-# (law data and file data), then runs tests/python/test_cm_numpy.py --work, which compares
-# everything: samples to a relative 1e-5, draws bit for bit (docs/python.md). Needs Debian's
+# tests/cli_python.sh: python/cm_numpy.py against the cm binary. Trains tiny models of every
+# method (ict, ct, lhw, cd on a gauss: law, cd2, dsm: model format 2), samples each with cm for
+# several seeds (one of them 2^64 - 1) and multistep schedules (dsm: one-step DDIM, its
+# denoiser), samples the format-1 models of cm 0.1 (tests/golden/format1/), draws data with cm
+# data (normals, row indices), keeps checkpoints (law data and file data), then runs
+# tests/python/test_cm_numpy.py --work, which compares everything: samples to a relative 1e-5,
+# draws bit for bit, the format versions as stored (docs/python.md). Needs Debian's
 # /usr/bin/python3 with python3-numpy (the python3 on PATH may lack numpy): without it, FAIL.
 # Usage: CM=build/cm tests/cli_python.sh     Ends with "cli_python: N passed, N failed".
 source "$(dirname "$0")/expect.sh"   # CM, $work, counters, expect, one_line_error, check, exists
@@ -55,6 +57,30 @@ for entry in "${multistep[@]}"; do
 done
 expect 0 "" -- "$CM" sample --model "$work/ict/model.safetensors" --n 300 --seed 5 --out "$work/ict.csv" --quiet
 echo "sample $work/ict/model.safetensors $work/ict.csv 5 300" >> "$manifest"
+
+# --- a dsm model: its denoiser through one-step DDIM draws (x = sigma_max z, then D(x, sigma_max))
+expect 0 "" -- "$CM" train --data moons --method dsm $small --out "$work/dsm"
+for seed in 0 5; do
+  expect 0 "" -- "$CM" sample --model "$work/dsm/model.safetensors" --sampler ddim --steps 1 --n 300 --seed $seed --out "$work/dsm-$seed.npy" --quiet
+  echo "denoise $work/dsm/model.safetensors $work/dsm-$seed.npy $seed 300" >> "$manifest"
+done
+for method in ict ct lhw cd cd2 dsm; do echo "format $work/$method/model.safetensors 2" >> "$manifest"; done
+
+# --- the format-1 models of cm 0.1 (tests/golden/format1/, flat configuration): one step, a
+# multistep schedule, the dsm denoiser
+format1="$root/tests/golden/format1"
+for method in lhw ct ict cd cd2; do
+  expect 0 "" -- "$CM" sample --model "$format1/model-$method.safetensors" --n 400 --seed 2 --out "$work/f1-$method.npy" --quiet
+  echo "sample $format1/model-$method.safetensors $work/f1-$method.npy 2 400" >> "$manifest"
+  echo "format $format1/model-$method.safetensors 1" >> "$manifest"
+done
+expect 0 "" -- "$CM" sample --model "$format1/model-ict.safetensors" --n 400 --seed 4 --sigmas 5,0.5 --out "$work/f1-ict-2.npy" --quiet
+echo "sample $format1/model-ict.safetensors $work/f1-ict-2.npy 4 400 sigmas=5,0.5" >> "$manifest"
+expect 0 "" -- "$CM" sample --model "$format1/model-lhw.safetensors" --n 400 --seed 4 --times 20,9 --out "$work/f1-lhw-2.npy" --quiet
+echo "sample $format1/model-lhw.safetensors $work/f1-lhw-2.npy 4 400 times=20,9" >> "$manifest"
+expect 0 "" -- "$CM" sample --model "$format1/model-dsm.safetensors" --sampler ddim --steps 1 --n 300 --seed 6 --out "$work/f1-dsm.npy" --quiet
+echo "denoise $format1/model-dsm.safetensors $work/f1-dsm.npy 6 300" >> "$manifest"
+echo "format $format1/model-dsm.safetensors 1" >> "$manifest"
 
 # --- raw draws: normals of gauss: points (odd and even dimensions), row indices of a file source
 for spec in "5 11 3000" "2 9223372036854775808 100"; do

@@ -22,6 +22,10 @@
  * - float and double are compiled from one source; the double twin is for gradient checks.
  * - rows <= the capacity the workspace was made for.
  * Pointers are borrowed for the call; a cm_network owns its tensor list and type state.
+ *
+ * Export to C (export.h, docs/export.md): a type may also write its forward pass as C99 text
+ * through a cm_export_writer (the end of this header), so that a trained model becomes one
+ * dependency-free C file; the sampler around it is written by the model part (export.h).
  */
 #ifndef CM_NETWORK_H
 #define CM_NETWORK_H
@@ -49,6 +53,7 @@ typedef struct {
 typedef struct cm_network_type cm_network_type;
 typedef struct cm_network cm_network;
 typedef struct cm_network_workspace cm_network_workspace;
+typedef struct cm_export_writer cm_export_writer;
 
 /* What a network is asked to be: the data it maps, how many noise levels a row carries, and its
  * type's own settings (a struct of the type, stored in `options` and described by the type's
@@ -96,6 +101,10 @@ struct cm_network_type {
                          const double *params, void *workspace, const double *dout, size_t rows);
     /* FLOPs of one forward of `rows` rows (2 per multiply-add). */
     double (*forward_flops)(const cm_network *network, size_t rows);
+    /* Write the forward pass of `network` with weights `params` as C99 text through `writer`
+     * (the contract at the end of this header); NULL: the type cannot be exported. */
+    cm_status (*export_c)(const cm_network *network, const float *params,
+                          cm_export_writer *writer);
 };
 
 /* ---- the registry */
@@ -161,5 +170,69 @@ void cm_network_forward_f64(const cm_network *network, double *out, const double
 void cm_network_backward_f64(const cm_network *network, double *dparams, double *dx_in,
                              const double *params, cm_network_workspace *workspace,
                              const double *dout, size_t rows);
+
+/* ---- export to C: what a type's export_c writes, and the writer it writes through
+ *
+ * The exported forward is one C99 function, in the text written with cm_export_printf:
+ *     static void @_network_forward(float *out, const float *x_in, const float *c_noise,
+ *                                   size_t rows, float *work, float *decode);
+ * out[rows, D] = F(x_in[rows, D], c_noise[L]) for 1 <= rows <= the block declared with
+ * cm_export_set_forward: ONE set of L noise levels for every row of a call (a sampler evaluates
+ * a stage at one level, so level-only work such as the noise embedding is done once per call).
+ * `work` holds the floats declared there; `decode` the floats of the largest matrix. Weights are
+ * added with cm_export_matrix (matrices, stored in the export's dtype) and cm_export_vector
+ * (biases and other vectors, always float32) in the layout the forward reads; the forward gets
+ * them back with
+ *     const float *@_matrix(int index, float *decode);  (valid until the next @_matrix call)
+ *     const float *@_vector(int index);
+ * '@' in written text stands for the symbol prefix. The writer also provides the kernels every
+ * forward may call (cm_export_write_kernels, which the model part calls before export_c):
+ *     @_gemm(out, ldo, in, ldi, rows, C, w, ldw, bias, OC): out[r, o] = bias[o] + sum_c
+ *         in[r ldi + c] w[c ldw + o], o < OC, w [C, ldw] with ldw >= OC rounded up to 8 and
+ *         bias[ldw] (the columns from OC on zero);
+ *     @_tile(...): the register tile of @_TILE_ROWS inputs x 8 output channels @_gemm is made
+ *         of, over `taps` shifted inputs (a convolution: see its comment in the written text);
+ *     @_silu(x, n) in place; @_fourier(out, c_noise, E, max_frequency) (layers.h's features). */
+
+/* An empty writer for symbols prefixed `prefix` (a C identifier, < 64 characters). */
+cm_status cm_export_writer_create(cm_export_writer **out, const char *prefix);
+void cm_export_writer_free(cm_export_writer *writer);
+/* Append the kernels listed above. */
+void cm_export_write_kernels(cm_export_writer *writer);
+/* Append printf-formatted text with every '@' replaced by the prefix and every '$' by the
+ * prefix in upper case (the header's macros). A failure (no memory) is kept and returned by
+ * cm_export_writer_status. */
+void cm_export_printf(cm_export_writer *writer, const char *format, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+/* The forward's block (rows per call, >= 1) and the floats of `work` a call needs. */
+void cm_export_set_forward(cm_export_writer *writer, size_t block_rows, size_t work_floats);
+/* Add values[rows, channels] (row-major; its columns are the output channels: int8 scales are
+ * per column) as matrix *out_index; `name` is a comment (the tensor it came from). Copied. */
+cm_status cm_export_matrix(cm_export_writer *writer, size_t *out_index, const char *name,
+                           const float *values, size_t rows, size_t channels);
+/* Add values[count] as vector *out_index. Copied. */
+cm_status cm_export_vector(cm_export_writer *writer, size_t *out_index, const char *name,
+                           const float *values, size_t count);
+/* Round n up to a multiple of the tile (8): the width of exported matrices and biases. */
+size_t cm_export_padded(size_t n);
+
+/* What the model part reads back (export.h). */
+typedef struct {
+    const char *name;
+    const float *values; /* [rows, channels]; a vector: rows = 1 */
+    size_t rows, channels;
+} cm_export_tensor;
+cm_status cm_export_writer_status(const cm_export_writer *writer);
+/* The text written so far (the kernels, then the network's), NUL-terminated. */
+const char *cm_export_writer_text(const cm_export_writer *writer);
+size_t cm_export_writer_block_rows(const cm_export_writer *writer);
+size_t cm_export_writer_work_floats(const cm_export_writer *writer);
+size_t cm_export_writer_matrix_count(const cm_export_writer *writer);
+size_t cm_export_writer_vector_count(const cm_export_writer *writer);
+cm_export_tensor cm_export_writer_matrix(const cm_export_writer *writer, size_t index);
+cm_export_tensor cm_export_writer_vector(const cm_export_writer *writer, size_t index);
 
 #endif

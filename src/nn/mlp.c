@@ -1,5 +1,6 @@
 /* mlp.c: the MLP network type (mlp.h): its settings with their defaults, layout, PyTorch's
- * default initialisation, and mlp_template.h's block passes instantiated in float and double,
+ * default initialisation, mlp_template.h's block passes instantiated in float and double, and
+ * its export to C (network.h: the forward pass on the writer's kernels, weights transposed),
  * behind the cm_network_type interface of network.h. */
 #include "nn/mlp.h"
 
@@ -170,6 +171,80 @@ static double mlp_forward_flops(const cm_network *network, size_t rows) {
     return flops;
 }
 
+/* ---- export to C (network.h): weights transposed to [C, OC] with OC padded to the tile, so
+ * that the writer's @_gemm runs over output channels; the embedding's share of the first layer
+ * (the same for every row of a call) is summed once per call. */
+
+/* Layer l's weight, transposed to [C, OC padded], as matrix l and its bias (padded) as
+ * vector l. */
+static cm_status export_layer(cm_export_writer *writer, const cm_mlp_layout *layout,
+                              const float *params, size_t l) {
+    size_t OC = layout->out[l], C = layout->in[l], ldw = cm_export_padded(OC), index;
+    float *values = cm_calloc(C * ldw + ldw, sizeof(float));
+    if (!values) return cm_error_set(CM_ERR_NOMEM, "MLP export of layer %zu", l);
+    float *bias = values + C * ldw;
+    const float *weight = params + layout->weight_offset[l];
+    for (size_t o = 0; o < OC; o++)
+        for (size_t c = 0; c < C; c++) values[c * ldw + o] = weight[o * C + c];
+    memcpy(bias, params + layout->bias_offset[l], OC * sizeof(float));
+    char name[CM_TENSOR_NAME_MAX];
+    snprintf(name, sizeof name, "mlp.%zu.weight, transposed", l);
+    cm_status status = cm_export_matrix(writer, &index, name, values, C, ldw);
+    snprintf(name, sizeof name, "mlp.%zu.bias", l);
+    if (status == CM_OK) status = cm_export_vector(writer, &index, name, bias, ldw);
+    cm_free(values);
+    return status;
+}
+
+#define MLP_EXPORT_BLOCK 64 /* rows per call of the exported forward */
+
+static cm_status mlp_export(const cm_network *network, const float *params,
+                            cm_export_writer *w) {
+    const cm_mlp_layout *m = cm_network_state(network);
+    size_t D = m->dim, E = m->embed, L = m->noise_levels, W = m->width;
+    size_t Wp = cm_export_padded(W), Dp = cm_export_padded(D), last = m->depth;
+    for (size_t l = 0; l < m->layer_count; l++) CM_TRY(export_layer(w, m, params, l));
+    cm_export_set_forward(w, MLP_EXPORT_BLOCK, L * E + Wp + 2 * MLP_EXPORT_BLOCK * W);
+    cm_export_printf(w,
+        "/* ---- the network (src/nn/mlp.c): Linear(D + L E -> W), SiLU, %zu x [Linear(W -> W),\n"
+        " * SiLU], Linear(W -> D) on [x_in, Fourier(c_noise_1), ..], with D = %zu, E = %zu,\n"
+        " * L = %zu, W = %zu. Matrix l is layer l's weight transposed [C, OC padded to 8], vector\n"
+        " * l its bias. The embedding's share of the first layer is the same for every row of a\n"
+        " * call: it is summed once, into the first layer's bias. */\n"
+        "\n"
+        "static void @_network_forward(float *out, const float *x_in, const float *c_noise,\n"
+        "                              size_t rows, float *work, float *decode)\n"
+        "{\n"
+        "    float *embedding = work;            /* [L E] */\n"
+        "    float *first_bias = work + %zu;      /* [%zu] */\n"
+        "    float *a = first_bias + %zu, *b = a + %zu; /* [rows, W] each */\n"
+        "    for (int j = 0; j < %zu; j++)\n"
+        "        @_fourier(embedding + j * %zu, c_noise[j], %zu, %.17g);\n"
+        "    const float *w = @_matrix(0, decode), *bias = @_vector(0);\n"
+        "    for (int o = 0; o < %zu; o++) first_bias[o] = bias[o];\n"
+        "    for (int c = 0; c < %zu; c++) {\n"
+        "        const float e = embedding[c], *restrict row = w + (size_t)(%zu + c) * %zu;\n"
+        "        for (int o = 0; o < %zu; o++) first_bias[o] += e * row[o];\n"
+        "    }\n"
+        "    @_gemm(a, %zu, x_in, %zu, rows, %zu, w, %zu, first_bias, %zu);\n"
+        "    @_silu(a, rows * %zu);\n",
+        m->depth - 1, D, E, L, W, L * E, Wp, Wp,
+        (size_t)MLP_EXPORT_BLOCK * W, L, E, E, m->embed_max_frequency, Wp, L * E, D, Wp, Wp, W,
+        D, D, Wp, W, W);
+    for (size_t l = 1; l < last; l++)
+        cm_export_printf(w,
+            "    @_gemm(b, %zu, a, %zu, rows, %zu, @_matrix(%zu, decode), %zu, @_vector(%zu), %zu);\n"
+            "    @_silu(b, rows * %zu);\n"
+            "    { float *swap = a; a = b; b = swap; }\n",
+            W, W, W, l, Wp, l, W, W);
+    cm_export_printf(w,
+        "    (void)b;\n"
+        "    @_gemm(out, %zu, a, %zu, rows, %zu, @_matrix(%zu, decode), %zu, @_vector(%zu), %zu);\n"
+        "}\n\n",
+        D, W, W, last, Dp, last, D);
+    return cm_export_writer_status(w);
+}
+
 const cm_network_type cm_network_mlp = {
     .name = "mlp",
     .summary = "multilayer perceptron on [x, Fourier features of the noise level(s)], SiLU",
@@ -186,4 +261,5 @@ const cm_network_type cm_network_mlp = {
     .forward_f64 = mlp_forward_f64,
     .backward_f64 = mlp_backward_f64,
     .forward_flops = mlp_forward_flops,
+    .export_c = mlp_export,
 };

@@ -627,4 +627,5 @@ const cm_network_type cm_network_unet = {
     .forward_f64 = unet_forward_f64,
     .backward_f64 = unet_backward_f64,
     .forward_flops = unet_forward_flops,
+    .export_c = cm_unet_export,
 };

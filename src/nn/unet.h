@@ -124,6 +124,8 @@ typedef struct {
 
 /* The U-Net as a network type (network.h): its settings, and the image shape of the data. */
 extern const cm_network_type cm_network_unet;
+/* Its export_c (network.h; unet_export.c): the forward pass as C99 text. */
+cm_status cm_unet_export(const cm_network *network, const float *params, cm_export_writer *writer);
 
 /* Validate `config` and lay the network out (CM_ERR_INVALID with the reason). The layout is a
  * plain value (about 60 KB) that the workspaces and calls below borrow. */

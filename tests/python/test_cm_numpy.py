@@ -288,6 +288,64 @@ def golden_models_load_and_sample():
             assert model.schedule.T == 20
 
 
+EVALUATION_FIELDS = ("method", "dim", "width", "depth", "embed", "embed_max_frequency", "two_time",
+                     "sigma_data", "sigma_min", "sigma_max", "rho", "T", "c0", "c1", "cd_levels")
+
+
+def nested(flat, template):
+    """A format-1 (flat) configuration in format 2's nested form, each key in the part where the
+    format-2 `template` keeps it (the network part gains "type": "mlp")."""
+    parts = {part: {} for part, value in template.items() if isinstance(value, dict)}
+    where = {key: part for part in parts for key in template[part]}
+    out = {}
+    for key, value in flat.items():
+        if key in where:
+            parts[where[key]][key] = value
+        else:
+            out[key] = value
+    parts["network"]["type"] = "mlp"
+    out.update(parts)
+    return out
+
+
+@test
+def format1_and_format2_configs_read_alike():
+    for method in ("lhw", "ct", "ict", "dsm", "cd", "cd2"):
+        old = cmn.load_model(os.path.join(GOLDEN, "format1", f"model-{method}.safetensors"))
+        new = cmn.load_model(golden(method))
+        assert (old.format_version, new.format_version) == ("1", "2"), method
+        template = json.loads(new.metadata["cm.config"])
+        assert set(template) >= {"method", "network", "optimizer", "steps"}, template.keys()
+        assert template["network"]["type"] == "mlp" and template["method"]["method"] == method
+        flat = json.loads(old.metadata["cm.config"])
+        again = cmn.parse_config(json.dumps(nested(flat, template)), "2")
+        for field in EVALUATION_FIELDS:
+            assert getattr(again, field) == getattr(old.config, field), (method, field)
+        for key, value in flat.items():
+            assert again.fields[key] == value, (method, key)
+
+
+@test
+def unet_models_are_refused_clearly():
+    text = json.dumps({"method": {"method": "ict"}, "network": {
+        "type": "unet", "dim": 64, "image_channels": 1, "image_height": 8, "image_width": 8}})
+    raises(cmn.CmFormatError, cmn.parse_config, text, "2", contains="'unet'")
+
+
+@test
+def denoiser_of_a_dsm_model():
+    model, ict = cmn.load_model(golden("dsm")), cmn.load_model(golden("ict"))
+    x = np.random.default_rng(3).normal(size=(40, 2))
+    sigma = 2.5
+    assert np.array_equal(model.denoise(x, sigma),
+                          model.apply(x, cmn.consistency_ve(sigma, 0.5, 0.0)))
+    assert np.max(np.abs(model.denoise(x, 1e-7) - x)) < 1e-6  # c_skip -> 1, c_out -> 0
+    assert not np.allclose(model.denoise(x, sigma), x)
+    raises(ValueError, ict.denoise, x, sigma, contains="not a denoiser")
+    raises(ValueError, model.denoise, x, 0.0, contains="> 0")
+    raises(ValueError, model.denoise, x, float("nan"), contains="> 0")
+
+
 @test
 def sample_is_its_noise_and_independent_of_chunking():
     model = cmn.load_model(golden("ict"))
@@ -615,6 +673,28 @@ def cm_tests():
             print(f"    {label}: max |python - cm| / max |cm| = {difference:.2e}")
 
     @test
+    def denoisers_match_cm_ddim_one_step():
+        lines = manifest("denoise")
+        assert len(lines) >= 3, len(lines)
+        worst = 0.0
+        for model_path, output, seed, n in lines:
+            model = cmn.load_model(model_path)
+            ours = ddim_one_step(model, int(n), int(seed))
+            difference = cmn.max_relative_difference(ours, cmn.read_samples(output))
+            worst = max(worst, difference)
+            assert difference < SAMPLE_TOLERANCE, (output, difference)
+        print(f"    dsm denoiser (one-step DDIM): max |python - cm| / max |cm| = {worst:.2e}")
+
+    @test
+    def format_versions_as_stored():
+        lines = manifest("format")
+        assert {version for _, version in lines} == {"1", "2"}, lines
+        for model_path, version in lines:
+            model = cmn.load_model(model_path)
+            assert model.format_version == version, (model_path, model.format_version)
+            assert model.metadata["cm.format_version"] == version
+
+    @test
     def gaussian_draws_match_cm_data_bit_for_bit():
         lines = manifest("gauss")
         assert lines
@@ -660,6 +740,17 @@ def cm_tests():
             else:
                 assert ck.data_file is None
             assert set(ck.cli) >= {"cm.cli.threads", "cm.cli.save_every", "cm.cli.keep"}
+
+
+def ddim_one_step(model, n, seed):
+    """`cm sample --sampler ddim --steps 1` of a dsm model (src/sample/diffusion.c): x = sigma_max
+    z with z of stage 0 in double (normal_fill_f64 of point i's child), then one Euler step to 0,
+    x + (0 - s) (x - D(x, s)) / s, in data units."""
+    c = model.config
+    stage = cmn.Rng(seed).fork(cmn.STREAMS["sample"]).fork(0)
+    x = np.array([stage.fork(i).normal_fill_f64(c.dim) for i in range(n)]) * c.sigma_max
+    slope = (x - model.denoise(x, c.sigma_max)) / c.sigma_max
+    return model.to_data(x + (0.0 - c.sigma_max) * slope)
 
 
 def fnv1a64(values):

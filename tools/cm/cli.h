@@ -110,6 +110,8 @@ void cli_set_threads(size_t threads);
 
 int cmd_train(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
+/* tools/cm/cmd_export.c */
+int cmd_export(int argc, char **argv);
 int cmd_data(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 /* tools/cm/cmd_info.c: cm info MODEL_OR_DIR */

@@ -16,6 +16,7 @@ static void usage(FILE *stream) {
             "  train    train a model (--method below) on built-in, law, file or image data\n"
             "  sample   one-step or multistep samples from a trained model (NPY/CSV, PNG)\n"
             "  info     what a model file or run directory holds, and the command that made it\n"
+            "  export   a trained model as one dependency-free C file (its sampler included)\n"
             "  data     export samples of a built-in data source (NPY/CSV)\n"
             "  eval     distance of samples to a reference, with the noise floor\n"
             "  nfe      quality against network evaluations (consistency vs diffusion samplers)\n"
@@ -45,6 +46,7 @@ int main(int argc, char **argv) {
     if (strcmp(command, "train") == 0) status = cmd_train(argc, argv);
     else if (strcmp(command, "sample") == 0) status = cmd_sample(argc, argv);
     else if (strcmp(command, "info") == 0) status = cmd_info(argc, argv);
+    else if (strcmp(command, "export") == 0) status = cmd_export(argc, argv);
     else if (strcmp(command, "data") == 0) status = cmd_data(argc, argv);
     else if (strcmp(command, "eval") == 0) status = cmd_eval(argc, argv);
     else if (strcmp(command, "nfe") == 0) status = cmd_nfe(argc, argv);
