@@ -80,4 +80,23 @@ cm_status cm_conv_plan_store_weight_gradient(cm_conv_plan *plan, float *dweight)
 /* The implementation oneDNN chose for the forward primitive ("brgconv:avx512_core", ...). */
 const char *cm_conv_plan_implementation(const cm_conv_plan *plan);
 
+/* ---- the convolutions of one network (conv_set.c): one engine and stream, a plan per
+ * convolution, one shared scratchpad (the plans run one at a time on the calling thread), and
+ * the weights each plan holds, reordered again only when they change */
+
+typedef struct {
+    int height, width, channels, out_channels, kernel, stride; /* cm_conv_plan_create's */
+} cm_conv_shape;
+
+typedef struct cm_conv_set cm_conv_set;
+
+/* count >= 1 plans of the given shapes (errors as cm_conv_plan_create; nothing left behind). */
+cm_status cm_conv_set_create(cm_conv_set **out, const cm_conv_shape *shapes, size_t count);
+void cm_conv_set_free(cm_conv_set *set);
+/* Plan `index` (owned by the set). */
+cm_conv_plan *cm_conv_set_plan(cm_conv_set *set, size_t index);
+/* cm_conv_plan_load_weights of plan `index`, skipped when weight[OC,C,K,K] equals, bit for bit,
+ * the weights the plan was last loaded from. */
+cm_status cm_conv_set_load_weights(cm_conv_set *set, size_t index, const float *weight);
+
 #endif
