@@ -42,9 +42,9 @@ enum { MEM_SRC, MEM_DST, MEM_BIAS, MEM_DIFF_SRC, MEM_DIFF_DST, MEM_DIFF_BIAS, ME
 
 struct cm_conv_plan {
     int H, W, C, OC, K, stride;
-    int thin;                  /* 3x3, stride 1, C or OC = 1: conv_thin.c, no primitive */
+    int thin;                  /* 3x3, stride 1, OC = 1: conv_thin.c, no primitive */
     float *taps, *taps_grad, *taps_sum; /* thin: weights, one row's and the running weight
-                                         * gradient in tap order [9][C OC] (inside buffers) */
+                                         * gradient in tap order [9][C] (inside buffers) */
     cm_onednn *onednn; /* borrowed */
     step steps[STEP_COUNT]; /* STEP_LOAD_BACKWARD_DATA unused (NULL) when the formats agree */
     dnnl_memory_t memory[MEM_COUNT];
@@ -238,7 +238,7 @@ cm_status cm_conv_plan_create(cm_conv_plan **out, cm_onednn *onednn, int H, int 
     if (!plan) return cm_error_set(CM_ERR_NOMEM, "convolution plan");
     *plan = (cm_conv_plan){.H = H, .W = W, .C = C, .OC = OC, .K = K, .stride = stride,
                            .onednn = onednn};
-    plan->thin = K == 3 && stride == 1 && (C == 1 || OC == 1);
+    plan->thin = K == 3 && stride == 1 && OC == 1 && C % CM_CONV_THIN_LANES == 0;
     cm_status status = CM_OK;
     if (plan->thin) {
         status = build_thin(plan);
@@ -269,7 +269,7 @@ void cm_conv_plan_free(cm_conv_plan *plan) {
     cm_free(plan);
 }
 
-/* weight[OC, C, 3, 3] <-> taps[ky 3 + kx][oc C + c] (one of C, OC is 1). */
+/* weight[OC, C, 3, 3] <-> taps[ky 3 + kx][oc C + c] (OC = 1 where it is used). */
 static void to_taps(float *taps, const float *weight, int C, int OC) {
     for (int i = 0; i < C * OC; i++)
         for (int tap = 0; tap < 9; tap++) taps[tap * C * OC + i] = weight[i * 9 + tap];
@@ -323,7 +323,7 @@ cm_status cm_conv_plan_load_weights(cm_conv_plan *plan, const float *weight) {
 cm_status cm_conv_plan_forward(cm_conv_plan *plan, float *out, const float *inp,
                                const float *bias) {
     if (plan->thin) {
-        cm_conv3x3_thin_forward(out, inp, plan->taps, bias, plan->H, plan->W, plan->C, plan->OC);
+        cm_conv3x3_thin_forward(out, inp, plan->taps, bias, plan->H, plan->W, plan->C);
         return CM_OK;
     }
     CM_TRY(set_handle(plan, MEM_SRC, inp));
@@ -338,8 +338,7 @@ cm_status cm_conv_plan_forward(cm_conv_plan *plan, float *out, const float *inp,
 
 cm_status cm_conv_plan_backward_data(cm_conv_plan *plan, float *dinp, const float *dout) {
     if (plan->thin) {
-        cm_conv3x3_thin_backward_data(dinp, dout, plan->taps, plan->H, plan->W, plan->C,
-                                      plan->OC);
+        cm_conv3x3_thin_backward_data(dinp, dout, plan->taps, plan->H, plan->W, plan->C);
         return CM_OK;
     }
     CM_TRY(set_handle(plan, MEM_DIFF_SRC, dinp));
@@ -358,7 +357,7 @@ static void thin_backward_weights(cm_conv_plan *plan, float *dbias, const float 
     memset(plan->taps_grad, 0, n * sizeof(float));
     memset(plan->diff_bias, 0, (size_t)plan->OC * sizeof(float));
     cm_conv3x3_thin_backward_weights(plan->taps_grad, plan->diff_bias, dout, inp, plan->H, plan->W,
-                                     plan->C, plan->OC);
+                                     plan->C);
     if (first)
         memcpy(plan->taps_sum, plan->taps_grad, n * sizeof(float));
     else

@@ -13,8 +13,8 @@
  * never depends on how many rows share a call. Channels-last because oneDNN 2.6 has fast
  * kernels only for blocked or channels-last activations (NCHW falls back to im2col + GEMM at
  * about 40 % of the speed); the weights go through a reorder into the primitive's own format.
- * A plan of a 3x3 stride-1 conv with one input or one output channel runs conv_thin.c's loops
- * instead (oneDNN: 10-40 GFLOP/s there).
+ * A plan of a 3x3 stride-1 conv with one output channel (and C a multiple of 16) runs
+ * conv_thin.c's loops instead (oneDNN: about 11 GFLOP/s there).
  */
 #ifndef CM_NN_CONV_H
 #define CM_NN_CONV_H
@@ -46,17 +46,18 @@ void cm_conv2d_backward_f64(double *dinp, double *dweight, double *dbias, const 
                             const double *inp, const double *weight, int B, int H, int W, int C,
                             int OC, int K, int stride);
 
-/* ---- 3x3 stride-1 convolutions with C = 1 or OC = 1 (conv_thin.c), one row, float: the
- * weights in tap order taps[ky 3 + kx][C OC]. The plan below uses them for those shapes, where
- * oneDNN is slow. */
+/* ---- 3x3 stride-1 convolutions with one output channel and C a multiple of CM_CONV_THIN_LANES
+ * (conv_thin.c), one row, float: the weights in tap order taps[ky 3 + kx][C]. The plan below
+ * uses them for that shape, where oneDNN is slow. */
+#define CM_CONV_THIN_LANES 16
 void cm_conv3x3_thin_forward(float *out, const float *inp, const float *taps, const float *bias,
-                             int H, int W, int C, int OC);
+                             int H, int W, int C);
 /* dinp OVERWRITTEN. */
 void cm_conv3x3_thin_backward_data(float *dinp, const float *dout, const float *taps, int H, int W,
-                                   int C, int OC);
-/* dtaps[9][C OC] and dbias[OC] ADDED to. */
+                                   int C);
+/* dtaps[9][C] and dbias[1] ADDED to. */
 void cm_conv3x3_thin_backward_weights(float *dtaps, float *dbias, const float *dout,
-                                      const float *inp, int H, int W, int C, int OC);
+                                      const float *inp, int H, int W, int C);
 
 /* ---- oneDNN plan: one row, float */
 
