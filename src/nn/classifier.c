@@ -26,6 +26,7 @@
 #define CM_CLASSIFIER_MAX_SIDE 4096
 #define CM_CLASSIFIER_MAX_WIDTH 1024 /* channels of a stage, and F */
 #define CM_CLASSIFIER_MAX_CLASSES 4096
+#define CM_CLASSIFIER_MAX_PARAMS (1 << 28) /* 1 GiB of weights */
 #define CM_CLASSIFIER_FORMAT "cm-classifier-1"
 #define FRAME_ALIGN 16 /* values: 64 bytes of floats */
 
@@ -150,6 +151,12 @@ cm_status cm_classifier_create(cm_classifier **out, const cm_classifier_config *
     if (!clf) return cm_error_set(CM_ERR_NOMEM, "classifier");
     clf->config = *config;
     layout(clf);
+    if (clf->param_count > CM_CLASSIFIER_MAX_PARAMS) {
+        size_t count = clf->param_count;
+        cm_free(clf);
+        return cm_error_set(CM_ERR_INVALID, "classifier: %zu parameters (at most %d)", count,
+                            CM_CLASSIFIER_MAX_PARAMS);
+    }
     if (!(clf->params = cm_calloc(clf->param_count, sizeof(float)))) {
         cm_free(clf);
         return cm_error_set(CM_ERR_NOMEM, "classifier: %zu parameters", clf->param_count);

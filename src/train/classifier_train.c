@@ -18,7 +18,7 @@
 #define CM_CLASSIFIER_MAX_BATCH ((size_t)1 << 16)
 
 cm_classifier_train_config cm_classifier_train_config_default(void) {
-    return (cm_classifier_train_config){.steps = 6000, .batch = 128, .blocks = 2,
+    return (cm_classifier_train_config){.steps = 3000, .batch = 128, .blocks = 2,
                                         .learning_rate = 2e-3, .warmup_steps = 200,
                                         .weight_decay = 1e-4, .seed = 1};
 }

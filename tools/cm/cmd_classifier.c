@@ -19,18 +19,21 @@
 typedef struct {
     const char *data, *test, *out;
     size_t threads, log_every, test_draws;
+    size_t width1, width2, features, groups; /* the network's widths (classifier.h) */
     cm_classifier_train_config train;
 } train_options;
 
 /* Open the training source and a classifier for its images and classes. */
-static cm_status open_training(cm_data **data, cm_classifier **clf, const char *source) {
-    CM_TRY(cm_data_open(data, source));
+static cm_status open_training(cm_data **data, cm_classifier **clf, const train_options *o) {
+    CM_TRY(cm_data_open(data, o->data));
     size_t channels, height, width;
     if (!cm_data_image_shape(*data, &channels, &height, &width) || cm_data_classes(*data) < 2)
         return cm_error_set(CM_ERR_INVALID, "%s: the classifier trains on labelled images",
-                            source);
+                            o->data);
     cm_classifier_config config =
         cm_classifier_config_default(channels, height, width, cm_data_classes(*data));
+    config.width1 = o->width1, config.width2 = o->width2, config.features = o->features;
+    config.groups = o->groups;
     return cm_classifier_create(clf, &config);
 }
 
@@ -87,7 +90,7 @@ static int run_train(const train_options *o) {
     cm_data *data = NULL;
     cm_classifier *clf = NULL;
     cm_classifier_trainer *trainer = NULL;
-    cm_status status = open_training(&data, &clf, o->data);
+    cm_status status = open_training(&data, &clf, o);
     if (status == CM_OK) status = cm_classifier_trainer_create(&trainer, clf, data, &o->train);
     if (status == CM_OK)
         printf("classifier: %zu parameters; training on %s, %zu steps of %zu rows\n",
@@ -108,8 +111,11 @@ static int run_train(const train_options *o) {
 }
 
 static int cmd_classifier_train(int argc, char **argv) {
+    cm_classifier_config network = cm_classifier_config_default(1, 28, 28, 10);
     train_options o = {.data = "fashion-mnist", .test = NULL, .threads = 1, .log_every = 500,
-                       .test_draws = 10000, .train = cm_classifier_train_config_default()};
+                       .test_draws = 10000, .width1 = network.width1, .width2 = network.width2,
+                       .features = network.features, .groups = network.groups,
+                       .train = cm_classifier_train_config_default()};
     cm_classifier_train_config *t = &o.train;
     cli_option options[] = {
         {"data", OPT_STRING, &o.data, "labelled image source to train on (fashion-mnist, "
@@ -131,6 +137,11 @@ static int cmd_classifier_train(int argc, char **argv) {
         {"threads", OPT_SIZE, &o.threads, "threads of the pool; results do not depend on it", 1,
          0, 0},
         {"log-every", OPT_SIZE, &o.log_every, "steps between progress lines", 1, 0, 0},
+        {"width1", OPT_SIZE, &o.width1, "channels of the first two convs", 1, 0, 0},
+        {"width2", OPT_SIZE, &o.width2, "channels of the last two convs", 1, 0, 0},
+        {"features", OPT_SIZE, &o.features, "width of the penultimate layer (the features)", 1, 0,
+         0},
+        {"groups", OPT_SIZE, &o.groups, "GroupNorm groups", 1, 0, 0},
     };
     int parsed = cli_parse(argc, argv, 3, options, sizeof options / sizeof options[0],
                            "classifier train",
