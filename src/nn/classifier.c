@@ -158,8 +158,9 @@ cm_status cm_classifier_create(cm_classifier **out, const cm_classifier_config *
                             CM_CLASSIFIER_MAX_PARAMS);
     }
     if (!(clf->params = cm_calloc(clf->param_count, sizeof(float)))) {
+        size_t count = clf->param_count;
         cm_free(clf);
-        return cm_error_set(CM_ERR_NOMEM, "classifier: %zu parameters", clf->param_count);
+        return cm_error_set(CM_ERR_NOMEM, "classifier: %zu parameters", count);
     }
     *out = clf;
     return CM_OK;
