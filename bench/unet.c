@@ -3,10 +3,14 @@
  * thread, and the same batch as 2 row blocks on 2 threads (the way a trainer runs it). Reports
  * the median wall time of RUNS repetitions, the thread's CPU time (on a shared machine the wall
  * time includes other processes' turns), GFLOP/s by formula (cm_unet_forward_flops; a backward
- * is 2 forwards), and an iCT step (2 forwards + 1 backward) against PyTorch's 2.3 s for the same
- * network, batch 128, one core. Before timing, the float network is checked against the double
- * one on one row. Allocations made by cm during the timed calls are counted (malloc wrapped at
- * link time; oneDNN's own, inside its shared library, are not seen).
+ * is 2 forwards), and an iCT step (a teacher forward, a student forward and a backward, timed as
+ * one sequence) against PyTorch's 2.3 s for the same network, batch 128, one core. In the same
+ * run, oneDNN's convolutions alone at the network's shapes (each conv's plan on the same number
+ * of rows, row by row as the network calls them): the time an iCT step would take if nothing
+ * but its convolutions cost, and what share of the step that is. Before timing, the float
+ * network is checked against the double one on one row. Allocations made by cm during the timed
+ * calls are counted (malloc wrapped at link time; oneDNN's own, inside its shared library, are
+ * not seen).
  * Usage: build/bench_unet [RUNS [ROWS]]   (make bench-unet)
  */
 #include <math.h>
@@ -18,6 +22,7 @@
 #include "bench.h"
 #include "cm/parallel.h"
 #include "cm/rng.h"
+#include "nn/conv.h"
 #include "nn/unet.h"
 
 static long allocation_calls;
@@ -98,6 +103,76 @@ static void validate(const cm_unet_layout *layout, const float *params, const fl
     cm_unet_workspace_free_f64(ws64);
 }
 
+/* The layout's convolutions alone: each conv's plan runs forward, backward-data and
+ * backward-weights on `rows` rows, one row per call (as the network runs them), inputs and
+ * outputs streamed from arrays of all rows; medians of `runs`. *out_ict receives the thread CPU
+ * time of an iCT step's convolutions (2 forwards, backward-data of every conv but conv_in,
+ * backward-weights), *out_flops its FLOPs. Prints each shape's rates. */
+static void convolution_rates(double *out_ict, double *out_flops, const cm_unet_layout *layout,
+                              size_t rows, int runs) {
+    size_t largest_in = 0, largest_out = 0;
+    for (size_t i = 0; i < layout->conv_count; i++) {
+        const cm_unet_conv *c = &layout->convs[i];
+        size_t OH = (size_t)cm_conv2d_out_size((int)c->height, (int)c->kernel, (int)c->stride);
+        if (c->height * c->width * c->in_channels > largest_in) largest_in = c->height * c->width * c->in_channels;
+        if (OH * OH * c->out_channels > largest_out) largest_out = OH * OH * c->out_channels;
+    }
+    float *in = malloc(rows * largest_in * 4), *out = malloc(rows * largest_out * 4);
+    float *weights = malloc(128 * 128 * 9 * 4), bias[256] = {0}, dbias[256];
+    cm_rng rng;
+    cm_rng_init(&rng, 3);
+    cm_rng_normal_fill_f32(&rng, in, rows * largest_in);
+    cm_rng_normal_fill_f32(&rng, out, rows * largest_out);
+    cm_rng_normal_fill_f32(&rng, weights, 128 * 128 * 9);
+    printf("oneDNN's convolutions alone at the U-Net's shapes, %zu rows one per call, 1 thread "
+           "(GFLOP/s by thread CPU time; forward, backward-data, backward-weights):\n", rows);
+    double ict = 0, flops = 0;
+    cm_onednn onednn;
+    check(cm_onednn_create(&onednn));
+    void *scratchpad = NULL;
+    for (size_t i = 0; i < layout->conv_count; i++) {
+        const cm_unet_conv *c = &layout->convs[i];
+        int OH = cm_conv2d_out_size((int)c->height, (int)c->kernel, (int)c->stride);
+        size_t n_in = c->height * c->width * c->in_channels, n_out = (size_t)OH * OH * c->out_channels;
+        double f = 2.0 * n_out * c->in_channels * c->kernel * c->kernel * (double)rows;
+        cm_conv_plan *plan = NULL;
+        check(cm_conv_plan_create(&plan, &onednn, (int)c->height, (int)c->width,
+                                  (int)c->in_channels, (int)c->out_channels, (int)c->kernel,
+                                  (int)c->stride));
+        free(scratchpad);
+        scratchpad = malloc(cm_conv_plan_scratchpad_bytes(plan));
+        check(cm_conv_plan_bind_scratchpad(plan, scratchpad));
+        check(cm_conv_plan_load_weights(plan, weights));
+        double t[3][BENCH_MAX_RUNS];
+        for (int k = 0; k <= runs; k++) { /* k = 0 warms up */
+            double c0 = thread_seconds();
+            for (size_t r = 0; r < rows; r++)
+                check(cm_conv_plan_forward(plan, out + r * n_out, in + r * n_in, bias));
+            double c1 = thread_seconds();
+            for (size_t r = 0; r < rows; r++)
+                check(cm_conv_plan_backward_data(plan, in + r * n_in, out + r * n_out));
+            double c2 = thread_seconds();
+            for (size_t r = 0; r < rows; r++)
+                check(cm_conv_plan_backward_weights(plan, dbias, out + r * n_out, in + r * n_in,
+                                                    r == 0));
+            double c3 = thread_seconds();
+            if (k > 0) t[0][k - 1] = c1 - c0, t[1][k - 1] = c2 - c1, t[2][k - 1] = c3 - c2;
+        }
+        double fw = bench_summary(t[0], runs).median, bd = bench_summary(t[1], runs).median;
+        double bw = bench_summary(t[2], runs).median;
+        printf("  %2zux%-2zu %3zu -> %3zu k%zu s%zu  %6.1f %6.1f %6.1f\n", c->height, c->width,
+               c->in_channels, c->out_channels, c->kernel, c->stride, f / fw * 1e-9,
+               f / bd * 1e-9, f / bw * 1e-9);
+        int conv_in = i == 0; /* the image's own gradient is not wanted in training */
+        ict += 2 * fw + (conv_in ? 0 : bd) + bw;
+        flops += f * (conv_in ? 3 : 4);
+        cm_conv_plan_free(plan);
+    }
+    cm_onednn_destroy(&onednn);
+    free(scratchpad), free(in), free(out), free(weights);
+    *out_ict = ict, *out_flops = flops;
+}
+
 int main(int argc, char **argv) {
     int runs = argc > 1 ? atoi(argv[1]) : 5;
     size_t rows = argc > 2 ? (size_t)atol(argv[2]) : 128;
@@ -163,6 +238,29 @@ int main(int argc, char **argv) {
            "%.3f s) against PyTorch's 2.3 s: %.2fx its speed (%.2fx by CPU time)\n", both, ict,
            cpu_ict, 2.3 / ict, 2.3 / cpu_ict);
     printf("  allocations by cm during the timed calls: %ld\n", allocations);
+
+    /* an iCT step as the trainer runs it: teacher forward, student forward, backward */
+    double step[BENCH_MAX_RUNS], cpu_step[BENCH_MAX_RUNS];
+    for (int k = 0; k < runs; k++) {
+        double w0 = bench_seconds(), c0 = thread_seconds();
+        check(cm_unet_forward(out, params, &layout, ws, x, c_noise, rows));
+        check(cm_unet_forward(out, params, &layout, ws, x, c_noise, rows));
+        check(cm_unet_backward(dparams, NULL, params, &layout, ws, dout, rows));
+        step[k] = bench_seconds() - w0, cpu_step[k] = thread_seconds() - c0;
+    }
+    bench_stats st = bench_summary(step, runs), cst = bench_summary(cpu_step, runs);
+    double step_flops = 4 * flops; /* 2 forwards + a backward of 2 forwards' FLOPs */
+    printf("  iCT step (teacher forward, student forward, backward) %.3f s [%.3f, %.3f], thread "
+           "CPU time %.3f s: %.1f GFLOP/s; PyTorch 2.3 s: %.2fx its speed; target 1.15 s\n",
+           st.median, st.min, st.max, cst.median, step_flops / cst.median * 1e-9,
+           2.3 / st.median);
+    double conv_step, conv_flops;
+    convolution_rates(&conv_step, &conv_flops, &layout, rows, runs);
+    printf("  an iCT step's convolutions alone: %.3f s of thread CPU time (%.1f GFLOP/s); the step "
+           "takes %.3f s: %.0f %% of it is the convolutions' own time, the step runs at %.0f %% "
+           "of oneDNN's convolution rate at its shapes\n", conv_step,
+           conv_flops / conv_step * 1e-9, cst.median, 100 * conv_step / cst.median,
+           100 * (step_flops / cst.median) / (conv_flops / conv_step));
 
     /* two threads: two row blocks, each its own workspace, as pool tasks */
     check(cm_parallel_set_threads(2));

@@ -42,6 +42,9 @@ enum { MEM_SRC, MEM_DST, MEM_BIAS, MEM_DIFF_SRC, MEM_DIFF_DST, MEM_DIFF_BIAS, ME
 
 struct cm_conv_plan {
     int H, W, C, OC, K, stride;
+    int thin;                  /* 3x3, stride 1, OC = 1: conv_thin.c, no primitive */
+    float *taps, *taps_grad, *taps_sum; /* thin: weights, one row's and the running weight
+                                         * gradient in tap order [9][C] (inside buffers) */
     cm_onednn *onednn; /* borrowed */
     step steps[STEP_COUNT]; /* STEP_LOAD_BACKWARD_DATA unused (NULL) when the formats agree */
     dnnl_memory_t memory[MEM_COUNT];
@@ -205,6 +208,18 @@ done:
 }
 #undef TRY_DNNL
 
+/* A thin plan's buffers: its weights, one row's weight gradient and the running sum, in tap
+ * order, and one row's bias gradient. */
+static cm_status build_thin(cm_conv_plan *plan) {
+    size_t n = (size_t)9 * plan->C * plan->OC;
+    if (!(plan->buffers = cm_malloc(3 * n + (size_t)plan->OC, sizeof(float))))
+        return cm_error_set(CM_ERR_NOMEM, "convolution weight buffers (%zu values)", 3 * n);
+    plan->taps = plan->buffers;
+    plan->taps_grad = plan->taps + n, plan->taps_sum = plan->taps_grad + n;
+    plan->diff_bias = plan->taps_sum + n;
+    return CM_OK;
+}
+
 /* Largest sizes a plan accepts: every product of dimensions stays far below 2^31. */
 #define CM_CONV_MAX_SIZE 4096
 #define CM_CONV_MAX_CHANNELS 4096
@@ -223,11 +238,17 @@ cm_status cm_conv_plan_create(cm_conv_plan **out, cm_onednn *onednn, int H, int 
     if (!plan) return cm_error_set(CM_ERR_NOMEM, "convolution plan");
     *plan = (cm_conv_plan){.H = H, .W = W, .C = C, .OC = OC, .K = K, .stride = stride,
                            .onednn = onednn};
-    int pinned = cm_onednn_pin_begin(); /* oneDNN picks kernels for the thread count it sees */
-    plan_formats formats;
-    cm_status status = build_primitives(plan, &formats);
-    if (status == CM_OK) status = build_memories(plan, &formats);
-    cm_onednn_pin_end(pinned);
+    plan->thin = K == 3 && stride == 1 && OC == 1 && C % CM_CONV_THIN_LANES == 0;
+    cm_status status = CM_OK;
+    if (plan->thin) {
+        status = build_thin(plan);
+    } else {
+        int pinned = cm_onednn_pin_begin(); /* oneDNN picks kernels for the thread count it sees */
+        plan_formats formats;
+        status = build_primitives(plan, &formats);
+        if (status == CM_OK) status = build_memories(plan, &formats);
+        cm_onednn_pin_end(pinned);
+    }
     if (status != CM_OK) {
         cm_conv_plan_free(plan);
         return status;
@@ -248,11 +269,23 @@ void cm_conv_plan_free(cm_conv_plan *plan) {
     cm_free(plan);
 }
 
+/* weight[OC, C, 3, 3] <-> taps[ky 3 + kx][oc C + c] (OC = 1 where it is used). */
+static void to_taps(float *taps, const float *weight, int C, int OC) {
+    for (int i = 0; i < C * OC; i++)
+        for (int tap = 0; tap < 9; tap++) taps[tap * C * OC + i] = weight[i * 9 + tap];
+}
+
+static void from_taps(float *weight, const float *taps, int C, int OC) {
+    for (int i = 0; i < C * OC; i++)
+        for (int tap = 0; tap < 9; tap++) weight[i * 9 + tap] = taps[tap * C * OC + i];
+}
+
 size_t cm_conv_plan_scratchpad_bytes(const cm_conv_plan *plan) {
     return plan->scratchpad_bytes > 0 ? plan->scratchpad_bytes : 1;
 }
 
 cm_status cm_conv_plan_bind_scratchpad(cm_conv_plan *plan, void *buffer) {
+    if (plan->thin) return CM_OK;
     for (int i = 0; i < STEP_COUNT; i++)
         if (plan->steps[i].scratchpad)
             CM_TRY(cm_onednn_check(dnnl_memory_set_data_handle(plan->steps[i].scratchpad, buffer),
@@ -261,6 +294,7 @@ cm_status cm_conv_plan_bind_scratchpad(cm_conv_plan *plan, void *buffer) {
 }
 
 const char *cm_conv_plan_implementation(const cm_conv_plan *plan) {
+    if (plan->thin) return "cm thin 3x3 (conv_thin.c)";
     const_dnnl_primitive_desc_t pd = NULL;
     const char *name = NULL;
     if (dnnl_primitive_get_primitive_desc(plan->steps[STEP_FORWARD].primitive, &pd) !=
@@ -271,6 +305,10 @@ const char *cm_conv_plan_implementation(const cm_conv_plan *plan) {
 }
 
 cm_status cm_conv_plan_load_weights(cm_conv_plan *plan, const float *weight) {
+    if (plan->thin) {
+        to_taps(plan->taps, weight, plan->C, plan->OC);
+        return CM_OK;
+    }
     dnnl_stream_t stream = plan->onednn->stream;
     CM_TRY(set_handle(plan, MEM_USER_WEIGHTS, weight));
     dnnl_exec_arg_t args[3] = {{DNNL_ARG_FROM, plan->memory[MEM_USER_WEIGHTS]},
@@ -284,6 +322,10 @@ cm_status cm_conv_plan_load_weights(cm_conv_plan *plan, const float *weight) {
 
 cm_status cm_conv_plan_forward(cm_conv_plan *plan, float *out, const float *inp,
                                const float *bias) {
+    if (plan->thin) {
+        cm_conv3x3_thin_forward(out, inp, plan->taps, bias, plan->H, plan->W, plan->C);
+        return CM_OK;
+    }
     CM_TRY(set_handle(plan, MEM_SRC, inp));
     CM_TRY(set_handle(plan, MEM_DST, out));
     CM_TRY(set_handle(plan, MEM_BIAS, bias));
@@ -295,6 +337,10 @@ cm_status cm_conv_plan_forward(cm_conv_plan *plan, float *out, const float *inp,
 }
 
 cm_status cm_conv_plan_backward_data(cm_conv_plan *plan, float *dinp, const float *dout) {
+    if (plan->thin) {
+        cm_conv3x3_thin_backward_data(dinp, dout, plan->taps, plan->H, plan->W, plan->C);
+        return CM_OK;
+    }
     CM_TRY(set_handle(plan, MEM_DIFF_SRC, dinp));
     CM_TRY(set_handle(plan, MEM_DIFF_DST, dout));
     dnnl_exec_arg_t args[4] = {{DNNL_ARG_DIFF_SRC, plan->memory[MEM_DIFF_SRC]},
@@ -303,8 +349,28 @@ cm_status cm_conv_plan_backward_data(cm_conv_plan *plan, float *dinp, const floa
     return run_step(&plan->steps[STEP_BACKWARD_DATA], plan->onednn->stream, 3, args);
 }
 
+/* A thin plan's backward-weights: the row's gradient (zeroed, then summed over pixels), then
+ * the running sum, as the oneDNN path does. */
+static void thin_backward_weights(cm_conv_plan *plan, float *dbias, const float *dout,
+                                  const float *inp, int first) {
+    size_t n = (size_t)9 * plan->C * plan->OC;
+    memset(plan->taps_grad, 0, n * sizeof(float));
+    memset(plan->diff_bias, 0, (size_t)plan->OC * sizeof(float));
+    cm_conv3x3_thin_backward_weights(plan->taps_grad, plan->diff_bias, dout, inp, plan->H, plan->W,
+                                     plan->C);
+    if (first)
+        memcpy(plan->taps_sum, plan->taps_grad, n * sizeof(float));
+    else
+        add_into(plan->taps_sum, plan->taps_grad, n);
+    add_into(dbias, plan->diff_bias, (size_t)plan->OC);
+}
+
 cm_status cm_conv_plan_backward_weights(cm_conv_plan *plan, float *dbias, const float *dout,
                                         const float *inp, int first) {
+    if (plan->thin) {
+        thin_backward_weights(plan, dbias, dout, inp, first);
+        return CM_OK;
+    }
     CM_TRY(set_handle(plan, MEM_SRC, inp));
     CM_TRY(set_handle(plan, MEM_DIFF_DST, dout));
     /* the first row writes the sum itself; later rows write their own and add it */
@@ -320,6 +386,10 @@ cm_status cm_conv_plan_backward_weights(cm_conv_plan *plan, float *dbias, const 
 }
 
 cm_status cm_conv_plan_store_weight_gradient(cm_conv_plan *plan, float *dweight) {
+    if (plan->thin) {
+        from_taps(dweight, plan->taps_sum, plan->C, plan->OC);
+        return CM_OK;
+    }
     CM_TRY(set_handle(plan, MEM_USER_DIFF_WEIGHTS, dweight));
     dnnl_exec_arg_t args[3] = {{DNNL_ARG_FROM, plan->memory[MEM_DIFF_WEIGHTS_SUM]},
                                {DNNL_ARG_TO, plan->memory[MEM_USER_DIFF_WEIGHTS]}};

@@ -13,6 +13,8 @@
  * never depends on how many rows share a call. Channels-last because oneDNN 2.6 has fast
  * kernels only for blocked or channels-last activations (NCHW falls back to im2col + GEMM at
  * about 40 % of the speed); the weights go through a reorder into the primitive's own format.
+ * A plan of a 3x3 stride-1 conv with one output channel (and C a multiple of 16) runs
+ * conv_thin.c's loops instead (oneDNN: about 11 GFLOP/s there).
  */
 #ifndef CM_NN_CONV_H
 #define CM_NN_CONV_H
@@ -43,6 +45,19 @@ void cm_conv2d_forward_f64(double *out, const double *inp, const double *weight,
 void cm_conv2d_backward_f64(double *dinp, double *dweight, double *dbias, const double *dout,
                             const double *inp, const double *weight, int B, int H, int W, int C,
                             int OC, int K, int stride);
+
+/* ---- 3x3 stride-1 convolutions with one output channel and C a multiple of CM_CONV_THIN_LANES
+ * (conv_thin.c), one row, float: the weights in tap order taps[ky 3 + kx][C]. The plan below
+ * uses them for that shape, where oneDNN is slow. */
+#define CM_CONV_THIN_LANES 16
+void cm_conv3x3_thin_forward(float *out, const float *inp, const float *taps, const float *bias,
+                             int H, int W, int C);
+/* dinp OVERWRITTEN. */
+void cm_conv3x3_thin_backward_data(float *dinp, const float *dout, const float *taps, int H, int W,
+                                   int C);
+/* dtaps[9][C] and dbias[1] ADDED to. */
+void cm_conv3x3_thin_backward_weights(float *dtaps, float *dbias, const float *dout,
+                                      const float *inp, int H, int W, int C);
 
 /* ---- oneDNN plan: one row, float */
 
@@ -79,5 +94,24 @@ cm_status cm_conv_plan_store_weight_gradient(cm_conv_plan *plan, float *dweight)
 
 /* The implementation oneDNN chose for the forward primitive ("brgconv:avx512_core", ...). */
 const char *cm_conv_plan_implementation(const cm_conv_plan *plan);
+
+/* ---- the convolutions of one network (conv_set.c): one engine and stream, a plan per
+ * convolution, one shared scratchpad (the plans run one at a time on the calling thread), and
+ * the weights each plan holds, reordered again only when they change */
+
+typedef struct {
+    int height, width, channels, out_channels, kernel, stride; /* cm_conv_plan_create's */
+} cm_conv_shape;
+
+typedef struct cm_conv_set cm_conv_set;
+
+/* count >= 1 plans of the given shapes (errors as cm_conv_plan_create; nothing left behind). */
+cm_status cm_conv_set_create(cm_conv_set **out, const cm_conv_shape *shapes, size_t count);
+void cm_conv_set_free(cm_conv_set *set);
+/* Plan `index` (owned by the set). */
+cm_conv_plan *cm_conv_set_plan(cm_conv_set *set, size_t index);
+/* cm_conv_plan_load_weights of plan `index`, skipped when weight[OC,C,K,K] equals, bit for bit,
+ * the weights the plan was last loaded from. */
+cm_status cm_conv_set_load_weights(cm_conv_set *set, size_t index, const float *weight);
 
 #endif

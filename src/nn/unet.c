@@ -282,45 +282,32 @@ double cm_unet_forward_flops(const cm_unet_layout *layout, size_t rows) {
     return per_row * (double)rows;
 }
 
-/* ---- float convolutions: one oneDNN plan per conv of the layout, one shared scratchpad */
+/* ---- float convolutions: the layout's convs as one conv set (conv.h: oneDNN plans, a shared
+ * scratchpad, weights reordered only when they change) */
 
 struct unet_convs {
-    cm_onednn onednn;
-    size_t count;
-    cm_conv_plan *plans[CM_UNET_MAX_CONVS];
-    void *scratchpad; /* owned; every plan's, they never run at the same time */
+    cm_conv_set *set;
 };
 
 static void convs_free(struct unet_convs *convs) {
     if (!convs) return;
-    for (size_t i = 0; i < convs->count; i++) cm_conv_plan_free(convs->plans[i]);
-    cm_onednn_destroy(&convs->onednn);
-    cm_free(convs->scratchpad);
+    cm_conv_set_free(convs->set);
     cm_free(convs);
 }
 
 static cm_status convs_create(struct unet_convs **out, const cm_unet_layout *L) {
     *out = NULL;
+    cm_conv_shape shapes[CM_UNET_MAX_CONVS];
+    for (size_t i = 0; i < L->conv_count; i++) {
+        const cm_unet_conv *c = &L->convs[i];
+        shapes[i] = (cm_conv_shape){(int)c->height, (int)c->width, (int)c->in_channels,
+                                    (int)c->out_channels, (int)c->kernel, (int)c->stride};
+    }
     struct unet_convs *convs = cm_calloc(1, sizeof *convs);
     if (!convs) return cm_error_set(CM_ERR_NOMEM, "U-Net convolutions");
-    cm_status status = cm_onednn_create(&convs->onednn);
-    size_t scratchpad = 1;
-    for (size_t i = 0; status == CM_OK && i < L->conv_count; i++) {
-        const cm_unet_conv *c = &L->convs[i];
-        status = cm_conv_plan_create(&convs->plans[i], &convs->onednn, (int)c->height,
-                                     (int)c->width, (int)c->in_channels, (int)c->out_channels,
-                                     (int)c->kernel, (int)c->stride);
-        if (status != CM_OK) break;
-        convs->count = i + 1;
-        size_t bytes = cm_conv_plan_scratchpad_bytes(convs->plans[i]);
-        if (bytes > scratchpad) scratchpad = bytes;
-    }
-    if (status == CM_OK && !(convs->scratchpad = cm_malloc(scratchpad, 1)))
-        status = cm_error_set(CM_ERR_NOMEM, "convolution scratchpad (%zu bytes)", scratchpad);
-    for (size_t i = 0; status == CM_OK && i < convs->count; i++)
-        status = cm_conv_plan_bind_scratchpad(convs->plans[i], convs->scratchpad);
+    cm_status status = cm_conv_set_create(&convs->set, shapes, L->conv_count);
     if (status != CM_OK) {
-        convs_free(convs);
+        cm_free(convs);
         return status;
     }
     *out = convs;
@@ -329,26 +316,28 @@ static cm_status convs_create(struct unet_convs **out, const cm_unet_layout *L) 
 
 static cm_status conv_load(struct unet_convs *convs, const cm_unet_layout *L, const float *params) {
     for (size_t i = 0; i < L->conv_count; i++)
-        CM_TRY(cm_conv_plan_load_weights(convs->plans[i], params + L->convs[i].weight));
+        CM_TRY(cm_conv_set_load_weights(convs->set, i, params + L->convs[i].weight));
     return CM_OK;
 }
 
 static cm_status conv_forward(struct unet_convs *convs, const cm_unet_layout *L, int i, float *out,
                               const float *inp, const float *params) {
-    return cm_conv_plan_forward(convs->plans[i], out, inp, params + L->convs[i].bias);
+    cm_conv_plan *plan = cm_conv_set_plan(convs->set, (size_t)i);
+    return cm_conv_plan_forward(plan, out, inp, params + L->convs[i].bias);
 }
 
 static cm_status conv_backward(struct unet_convs *convs, const cm_unet_layout *L, int i,
                                float *dinp, float *dparams, const float *dout, const float *inp,
                                const float *params, int first) {
-    if (dinp) CM_TRY(cm_conv_plan_backward_data(convs->plans[i], dinp, dout));
-    return cm_conv_plan_backward_weights(convs->plans[i], dparams + L->convs[i].bias, dout, inp,
-                                         first);
+    cm_conv_plan *plan = cm_conv_set_plan(convs->set, (size_t)i);
+    if (dinp) CM_TRY(cm_conv_plan_backward_data(plan, dinp, dout));
+    return cm_conv_plan_backward_weights(plan, dparams + L->convs[i].bias, dout, inp, first);
 }
 
 static cm_status conv_finish(struct unet_convs *convs, const cm_unet_layout *L, float *dparams) {
     for (size_t i = 0; i < L->conv_count; i++)
-        CM_TRY(cm_conv_plan_store_weight_gradient(convs->plans[i], dparams + L->convs[i].weight));
+        CM_TRY(cm_conv_plan_store_weight_gradient(cm_conv_set_plan(convs->set, i),
+                                                  dparams + L->convs[i].weight));
     return CM_OK;
 }
 

@@ -67,4 +67,33 @@ void cm_groupnorm_apply_f64(double *out, const double *inp, const double *mean,
                             const double *rstd, const double *weight, const double *bias, int HW,
                             int C, int G);
 
+/* ---- fused kernels of the U-Net's pre-activations (one row; bit for bit the plain kernels'
+ * composition, in fewer passes over memory) */
+
+/* inp[HW, C] += shift[C] (the projected noise embedding, cm_channel_add_forward), then the
+ * GroupNorm statistics of the result (cm_groupnorm_statistics). */
+void cm_groupnorm_statistics_shifted(float *mean, float *rstd, float *inp, const float *shift,
+                                     int HW, int C, int G);
+/* act[HW, C] = SiLU(GroupNorm(inp)) from saved statistics: cm_groupnorm_apply then
+ * cm_silu_forward, without storing the normalised values. */
+void cm_groupnorm_silu_forward(float *act, const float *inp, const float *mean, const float *rstd,
+                               const float *weight, const float *bias, int HW, int C, int G);
+/* Its backward from d_act[HW, C]: the normalised values recomputed from inp and the statistics;
+ * d_norm[HW, C] is scratch (receives d act/d norm * d_act); dweight[C], dbias[C] +=; dinp[HW, C]
+ * += the input gradient, or = it when `overwrite` (then dinp_sums[C], if not NULL, += its sums
+ * over pixels: the per-channel shift's gradient). */
+void cm_groupnorm_silu_backward(float *dinp, float *dweight, float *dbias, float *d_norm,
+                                float *dinp_sums, const float *d_act, const float *inp,
+                                const float *mean, const float *rstd, const float *weight,
+                                const float *bias, int HW, int C, int G, int overwrite);
+void cm_groupnorm_statistics_shifted_f64(double *mean, double *rstd, double *inp,
+                                         const double *shift, int HW, int C, int G);
+void cm_groupnorm_silu_forward_f64(double *act, const double *inp, const double *mean,
+                                   const double *rstd, const double *weight, const double *bias,
+                                   int HW, int C, int G);
+void cm_groupnorm_silu_backward_f64(double *dinp, double *dweight, double *dbias, double *d_norm,
+                                    double *dinp_sums, const double *d_act, const double *inp,
+                                    const double *mean, const double *rstd, const double *weight,
+                                    const double *bias, int HW, int C, int G, int overwrite);
+
 #endif

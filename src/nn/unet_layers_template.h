@@ -1,6 +1,6 @@
 /* unet_layers_template.h: the kernels of unet_layers.h, written once and compiled twice by
- * unet_layers.c (REAL = float, suffix ""; REAL = double, suffix "_f64"). Expects REAL and
- * FN(name). Sums over pixels are kept per channel (the inner loop runs over channels, so the
+ * unet_layers.c (REAL = float, suffix ""; REAL = double, suffix "_f64"). Expects REAL,
+ * FN(name) and SiLU's EXP_NEG_ABS, EXP_NEG_ABS_PARTS and IF_NEGATIVE (layers_template.h's). Sums over pixels are kept per channel (the inner loop runs over channels, so the
  * compiler vectorises it without reordering any sum) and then added per group in channel order:
  * the result does not depend on the instruction set (VECTOR_CLONES, core/vectorize.h).
  */
@@ -23,17 +23,19 @@ static void FN(channel_square_sums)(REAL *restrict sum, const REAL *restrict inp
         }
 }
 
-void FN(cm_groupnorm_statistics)(REAL *mean, REAL *rstd, const REAL *inp, int HW, int C, int G) {
-    REAL sum[CM_GROUPNORM_MAX_CHANNELS] = {0}, channel_mean[CM_GROUPNORM_MAX_CHANNELS];
+/* mean[G], rstd[G] from the per-channel sums sum[C] of inp[HW, C] (overwritten as scratch). */
+static void FN(groupnorm_finish_statistics)(REAL *mean, REAL *rstd, REAL *sum, const REAL *inp,
+                                            int HW, int C, int G) {
+    REAL channel_mean[CM_GROUPNORM_MAX_CHANNELS];
     int per_group = C / G;
     double count = (double)HW * per_group;
-    FN(channel_sums)(sum, inp, HW, C);
+    if (C < 1) return; /* never; tells GCC that channel_mean is written before it is read */
     for (int g = 0; g < G; g++) {
         REAL s = 0;
         for (int c = g * per_group; c < (g + 1) * per_group; c++) s += sum[c];
         mean[g] = (REAL)(s / count);
-        for (int c = g * per_group; c < (g + 1) * per_group; c++) channel_mean[c] = mean[g];
     }
+    for (int c = 0; c < C; c++) channel_mean[c] = mean[c / per_group];
     /* two passes: the variance of centred values (no cancellation of E[x^2] - E[x]^2) */
     for (int c = 0; c < C; c++) sum[c] = 0;
     FN(channel_square_sums)(sum, inp, channel_mean, HW, C);
@@ -42,6 +44,31 @@ void FN(cm_groupnorm_statistics)(REAL *mean, REAL *rstd, const REAL *inp, int HW
         for (int c = g * per_group; c < (g + 1) * per_group; c++) s += sum[c];
         rstd[g] = (REAL)(1.0 / sqrt((double)s / count + CM_GROUPNORM_EPSILON));
     }
+}
+
+void FN(cm_groupnorm_statistics)(REAL *mean, REAL *rstd, const REAL *inp, int HW, int C, int G) {
+    REAL sum[CM_GROUPNORM_MAX_CHANNELS] = {0};
+    FN(channel_sums)(sum, inp, HW, C);
+    FN(groupnorm_finish_statistics)(mean, rstd, sum, inp, HW, C, G);
+}
+
+/* inp[p, c] += shift[c], summed per channel into sum[c] on the way (one row). */
+VECTOR_CLONES
+static void FN(channel_add_sums)(REAL *restrict sum, REAL *restrict inp,
+                                 const REAL *restrict shift, int HW, int C) {
+    for (int p = 0; p < HW; p++)
+        for (int c = 0; c < C; c++) {
+            size_t i = (size_t)p * C + c;
+            inp[i] += shift[c];
+            sum[c] += inp[i];
+        }
+}
+
+void FN(cm_groupnorm_statistics_shifted)(REAL *mean, REAL *rstd, REAL *inp, const REAL *shift,
+                                         int HW, int C, int G) {
+    REAL sum[CM_GROUPNORM_MAX_CHANNELS] = {0};
+    FN(channel_add_sums)(sum, inp, shift, HW, C);
+    FN(groupnorm_finish_statistics)(mean, rstd, sum, inp, HW, C, G);
 }
 
 /* out[p, c] = (inp[p, c] - center[c]) * scale[c] + shift[c] (one row). */
@@ -105,17 +132,14 @@ static void FN(groupnorm_input_gradient)(REAL *restrict dinp, const REAL *restri
 
 /* With xhat = (x - mean) rstd and dxhat = dout weight, per group of n = HW C / G values:
  * dx = rstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat)); dweight = sum dout xhat;
- * dbias = sum dout. */
-static void FN(groupnorm_backward_row)(REAL *dinp, REAL *dweight, REAL *dbias, const REAL *dout,
-                                       const REAL *inp, const REAL *mean, const REAL *rstd,
-                                       const REAL *weight, int HW, int C, int G) {
-    REAL s0[CM_GROUPNORM_MAX_CHANNELS] = {0}, s1[CM_GROUPNORM_MAX_CHANNELS] = {0};
-    REAL center[CM_GROUPNORM_MAX_CHANNELS], k1[CM_GROUPNORM_MAX_CHANNELS];
-    REAL k2[CM_GROUPNORM_MAX_CHANNELS], k3[CM_GROUPNORM_MAX_CHANNELS];
+ * dbias = sum dout. From the per-channel sums s0 = sum dout, s1 = sum dout (x - mean): dweight,
+ * dbias, and the per-channel coefficients of dx = dout k1 - k2 - (x - mean) k3. */
+static void FN(groupnorm_gradient_coefficients)(REAL *dweight, REAL *dbias, REAL *k1, REAL *k2,
+                                                REAL *k3, const REAL *s0, const REAL *s1,
+                                                const REAL *rstd, const REAL *weight, int HW,
+                                                int C, int G) {
     int per_group = C / G;
     REAL count = (REAL)((double)HW * per_group);
-    for (int c = 0; c < C; c++) center[c] = mean[c / per_group];
-    FN(groupnorm_gradient_sums)(s0, s1, dout, inp, center, HW, C);
     for (int g = 0; g < G; g++) {
         REAL r = rstd[g], mean_dxhat = 0, mean_dxhat_xhat = 0;
         for (int c = g * per_group; c < (g + 1) * per_group; c++) {
@@ -132,6 +156,18 @@ static void FN(groupnorm_backward_row)(REAL *dinp, REAL *dweight, REAL *dbias, c
             k3[c] = r * r * mean_dxhat_xhat;
         }
     }
+}
+
+static void FN(groupnorm_backward_row)(REAL *dinp, REAL *dweight, REAL *dbias, const REAL *dout,
+                                       const REAL *inp, const REAL *mean, const REAL *rstd,
+                                       const REAL *weight, int HW, int C, int G) {
+    REAL s0[CM_GROUPNORM_MAX_CHANNELS] = {0}, s1[CM_GROUPNORM_MAX_CHANNELS] = {0};
+    REAL center[CM_GROUPNORM_MAX_CHANNELS], k1[CM_GROUPNORM_MAX_CHANNELS];
+    REAL k2[CM_GROUPNORM_MAX_CHANNELS], k3[CM_GROUPNORM_MAX_CHANNELS];
+    int per_group = C / G;
+    for (int c = 0; c < C; c++) center[c] = mean[c / per_group];
+    FN(groupnorm_gradient_sums)(s0, s1, dout, inp, center, HW, C);
+    FN(groupnorm_gradient_coefficients)(dweight, dbias, k1, k2, k3, s0, s1, rstd, weight, HW, C, G);
     FN(groupnorm_input_gradient)(dinp, dout, inp, center, k1, k2, k3, HW, C);
 }
 
@@ -191,4 +227,97 @@ void FN(cm_channel_add_forward)(REAL *out, const REAL *shift, int B, int HW, int
 
 void FN(cm_channel_add_backward)(REAL *dshift, const REAL *dout, int B, int HW, int C) {
     for (int b = 0; b < B; b++) FN(channel_sums)(dshift + (size_t)b * C, dout + (size_t)b * HW * C, HW, C);
+}
+
+/* ---- GroupNorm + SiLU fused (the U-Net's pre-activation), one row. Each is the composition of
+ * the plain kernels above and cm_silu_forward / cm_silu_backward (layers.h) with the same
+ * arithmetic in the same order, so the bits are theirs (tested); fusing saves the passes that
+ * write and read the normalised values. */
+
+/* act[p, c] = SiLU((inp[p, c] - center[c]) * scale[c] + shift[c]) (one row). */
+VECTOR_CLONES
+static void FN(channel_affine_silu)(REAL *restrict act, const REAL *restrict inp,
+                                    const REAL *restrict center, const REAL *restrict scale,
+                                    const REAL *restrict shift, int HW, int C) {
+    for (int p = 0; p < HW; p++)
+        for (int c = 0; c < C; c++) {
+            size_t i = (size_t)p * C + c;
+            REAL x = (inp[i] - center[c]) * scale[c] + shift[c], e_scale;
+            REAL m = EXP_NEG_ABS_PARTS(x, &e_scale), e = m * e_scale, xe = x * m * e_scale;
+            act[i] = IF_NEGATIVE(x, xe, x) / ((REAL)1 + e);
+        }
+}
+
+/* center[c] = mean of c's group, scale[c] = its rstd * weight[c]: GroupNorm as an affine map per
+ * channel. */
+static void FN(groupnorm_channel_affine)(REAL *center, REAL *scale, const REAL *mean,
+                                         const REAL *rstd, const REAL *weight, int C, int G) {
+    int per_group = C / G;
+    for (int c = 0; c < C; c++) {
+        center[c] = mean[c / per_group];
+        scale[c] = rstd[c / per_group] * weight[c];
+    }
+}
+
+void FN(cm_groupnorm_silu_forward)(REAL *act, const REAL *inp, const REAL *mean, const REAL *rstd,
+                                   const REAL *weight, const REAL *bias, int HW, int C, int G) {
+    REAL center[CM_GROUPNORM_MAX_CHANNELS], scale[CM_GROUPNORM_MAX_CHANNELS];
+    FN(groupnorm_channel_affine)(center, scale, mean, rstd, weight, C, G);
+    FN(channel_affine_silu)(act, inp, center, scale, bias, HW, C);
+}
+
+/* d_norm[p, c] = d_act * SiLU'(n) with n = (inp - center[c]) scale[c] + shift[c], and per
+ * channel s0[c] += sum of d_norm, s1[c] += sum of d_norm (inp - center[c]) (one row). */
+VECTOR_CLONES
+static void FN(silu_gradient_sums)(REAL *restrict d_norm, REAL *restrict s0, REAL *restrict s1,
+                                   const REAL *restrict d_act, const REAL *restrict inp,
+                                   const REAL *restrict center, const REAL *restrict scale,
+                                   const REAL *restrict shift, int HW, int C) {
+    for (int p = 0; p < HW; p++)
+        for (int c = 0; c < C; c++) {
+            size_t i = (size_t)p * C + c;
+            REAL x = (inp[i] - center[c]) * scale[c] + shift[c];
+            REAL e = EXP_NEG_ABS(x), q = (REAL)1 / ((REAL)1 + e);
+            REAL eq = e * q, s = IF_NEGATIVE(x, eq, q), one_minus_s = IF_NEGATIVE(x, q, eq);
+            REAL d = d_act[i] * s * ((REAL)1 + x * one_minus_s);
+            d_norm[i] = d;
+            s0[c] += d;
+            s1[c] += d * (inp[i] - center[c]);
+        }
+}
+
+/* dinp[p, c] = d_norm k1[c] - k2[c] - (inp - center[c]) k3[c] (overwritten), and sums[c] += its
+ * sum over pixels (one row). */
+VECTOR_CLONES
+static void FN(groupnorm_input_gradient_sums)(REAL *restrict dinp, REAL *restrict sums,
+                                              const REAL *restrict d_norm,
+                                              const REAL *restrict inp,
+                                              const REAL *restrict center,
+                                              const REAL *restrict k1, const REAL *restrict k2,
+                                              const REAL *restrict k3, int HW, int C) {
+    for (int p = 0; p < HW; p++)
+        for (int c = 0; c < C; c++) {
+            size_t i = (size_t)p * C + c;
+            REAL d = d_norm[i] * k1[c] - k2[c] - (inp[i] - center[c]) * k3[c];
+            dinp[i] = d;
+            sums[c] += d;
+        }
+}
+
+void FN(cm_groupnorm_silu_backward)(REAL *dinp, REAL *dweight, REAL *dbias, REAL *d_norm,
+                                    REAL *dinp_sums, const REAL *d_act, const REAL *inp,
+                                    const REAL *mean, const REAL *rstd, const REAL *weight,
+                                    const REAL *bias, int HW, int C, int G, int overwrite) {
+    REAL center[CM_GROUPNORM_MAX_CHANNELS], scale[CM_GROUPNORM_MAX_CHANNELS];
+    REAL s0[CM_GROUPNORM_MAX_CHANNELS] = {0}, s1[CM_GROUPNORM_MAX_CHANNELS] = {0};
+    REAL k1[CM_GROUPNORM_MAX_CHANNELS], k2[CM_GROUPNORM_MAX_CHANNELS];
+    REAL k3[CM_GROUPNORM_MAX_CHANNELS], unused[CM_GROUPNORM_MAX_CHANNELS];
+    FN(groupnorm_channel_affine)(center, scale, mean, rstd, weight, C, G);
+    FN(silu_gradient_sums)(d_norm, s0, s1, d_act, inp, center, scale, bias, HW, C);
+    FN(groupnorm_gradient_coefficients)(dweight, dbias, k1, k2, k3, s0, s1, rstd, weight, HW, C, G);
+    if (overwrite)
+        FN(groupnorm_input_gradient_sums)(dinp, dinp_sums ? dinp_sums : unused, d_norm, inp,
+                                          center, k1, k2, k3, HW, C);
+    else
+        FN(groupnorm_input_gradient)(dinp, d_norm, inp, center, k1, k2, k3, HW, C);
 }

@@ -89,22 +89,16 @@ static void FN(add_to)(REAL *restrict a, const REAL *restrict b, size_t n) {
     for (size_t i = 0; i < n; i++) a[i] += b[i];
 }
 
-/* out[HW, C] = SiLU(GroupNorm(inp)) with statistics given; `norm` receives the GroupNorm. */
-static void FN(norm_silu)(REAL *out, REAL *norm, const REAL *inp, const REAL *stats,
-                          const REAL *weight, const REAL *bias, int HW, int C, int G) {
-    FN(cm_groupnorm_apply)(norm, inp, stats, stats + G, weight, bias, HW, C, G);
-    FN(cm_silu_forward)(out, norm, HW * C);
+/* out[n] = (out[n] + skip[n]) / sqrt(2): the residual sum */
+VECTOR_CLONES
+static void FN(residual_add)(REAL *restrict out, const REAL *restrict skip, size_t n) {
+    for (size_t i = 0; i < n; i++) out[i] = (out[i] + skip[i]) * FN(inv_sqrt2);
 }
 
-/* dinp[HW, C] += the gradient through SiLU(GroupNorm(inp)) of d_act; norm holds the GroupNorm
- * output (norm_silu's); d_norm is scratch. */
-static void FN(norm_silu_backward)(REAL *dinp, REAL *dweight, REAL *dbias, REAL *d_norm,
-                                   const REAL *d_act, const REAL *norm, const REAL *inp,
-                                   const REAL *stats, const REAL *weight, int HW, int C, int G) {
-    memset(d_norm, 0, (size_t)HW * C * sizeof(REAL));
-    FN(cm_silu_backward)(d_norm, d_act, norm, HW * C);
-    FN(cm_groupnorm_backward)(dinp, dweight, dbias, d_norm, inp, stats, stats + G, weight, 1, HW,
-                              C, G);
+/* out[n] = a[n] / sqrt(2) */
+VECTOR_CLONES
+static void FN(residual_scale)(REAL *restrict out, const REAL *restrict a, size_t n) {
+    for (size_t i = 0; i < n; i++) out[i] = a[i] * FN(inv_sqrt2);
 }
 
 /* ---- the noise embedding of one row: frame's Fourier [E L], embed1 = Linear1(Fourier),
@@ -151,26 +145,22 @@ static cm_status FN(resblock_forward)(REAL *out, REAL *frame, struct WORKSPACE *
     const cm_unet_block *b = &L->blocks[index];
     int HW = (int)(b->height * b->width), cin = (int)b->in_channels, cout = (int)b->out_channels;
     int G = (int)L->config.groups;
-    REAL *norm = ws->scratch[SCRATCH_NORM], *act = ws->scratch[SCRATCH_ACT];
-    REAL *h2 = ws->scratch[SCRATCH_OUT], *h = frame + b->h;
+    REAL *act = ws->scratch[SCRATCH_ACT], *skip = ws->scratch[SCRATCH_OUT], *h = frame + b->h;
     REAL *stats1 = frame + b->stats1, *stats2 = frame + b->stats2;
     /* h = conv1(SiLU(GN1(x))) + Linear(SiLU(emb)) per channel */
     FN(cm_groupnorm_statistics)(stats1, stats1 + G, x, HW, cin, G);
-    FN(norm_silu)(act, norm, x, stats1, params + b->norm1_weight, params + b->norm1_bias, HW, cin, G);
+    FN(cm_groupnorm_silu_forward)(act, x, stats1, stats1 + G, params + b->norm1_weight,
+                                  params + b->norm1_bias, HW, cin, G);
     CM_TRY(FN(conv_forward)(ws->convs, L, b->conv1, h, act, params));
     FN(cm_linear_forward)(ws->shift, emb_act, params + b->embed_weight, params + b->embed_bias, 1,
                           (int)L->embed_width, cout);
-    FN(cm_channel_add_forward)(h, ws->shift, 1, HW, cout);
+    FN(cm_groupnorm_statistics_shifted)(stats2, stats2 + G, h, ws->shift, HW, cout, G);
     /* out = (conv2(SiLU(GN2(h))) + skip(x)) / sqrt(2) */
-    FN(cm_groupnorm_statistics)(stats2, stats2 + G, h, HW, cout, G);
-    FN(norm_silu)(act, norm, h, stats2, params + b->norm2_weight, params + b->norm2_bias, HW, cout, G);
-    CM_TRY(FN(conv_forward)(ws->convs, L, b->conv2, h2, act, params));
-    if (b->skip >= 0)
-        CM_TRY(FN(conv_forward)(ws->convs, L, b->skip, out, x, params));
-    else
-        memcpy(out, x, (size_t)HW * cout * sizeof(REAL));
-    size_t n = (size_t)HW * cout;
-    for (size_t i = 0; i < n; i++) out[i] = (h2[i] + out[i]) * FN(inv_sqrt2);
+    FN(cm_groupnorm_silu_forward)(act, h, stats2, stats2 + G, params + b->norm2_weight,
+                                  params + b->norm2_bias, HW, cout, G);
+    CM_TRY(FN(conv_forward)(ws->convs, L, b->conv2, out, act, params));
+    if (b->skip >= 0) CM_TRY(FN(conv_forward)(ws->convs, L, b->skip, skip, x, params));
+    FN(residual_add)(out, b->skip >= 0 ? skip : x, (size_t)HW * cout);
     return CM_OK;
 }
 
@@ -183,12 +173,12 @@ static cm_status FN(resblock_backward)(REAL *dx, REAL *d_emb_act, REAL *dparams,
     const cm_unet_block *b = &L->blocks[index];
     int HW = (int)(b->height * b->width), cin = (int)b->in_channels, cout = (int)b->out_channels;
     int G = (int)L->config.groups, E4 = (int)L->embed_width;
-    REAL *norm = ws->scratch[SCRATCH_NORM], *act = ws->scratch[SCRATCH_ACT];
+    REAL *d_norm = ws->scratch[SCRATCH_NORM], *act = ws->scratch[SCRATCH_ACT];
     REAL *g = ws->scratch[SCRATCH_OUT], *dh = ws->scratch[SCRATCH_GRAD_H];
     REAL *d_act = ws->scratch[SCRATCH_GRAD_ACT];
     const REAL *h = frame + b->h, *stats1 = frame + b->stats1, *stats2 = frame + b->stats2;
     size_t n_out = (size_t)HW * cout, n_in = (size_t)HW * cin;
-    for (size_t i = 0; i < n_out; i++) g[i] = dout[i] * FN(inv_sqrt2);
+    FN(residual_scale)(g, dout, n_out);
     /* the skip path */
     if (b->skip >= 0) {
         CM_TRY(FN(conv_backward)(ws->convs, L, b->skip, d_act, dparams, g, x, params, first));
@@ -196,22 +186,25 @@ static cm_status FN(resblock_backward)(REAL *dx, REAL *d_emb_act, REAL *dparams,
     } else {
         FN(add_to)(dx, g, n_out);
     }
-    /* conv2 and GN2 (their inputs recomputed from h) */
-    FN(norm_silu)(act, norm, h, stats2, params + b->norm2_weight, params + b->norm2_bias, HW, cout, G);
+    /* conv2 and GN2 (its input recomputed from h); dh overwritten, its channel sums are the
+     * gradient of the projected embedding */
+    FN(cm_groupnorm_silu_forward)(act, h, stats2, stats2 + G, params + b->norm2_weight,
+                                  params + b->norm2_bias, HW, cout, G);
     CM_TRY(FN(conv_backward)(ws->convs, L, b->conv2, d_act, dparams, g, act, params, first));
-    memset(dh, 0, n_out * sizeof(REAL));
-    FN(norm_silu_backward)(dh, dparams + b->norm2_weight, dparams + b->norm2_bias, act, d_act,
-                           norm, h, stats2, params + b->norm2_weight, HW, cout, G);
-    /* the projected embedding: dshift = per-channel sums of dh */
     memset(ws->dshift, 0, (size_t)cout * sizeof(REAL));
-    FN(cm_channel_add_backward)(ws->dshift, dh, 1, HW, cout);
+    FN(cm_groupnorm_silu_backward)(dh, dparams + b->norm2_weight, dparams + b->norm2_bias, d_norm,
+                                   ws->dshift, d_act, h, stats2, stats2 + G,
+                                   params + b->norm2_weight, params + b->norm2_bias, HW, cout, G,
+                                   1);
     FN(cm_linear_backward)(d_emb_act, dparams + b->embed_weight, dparams + b->embed_bias,
                            ws->dshift, emb_act, params + b->embed_weight, 1, E4, cout);
     /* conv1 and GN1 */
-    FN(norm_silu)(act, norm, x, stats1, params + b->norm1_weight, params + b->norm1_bias, HW, cin, G);
+    FN(cm_groupnorm_silu_forward)(act, x, stats1, stats1 + G, params + b->norm1_weight,
+                                  params + b->norm1_bias, HW, cin, G);
     CM_TRY(FN(conv_backward)(ws->convs, L, b->conv1, d_act, dparams, dh, act, params, first));
-    FN(norm_silu_backward)(dx, dparams + b->norm1_weight, dparams + b->norm1_bias, act, d_act,
-                           norm, x, stats1, params + b->norm1_weight, HW, cin, G);
+    FN(cm_groupnorm_silu_backward)(dx, dparams + b->norm1_weight, dparams + b->norm1_bias, d_norm,
+                                   NULL, d_act, x, stats1, stats1 + G, params + b->norm1_weight,
+                                   params + b->norm1_bias, HW, cin, G, 0);
     return CM_OK;
 }
 
@@ -255,8 +248,9 @@ static cm_status FN(forward_row)(REAL *out_row, const REAL *params, const cm_une
         case CM_UNET_OP_OUTPUT: {
             REAL *stats = frame + L->frame_out_stats, *result = ws->scratch[SCRATCH_OUT];
             FN(cm_groupnorm_statistics)(stats, stats + G, x, in_HW, C, G);
-            FN(norm_silu)(ws->scratch[SCRATCH_ACT], ws->scratch[SCRATCH_NORM], x, stats,
-                          params + L->out_norm_weight, params + L->out_norm_bias, in_HW, C, G);
+            FN(cm_groupnorm_silu_forward)(ws->scratch[SCRATCH_ACT], x, stats, stats + G,
+                                          params + L->out_norm_weight, params + L->out_norm_bias,
+                                          in_HW, C, G);
             CM_TRY(FN(conv_forward)(ws->convs, L, op->conv, result, ws->scratch[SCRATCH_ACT], params));
             FN(to_channels_first)(out_row, result, HW, c->channels);
             break;
@@ -311,15 +305,17 @@ static cm_status FN(backward_op)(REAL *dparams, const REAL *dout_row, const REAL
     case CM_UNET_OP_OUTPUT: {
         size_t HW = c->height * c->width;
         const REAL *stats = frame + L->frame_out_stats;
-        REAL *norm = ws->scratch[SCRATCH_NORM], *act = ws->scratch[SCRATCH_ACT];
+        REAL *d_norm = ws->scratch[SCRATCH_NORM], *act = ws->scratch[SCRATCH_ACT];
         REAL *d_result = ws->scratch[SCRATCH_OUT];
         FN(to_channels_last)(d_result, dout_row, HW, c->channels);
-        FN(norm_silu)(act, norm, x, stats, params + L->out_norm_weight, params + L->out_norm_bias,
-                      in_HW, C, G);
+        FN(cm_groupnorm_silu_forward)(act, x, stats, stats + G, params + L->out_norm_weight,
+                                      params + L->out_norm_bias, in_HW, C, G);
         CM_TRY(FN(conv_backward)(ws->convs, L, op->conv, d_act, dparams, d_result, act, params,
                                  first));
-        FN(norm_silu_backward)(dx, dparams + L->out_norm_weight, dparams + L->out_norm_bias, act,
-                               d_act, norm, x, stats, params + L->out_norm_weight, in_HW, C, G);
+        FN(cm_groupnorm_silu_backward)(dx, dparams + L->out_norm_weight, dparams + L->out_norm_bias,
+                                       d_norm, NULL, d_act, x, stats, stats + G,
+                                       params + L->out_norm_weight, params + L->out_norm_bias,
+                                       in_HW, C, G, 0);
         return CM_OK;
     }
     }

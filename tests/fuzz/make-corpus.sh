@@ -11,7 +11,7 @@ cd "$(dirname "$0")/../.."
 CM=${CM:-build/cm}
 corpus=tests/fuzz/corpus
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
-for t in npy csv safetensors config model data_spec checkpoint columns idx png; do mkdir -p "$corpus/$t"; done
+for t in npy csv safetensors config model data_spec checkpoint columns idx png classifier; do mkdir -p "$corpus/$t"; done
 
 # --- npy: valid float32/float64 files, then broken headers and data
 "$CM" data --data moons --n 3 --seed 1 --out "$corpus/npy/moons-f4.npy"
@@ -147,3 +147,32 @@ for s in moons 8gaussians swissroll checkerboard rings gauss:d=3,mean=1,std=2 \
   printf '%s' "$s" > "$corpus/data_spec/$(printf '%s' "$s" | tr ':,=/' '____').txt"
 done
 echo "corpus written to $corpus"
+
+# --- classifier: a tiny classifier of 8 x 8 shapes written by cm, then edited copies (another
+# format, a negative group count, a configuration that disagrees with the tensors, a NaN weight)
+"$CM" classifier train --data shapes:size=8 --test shapes:size=8 --test-draws 10 --steps 2 \
+  --batch 4 --warmup 1 --width1 4 --width2 4 --features 4 --groups 2 \
+  --out "$corpus/classifier/tiny.safetensors" > /dev/null
+python3 - "$corpus/classifier" <<'PY'
+import json, struct, sys
+folder = sys.argv[1]
+raw = open(folder + "/tiny.safetensors", "rb").read()
+n = struct.unpack("<Q", raw[:8])[0]
+header, data = json.loads(raw[8:8 + n]), raw[8 + n:]
+def write(name, edit_header=None, edit_data=None):
+    h = json.loads(json.dumps(header))
+    d = bytearray(data)
+    if edit_header: edit_header(h)
+    if edit_data: edit_data(h, d)
+    text = json.dumps(h).encode()
+    text += b" " * (-len(text) % 8)
+    open(folder + "/" + name, "wb").write(struct.pack("<Q", len(text)) + text + bytes(d))
+write("other-format.safetensors", lambda h: h["__metadata__"].update(format="cm-model-2"))
+write("negative-groups.safetensors", lambda h: h["__metadata__"].update(groups="-2"))
+write("wider-than-tensors.safetensors", lambda h: h["__metadata__"].update(width1="8"))
+write("huge-image.safetensors", lambda h: h["__metadata__"].update(height="4096", width="4096"))
+def nan_weight(h, d):
+    begin = h["classifier.conv1.weight"]["data_offsets"][0]
+    d[begin:begin + 4] = struct.pack("<f", float("nan"))
+write("nan-weight.safetensors", edit_data=nan_weight)
+PY

@@ -143,7 +143,7 @@ static void check_plan(conv_shape s, cm_rng *rng) {
     CM_CHECK_OK(cm_onednn_create(&onednn));
     CM_CHECK_OK(cm_conv_plan_create(&plan, &onednn, s.H, s.W, s.C, s.OC, s.K, s.stride));
     if (!plan) goto done;
-    fprintf(stdout, "    oneDNN: %s\n", cm_conv_plan_implementation(plan));
+    fprintf(stdout, "    implementation: %s\n", cm_conv_plan_implementation(plan));
     scratchpad = malloc(cm_conv_plan_scratchpad_bytes(plan));
     CM_CHECK_OK(cm_conv_plan_bind_scratchpad(plan, scratchpad));
     CM_CHECK_OK(cm_conv_plan_load_weights(plan, w));
@@ -202,11 +202,14 @@ static void test_conv_onednn_matches_reference(void) {
     cm_rng rng;
     cm_rng_init(&rng, cm_test_seed(12));
     /* the U-Net's shapes at 28x28 (conv_in, 3x3, stride 2, concatenated input, 1x1 skip, the
-     * output conv) and odd sizes */
+     * output conv), odd sizes, and more of the thin loops' (one output channel, 16 k input
+     * channels) and of the shapes beside them that stay with oneDNN */
     conv_shape shapes[] = {{2, 28, 28, 1, 32, 3, 1},  {2, 28, 28, 32, 32, 3, 1},
                            {2, 28, 28, 32, 32, 3, 2}, {2, 14, 14, 128, 64, 3, 1},
                            {2, 28, 28, 96, 32, 1, 1}, {2, 28, 28, 32, 1, 3, 1},
-                           {2, 7, 5, 3, 5, 3, 2},     {2, 6, 9, 5, 3, 3, 1}};
+                           {2, 7, 5, 3, 5, 3, 2},     {2, 6, 9, 5, 3, 3, 1},
+                           {2, 7, 5, 48, 1, 3, 1},    {2, 1, 1, 16, 1, 3, 1},
+                           {2, 6, 9, 37, 1, 3, 1},    {2, 9, 8, 16, 1, 3, 2}};
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) check_plan(shapes[i], &rng);
 }
 

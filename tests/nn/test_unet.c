@@ -577,6 +577,39 @@ static void test_backward_overwrites(void) {
     fixture_free(&f);
 }
 
+/* The workspace reorders a conv's weights only when they changed since the last forward: weights
+ * changed in place (same pointer) or passed at another address are picked up, bit for bit the
+ * results of a fresh workspace, and unchanged weights give the same bits again. */
+static void test_weights_changed_between_calls(void) {
+    cm_rng rng;
+    cm_rng_init(&rng, cm_test_seed(40));
+    fixture f = fixture_make(small_config(1, 0, 2, 1), 2, 0, &rng);
+    size_t n = 2 * f.D, P = f.P;
+    float *out1 = malloc(n * 4), *out2 = malloc(n * 4), *copy = malloc(P * 4);
+    float *dp1 = malloc(P * 4), *dp2 = malloc(P * 4);
+    cm_unet_workspace *fresh = NULL;
+    CM_CHECK_OK(cm_unet_forward(out1, f.params, f.layout, f.ws, f.x, f.c_noise, 2));
+    /* in place: one entry of the first conv and of the last residual block's conv2 */
+    const cm_unet_conv *first = &f.layout->convs[0], *late = &f.layout->convs[f.layout->conv_count - 2];
+    f.params[first->weight + 3] += 0.5f, f.params[late->weight + 7] -= 0.25f;
+    CM_CHECK_OK(cm_unet_forward(f.out, f.params, f.layout, f.ws, f.x, f.c_noise, 2));
+    CM_CHECK_OK(cm_unet_backward(dp1, NULL, f.params, f.layout, f.ws, f.dout, 2));
+    CM_CHECK_OK(cm_unet_workspace_alloc(&fresh, f.layout, 2));
+    CM_CHECK_OK(cm_unet_forward(out2, f.params, f.layout, fresh, f.x, f.c_noise, 2));
+    CM_CHECK_OK(cm_unet_backward(dp2, NULL, f.params, f.layout, fresh, f.dout, 2));
+    CM_CHECK(memcmp(out1, f.out, n * 4) != 0, "changing the weights changed nothing");
+    CM_CHECK(memcmp(out2, f.out, n * 4) == 0 && memcmp(dp1, dp2, P * 4) == 0,
+             "weights changed in place: stale convolution weights");
+    /* at another address with the old values again */
+    memcpy(copy, f.params, P * 4);
+    copy[first->weight + 3] -= 0.5f, copy[late->weight + 7] += 0.25f;
+    CM_CHECK_OK(cm_unet_forward(out2, copy, f.layout, f.ws, f.x, f.c_noise, 2));
+    CM_CHECK(memcmp(out1, out2, n * 4) == 0, "the original weights at another address");
+    cm_unet_workspace_free(fresh);
+    free(out1), free(out2), free(copy), free(dp1), free(dp2);
+    fixture_free(&f);
+}
+
 static void test_capacity_and_allocation_failures(void) {
     cm_rng rng;
     cm_rng_init(&rng, 39);
@@ -628,6 +661,7 @@ const cm_test_case cm_tests_unet[] = {
     {"deterministic_and_rows_independent", test_deterministic_and_rows_independent},
     {"zero_output_at_init", test_zero_output_at_init},
     {"backward_overwrites", test_backward_overwrites},
+    {"weights_changed_between_calls", test_weights_changed_between_calls},
     {"capacity_and_allocation_failures", test_capacity_and_allocation_failures},
     {NULL, NULL},
 };

@@ -1,11 +1,13 @@
 /* test_unet_layers.c: GroupNorm, nearest upsampling, channel concatenation and the per-channel
  * shift of src/nn/unet_layers.h: known answers, gradients in double against central
- * differences, backward adding into gradients, and the float kernels against the double ones. */
+ * differences, backward adding into gradients, the float kernels against the double ones, and
+ * the fused GroupNorm + SiLU kernels against the plain kernels they fuse (bit for bit). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cm/rng.h"
+#include "nn/layers.h"
 #include "nn/unet_layers.h"
 #include "test.h"
 
@@ -226,10 +228,101 @@ static void test_float_matches_double(void) {
              "float GroupNorm off: out %.3g, dx %.3g, dweight %.3g", worst_out, worst_dx, worst_dw);
 }
 
+/* ---- fused GroupNorm + SiLU: the plain kernels' values, bit for bit, in float and double */
+
+#define FUSED_HW 49
+#define FUSED_C 24
+#define FUSED_G 4
+#define FUSED_N (FUSED_HW * FUSED_C)
+
+/* Inputs of the fused kernels: off-centre values with both signs, some large (SiLU's tails). */
+#define FUSED_CHECK(REAL, SUFFIX)                                                                  \
+    static int fused_check##SUFFIX(cm_rng *rng) {                                                \
+        enum { HW = FUSED_HW, C = FUSED_C, G = FUSED_G, N = FUSED_N };                         \
+        static REAL x[N], x2[N], shift[C], w[C], b[C], d_act[N], norm[N], act[N], act2[N];      \
+        static REAL d_norm[N], d_norm2[N], dx[N], dx2[N], dw[C], dw2[C], db[C], db2[C];         \
+        static REAL sums[C], sums2[C], stats[2 * G], stats2[2 * G];                             \
+        int bad = 0;                                                                            \
+        for (int i = 0; i < N; i++) {                                                           \
+            x[i] = (REAL)(0.5 + 3 * cm_rng_normal(rng));                                        \
+            d_act[i] = (REAL)cm_rng_normal(rng);                                                \
+        }                                                                                       \
+        x[7] = (REAL)60, x[11] = (REAL)-90; /* SiLU's saturated ends */                           \
+        for (int c = 0; c < C; c++) {                                                           \
+            shift[c] = (REAL)cm_rng_normal(rng), w[c] = (REAL)(1 + 0.3 * cm_rng_normal(rng));   \
+            b[c] = (REAL)cm_rng_normal(rng);                                                    \
+        }                                                                                       \
+        /* statistics after the shift */                                                        \
+        memcpy(x2, x, sizeof x);                                                                \
+        cm_channel_add_forward##SUFFIX(x, shift, 1, HW, C);                                     \
+        cm_groupnorm_statistics##SUFFIX(stats, stats + G, x, HW, C, G);                         \
+        cm_groupnorm_statistics_shifted##SUFFIX(stats2, stats2 + G, x2, shift, HW, C, G);       \
+        bad += memcmp(x, x2, sizeof x) != 0 || memcmp(stats, stats2, sizeof stats) != 0;       \
+        /* forward */                                                                           \
+        cm_groupnorm_apply##SUFFIX(norm, x, stats, stats + G, w, b, HW, C, G);                  \
+        cm_silu_forward##SUFFIX(act, norm, N);                                                  \
+        cm_groupnorm_silu_forward##SUFFIX(act2, x, stats, stats + G, w, b, HW, C, G);           \
+        bad += 2 * (memcmp(act, act2, sizeof act) != 0);                                       \
+        /* backward, adding (overwrite 0) and overwriting with the input gradient's sums */     \
+        for (int overwrite = 0; overwrite < 2; overwrite++) {                                   \
+            for (int i = 0; i < N; i++) dx[i] = dx2[i] = overwrite ? (REAL)NAN : (REAL)0.25;    \
+            for (int c = 0; c < C; c++) dw[c] = dw2[c] = db[c] = db2[c] = (REAL)0.5;            \
+            memset(sums, 0, sizeof sums), memset(sums2, 0, sizeof sums2);                       \
+            memset(d_norm, 0, sizeof d_norm);                                                   \
+            cm_silu_backward##SUFFIX(d_norm, d_act, norm, N);                                   \
+            if (overwrite) memset(dx, 0, sizeof dx);                                            \
+            cm_groupnorm_backward##SUFFIX(dx, dw, db, d_norm, x, stats, stats + G, w, 1, HW, C, G); \
+            cm_channel_add_backward##SUFFIX(sums, dx, 1, HW, C);                                \
+            cm_groupnorm_silu_backward##SUFFIX(dx2, dw2, db2, d_norm2, sums2, d_act, x, stats,   \
+                                               stats + G, w, b, HW, C, G, overwrite);           \
+            for (int i = 0; i < N; i++) bad += 4 * (dx[i] != dx2[i] || d_norm[i] != d_norm2[i]); \
+            for (int c = 0; c < C; c++)                                                         \
+                bad += 4 * (dw[c] != dw2[c] || db[c] != db2[c] ||                               \
+                            (overwrite && sums[c] != sums2[c]));                                \
+        }                                                                                       \
+        return bad;                                                                             \
+    }
+FUSED_CHECK(float, )
+FUSED_CHECK(double, _f64)
+
+typedef struct {
+    double *inp, *weight, *bias, stats[2 * FUSED_G];
+} fused_case;
+
+/* act = SiLU(GroupNorm(inp)), the statistics from inp */
+static void fused_forward(void *context, double *out) {
+    fused_case *f = context;
+    cm_groupnorm_statistics_f64(f->stats, f->stats + FUSED_G, f->inp, FUSED_HW, FUSED_C, FUSED_G);
+    cm_groupnorm_silu_forward_f64(out, f->inp, f->stats, f->stats + FUSED_G, f->weight, f->bias,
+                                  FUSED_HW, FUSED_C, FUSED_G);
+}
+
+static void test_fused_kernels(void) {
+    cm_rng rng;
+    cm_rng_init(&rng, cm_test_seed(25));
+    CM_CHECK(fused_check(&rng) == 0, "float: fused kernels differ from the plain ones");
+    CM_CHECK(fused_check_f64(&rng) == 0, "double: fused kernels differ from the plain ones");
+    /* gradient of the fused backward (overwrite and add) against central differences */
+    static double inp[FUSED_N], out[FUSED_N], R[FUSED_N], d_norm[FUSED_N], dinp[FUSED_N];
+    double weight[FUSED_C], bias[FUSED_C], dw[FUSED_C] = {0}, db[FUSED_C] = {0};
+    fill(inp, FUSED_N, &rng), fill(R, FUSED_N, &rng), fill(weight, FUSED_C, &rng);
+    fill(bias, FUSED_C, &rng);
+    fused_case f = {inp, weight, bias, {0}};
+    fused_forward(&f, out);
+    for (int i = 0; i < FUSED_N; i++) dinp[i] = NAN;
+    cm_groupnorm_silu_backward_f64(dinp, dw, db, d_norm, NULL, R, inp, f.stats, f.stats + FUSED_G,
+                                   weight, bias, FUSED_HW, FUSED_C, FUSED_G, 1);
+    double *values[3] = {inp, weight, bias}, *grads[3] = {dinp, dw, db};
+    size_t sizes[3] = {FUSED_N, FUSED_C, FUSED_C};
+    CM_CHECK(check_fd("GroupNorm + SiLU", fused_forward, &f, out, R, FUSED_N, values, grads,
+                      sizes, 3) == 0, "fused GroupNorm + SiLU gradient entries off");
+}
+
 const cm_test_case cm_tests_unet_layers[] = {
     {"groupnorm_gradients", test_groupnorm_gradients},
     {"groupnorm_known_values", test_groupnorm_known_values},
     {"upsample_concat_shift", test_upsample_concat_shift},
     {"float_matches_double", test_float_matches_double},
+    {"fused_kernels", test_fused_kernels},
     {NULL, NULL},
 };

@@ -124,5 +124,7 @@ int cmd_theory_bound(int argc, char **argv);
 int cmd_theory_network(int argc, char **argv);
 /* tools/cm/cmd_sweep.c */
 int cmd_sweep(int argc, char **argv);
+/* tools/cm/cmd_classifier.c: cm classifier train | test */
+int cmd_classifier(int argc, char **argv);
 
 #endif

@@ -21,7 +21,8 @@ static void usage(FILE *stream) {
             "  eval     distance of samples to a reference, with the noise floor\n"
             "  nfe      quality against network evaluations (consistency vs diffusion samplers)\n"
             "  theory   consistency training measured on exact laws (gaussian, mixture1d, ...)\n"
-            "  sweep    theory-lab sweeps: CSV, fitted log-log slopes, PNG\n\n"
+            "  sweep    theory-lab sweeps: CSV, fitted log-log slopes, PNG\n"
+            "  classifier  train or test the image classifier of the image metrics\n\n"
             "methods (cm train --method NAME; docs/training.md):\n",
             CM_VERSION);
     for (int m = 0; m < CM_METHOD_COUNT; m++)
@@ -52,6 +53,7 @@ int main(int argc, char **argv) {
     else if (strcmp(command, "nfe") == 0) status = cmd_nfe(argc, argv);
     else if (strcmp(command, "theory") == 0) status = cmd_theory(argc, argv);
     else if (strcmp(command, "sweep") == 0) status = cmd_sweep(argc, argv);
+    else if (strcmp(command, "classifier") == 0) status = cmd_classifier(argc, argv);
     else {
         fprintf(stderr, "cm: error: unknown command '%s' (see cm --help)\n", command);
         return CLI_USAGE_ERROR;
