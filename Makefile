@@ -144,8 +144,10 @@ BENCH_WRAP := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc
 $(BUILD)/bench_ot: bench/ot.c bench/bench.h $(BUILD)/libcm.a
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libcm.a $(LDLIBS)
 
-$(BUILD)/bench_nn: bench/nn.c bench/bench.h bench/reference.h $(BUILD)/libcm.a
-	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libcm.a $(LDLIBS) $(BENCH_WRAP)
+# bench_nn: the MLP's private header (src/nn/mlp.h: -Isrc) for its layout and validation.
+$(BUILD)/bench_nn: bench/nn.c bench/bench.h bench/sgemm.h bench/allocations.h bench/reference.h \
+                   $(BUILD)/libcm.a
+	$(CC) $(CFLAGS) -Isrc -o $@ $< $(BUILD)/libcm.a $(LDLIBS) $(BENCH_WRAP)
 
 # bench_gemm: OpenBLAS against oneDNN (cm_gemm_f32, a private header of src/nn: -Isrc) at the
 # network's shapes, the fused matmul primitive, and oneDNN's convolutions (bench/gemm.c).
