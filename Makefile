@@ -149,9 +149,11 @@ $(BUILD)/bench_nn: bench/nn.c bench/bench.h bench/sgemm.h bench/allocations.h be
                    $(BUILD)/libcm.a
 	$(CC) $(CFLAGS) -Isrc -o $@ $< $(BUILD)/libcm.a $(LDLIBS) $(BENCH_WRAP)
 
-# bench_gemm: OpenBLAS against oneDNN (cm_gemm_f32, a private header of src/nn: -Isrc) at the
-# network's shapes, the fused matmul primitive, and oneDNN's convolutions (bench/gemm.c).
-$(BUILD)/bench_gemm: bench/gemm.c bench/bench.h src/nn/gemm.h $(BUILD)/libcm.a
+# bench_gemm: OpenBLAS against oneDNN (dnnl_sgemm, and cm_matmul: a private header of src/nn,
+# -Isrc) at the network's shapes, the fused matmul primitive, and oneDNN's convolutions
+# (bench/gemm.c).
+$(BUILD)/bench_gemm: bench/gemm.c bench/bench.h bench/sgemm.h bench/allocations.h \
+                     src/nn/matmul.h $(BUILD)/libcm.a
 	$(CC) $(CFLAGS) -Isrc -o $@ $< $(BUILD)/libcm.a $(LDLIBS)
 
 bench-gemm: $(BUILD)/bench_gemm
