@@ -17,8 +17,8 @@ PREFIX  ?= /usr/local
 VERSION := $(shell sed -n 's/^#define CM_VERSION "\(.*\)"/\1/p' include/cm/version.h)
 SOVERSION := 0
 # The library's dependencies (oneDNN has no .pc file: -ldnnl; -lgomp, its OpenMP runtime, because
-# src/nn/gemm.c and src/nn/onednn.c set the calling thread's OpenMP thread count); PLplot is the
-# CLI's only (tools/cm/plot.c).
+# src/nn/onednn.c sets the calling thread's OpenMP thread count); PLplot is the CLI's only
+# (tools/cm/plot.c).
 LIB_PKGS  := openblas libcjson libpng zlib lapacke
 TOOL_PKGS := plplot
 CFLAGS  ?= $(OPT) -g
@@ -132,11 +132,11 @@ clean:
 	rm -rf build build-san build-fuzz
 
 # Benchmarks (bench/; not tests; docs/performance.md). `make bench` builds and runs all of them:
-# bench_nn (training steps and one-step sampling against the sgemm rate measured in the same run,
-# 1 and 2 threads), bench_ot (exact W1 on one core; n = 5000 again with 2 BLAS threads), then
-# bench_nn again with OPENBLAS_CORETYPE unset for that command alone (the machine may pin
-# OpenBLAS to an older kernel), then bench_gemm (OpenBLAS against oneDNN, oneDNN's convolutions)
-# and bench_unet (the U-Net's forward and backward).
+# bench_nn (training steps and one-step sampling against the oneDNN and the OpenBLAS sgemm rates
+# at their own products, measured in the same run, 1 and 2 threads), bench_ot (exact W1 on one
+# core; n = 5000 again with 2 BLAS threads), bench_gemm (OpenBLAS against oneDNN's sgemm and
+# matmul primitive; oneDNN's convolutions of a small U-Net against the sgemm rate) and
+# bench_unet (the U-Net's forward and backward).
 # BENCH_RUNS repetitions per figure (default 5).
 .PHONY: bench bench-ot bench-nn bench-gemm bench-unet
 BENCH_RUNS ?= 5
@@ -177,6 +177,5 @@ bench: $(BUILD)/bench_nn $(BUILD)/bench_ot $(BUILD)/bench_gemm $(BUILD)/bench_un
 	$(BUILD)/bench_nn $(BENCH_RUNS)
 	OPENBLAS_NUM_THREADS=1 $(BUILD)/bench_ot $(BENCH_RUNS)
 	OPENBLAS_NUM_THREADS=2 $(BUILD)/bench_ot $(BENCH_RUNS) 5000
-	env -u OPENBLAS_CORETYPE $(BUILD)/bench_nn $(BENCH_RUNS)
 	$(BUILD)/bench_gemm $(BENCH_RUNS)
 	$(BUILD)/bench_unet $(BENCH_RUNS)
