@@ -7,7 +7,8 @@
  * dnnl_sgemm (the limit of the network's oneDNN products) and OpenBLAS's cblas_sgemm (the kernel
  * OPENBLAS_CORETYPE selects: the limit before the products moved to oneDNN). Each workload is
  * reported as steps/s (samples/s), GFLOP/s by formula (2 per multiply-add of its products) and
- * its fraction of both limits, with 1 and 2 threads.
+ * its fraction of both limits, with 1 and 2 threads; with 1 thread also per CPU second of the
+ * process (what other processes on a shared machine disturb least).
  * Validated before timing: every product shape of both libraries at 8 entries against double dot
  * products; the network's float forward and backward (through network.h, at the workload's
  * block capacity and one row fewer, the padded path) against the plain double loops of
@@ -80,6 +81,14 @@ static allocation_counts allocations_since(allocation_counts before) {
 }
 
 static int runs = 5;
+
+/* CPU seconds of the whole process: with 1 thread, rates per CPU second are what a loaded
+ * machine disturbs least (time other processes take is not counted). */
+static double cpu_seconds(void) {
+    struct timespec now;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &now);
+    return (double)now.tv_sec + 1e-9 * (double)now.tv_nsec;
+}
 static const size_t thread_counts[2] = {1, 2};
 
 static void die(const char *what) {
@@ -230,6 +239,7 @@ typedef struct {
     double rate[2];                     /* steps/s or samples/s, 1 and 2 threads (medians) */
     double limit[BENCH_LIBRARIES][2];   /* GEMM GFLOP/s at the workload's shapes */
     double fraction[BENCH_LIBRARIES][2]; /* workload GFLOP/s over that */
+    double per_cpu;                     /* 1 thread: rate per CPU second of the process */
 } result;
 
 /* Time both libraries at the shapes for `threads`, print the line's tail, fill the result. */
@@ -350,22 +360,26 @@ static void check_thread_bits(const cm_train_config *config, const cm_data *data
     cm_trainer_free(two);
 }
 
-/* Steps/s with `threads`: median of runs of at least ~0.25 s each. */
-static bench_stats time_steps(cm_trainer *tr, size_t *steps_per_run, allocation_counts *counted) {
+/* Steps/s: median of runs of at least ~0.25 s each; *per_cpu: the median per CPU second. */
+static bench_stats time_steps(cm_trainer *tr, size_t *steps_per_run, allocation_counts *counted,
+                              double *per_cpu) {
     train_steps(tr, 3);
     double t0 = bench_seconds();
     train_steps(tr, 2);
     double per_step = (bench_seconds() - t0) / 2;
     size_t chunk = per_step > 0.25 ? 1 : (size_t)(0.25 / per_step) + 1;
-    double rate[BENCH_MAX_RUNS];
+    double rate[BENCH_MAX_RUNS], cpu_rate[BENCH_MAX_RUNS];
     allocation_counts before = allocations_now();
     for (int r = 0; r < runs; r++) {
         t0 = bench_seconds();
+        double c0 = cpu_seconds();
         train_steps(tr, chunk);
         rate[r] = (double)chunk / (bench_seconds() - t0);
+        cpu_rate[r] = (double)chunk / (cpu_seconds() - c0);
     }
     *counted = allocations_since(before);
     *steps_per_run = chunk;
+    *per_cpu = bench_summary(cpu_rate, runs).median;
     return bench_summary(rate, runs);
 }
 
@@ -400,13 +414,17 @@ static result bench_train(const char *name, cm_method method, const char *spec, 
         set_threads(thread_counts[t]);
         size_t chunk;
         allocation_counts counted;
-        bench_stats s = time_steps(tr, &chunk, &counted);
+        double per_cpu;
+        bench_stats s = time_steps(tr, &chunk, &counted, &per_cpu);
         res.rate[t] = s.median;
+        if (t == 0) res.per_cpu = per_cpu;
         printf("  %-7zu %9.1f [%6.1f-%6.1f] %8.1f |", thread_counts[t], s.median, s.min, s.max,
                s.median * flops / 1e9);
         limits_line(&res, t, step, n_step, (int)blocks, s.median * flops / 1e9);
-        printf("| %ld, %ld (%ld) in %zu steps\n", counted.library, counted.all, counted.aligned,
+        printf("| %ld, %ld (%ld) in %zu steps", counted.library, counted.all, counted.aligned,
                chunk * (size_t)runs);
+        if (t == 0) printf("; %.1f steps per CPU second", per_cpu);
+        printf("\n");
     }
     printf("  speed-up 1 -> 2 threads: %.2fx (oneDNN sgemm at the same shapes: %.2fx)\n",
            res.rate[1] / res.rate[0], res.limit[BENCH_ONEDNN][1] / res.limit[BENCH_ONEDNN][0]);
@@ -486,21 +504,25 @@ static result bench_sample(size_t n) {
     print_limits_header("calls");
     for (int t = 0; t < 2; t++) {
         set_threads(thread_counts[t]);
-        double rate[BENCH_MAX_RUNS];
+        double rate[BENCH_MAX_RUNS], cpu_rate[BENCH_MAX_RUNS];
         allocation_counts before = allocations_now();
         for (int r = 0; r < runs; r++) {
-            double t0 = bench_seconds();
+            double t0 = bench_seconds(), c0 = cpu_seconds();
             if (cm_sample(other, model, NULL, 0, n, seed) != CM_OK) die("sample");
             rate[r] = (double)n / (bench_seconds() - t0);
+            cpu_rate[r] = (double)n / (cpu_seconds() - c0);
         }
         allocation_counts counted = allocations_since(before);
         bench_stats s = bench_summary(rate, runs);
         res.rate[t] = s.median;
+        if (t == 0) res.per_cpu = bench_summary(cpu_rate, runs).median;
         printf("  %-7zu %9.0f [%6.0f-%6.0f] %8.1f |", thread_counts[t], s.median, s.min, s.max,
                s.median * flops_per_sample / 1e9);
         limits_line(&res, t, shapes, count, blocks, s.median * flops_per_sample / 1e9);
-        printf("| %ld, %ld (%ld) in %d calls of %zu chunks\n", counted.library, counted.all,
+        printf("| %ld, %ld (%ld) in %d calls of %zu chunks", counted.library, counted.all,
                counted.aligned, runs, chunks);
+        if (t == 0) printf("; %.0f samples per CPU second", res.per_cpu);
+        printf("\n");
     }
     printf("  (samples/s; FLOPs counted for the %zu points asked; the sampler evaluates %zu chunks "
            "of %d rows, %.1f%% padding)\n", n, chunks, chunk,
@@ -591,19 +613,20 @@ static result bench_theory(void) {
 static void print_summary(const char *const *names, const result *results, size_t count) {
     printf("\nsummary: rate (steps/s, samples/s, sweeps/s) and fraction of the sgemm rate at the "
            "workload's shapes, same run, same thread count\n");
-    printf("%-22s %10s %10s %8s | %-17s | %-17s | %s\n", "workload", "1 thread", "2 threads",
-           "speed-up", "of oneDNN 1 / 2", "of OpenBLAS 1 / 2", "oneDNN sgemm 1->2");
+    printf("%-22s %10s %10s %8s | %-17s | %-17s | %-17s | %s\n", "workload", "1 thread",
+           "2 threads", "speed-up", "of oneDNN 1 / 2", "of OpenBLAS 1 / 2", "oneDNN sgemm 1->2",
+           "1 thread per CPU s");
     for (size_t i = 0; i < count; i++) {
         const result *r = &results[i];
         printf("%-22s %10.1f %10.1f %7.2fx", names[i], r->rate[0], r->rate[1],
                r->rate[1] / r->rate[0]);
         if (r->limit[BENCH_ONEDNN][0] > 0)
-            printf(" | %6.0f%% / %5.0f%% | %6.0f%% / %5.0f%% | %.2fx\n",
+            printf(" | %6.0f%% / %5.0f%% | %6.0f%% / %5.0f%% | %16.2fx | %.1f\n",
                    100 * r->fraction[BENCH_ONEDNN][0], 100 * r->fraction[BENCH_ONEDNN][1],
                    100 * r->fraction[BENCH_OPENBLAS][0], 100 * r->fraction[BENCH_OPENBLAS][1],
-                   r->limit[BENCH_ONEDNN][1] / r->limit[BENCH_ONEDNN][0]);
+                   r->limit[BENCH_ONEDNN][1] / r->limit[BENCH_ONEDNN][0], r->per_cpu);
         else
-            printf(" | %17s | %17s |\n", "-", "-");
+            printf(" | %17s | %17s | %17s | -\n", "-", "-", "-");
     }
 }
 
