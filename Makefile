@@ -28,8 +28,8 @@ PREFIX  ?= /usr/local
 VERSION := $(shell sed -n 's/^#define CM_VERSION "\(.*\)"/\1/p' include/cm/version.h)
 SOVERSION := 0
 # The library's dependencies (oneDNN has no .pc file: -ldnnl; -lgomp, its OpenMP runtime, because
-# src/nn/gemm.c and src/nn/onednn.c set the calling thread's OpenMP thread count); PLplot is the
-# CLI's only (tools/cm/plot.c).
+# src/nn/onednn.c sets the calling thread's OpenMP thread count); PLplot is the CLI's only
+# (tools/cm/plot.c).
 LIB_PKGS  := openblas libcjson libpng zlib lapacke
 TOOL_PKGS := plplot
 CFLAGS  ?= $(OPT) -g
@@ -174,11 +174,11 @@ mpi:
 endif
 
 # Benchmarks (bench/; not tests; docs/performance.md). `make bench` builds and runs all of them:
-# bench_nn (training steps and one-step sampling against the sgemm rate measured in the same run,
-# 1 and 2 threads), bench_ot (exact W1 on one core; n = 5000 again with 2 BLAS threads), then
-# bench_nn again with OPENBLAS_CORETYPE unset for that command alone (the machine may pin
-# OpenBLAS to an older kernel), then bench_gemm (OpenBLAS against oneDNN, oneDNN's convolutions)
-# and bench_unet (the U-Net's forward and backward).
+# bench_nn (training steps and one-step sampling against the oneDNN and the OpenBLAS sgemm rates
+# at their own products, measured in the same run, 1 and 2 threads), bench_ot (exact W1 on one
+# core; n = 5000 again with 2 BLAS threads), bench_gemm (OpenBLAS against oneDNN's sgemm and
+# matmul primitive; oneDNN's convolutions of a small U-Net against the sgemm rate) and
+# bench_unet (the U-Net's forward and backward).
 # BENCH_RUNS repetitions per figure (default 5).
 .PHONY: bench bench-ot bench-nn bench-gemm bench-unet bench-export
 BENCH_RUNS ?= 5
@@ -186,12 +186,16 @@ BENCH_WRAP := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc
 $(BUILD)/bench_ot: bench/ot.c bench/bench.h $(BUILD)/libcm.a
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libcm.a $(LDLIBS)
 
-$(BUILD)/bench_nn: bench/nn.c bench/bench.h bench/reference.h $(BUILD)/libcm.a
-	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libcm.a $(LDLIBS) $(BENCH_WRAP)
+# bench_nn: the MLP's private header (src/nn/mlp.h: -Isrc) for its layout and validation.
+$(BUILD)/bench_nn: bench/nn.c bench/bench.h bench/sgemm.h bench/allocations.h bench/reference.h \
+                   $(BUILD)/libcm.a
+	$(CC) $(CFLAGS) -Isrc -o $@ $< $(BUILD)/libcm.a $(LDLIBS) $(BENCH_WRAP)
 
-# bench_gemm: OpenBLAS against oneDNN (cm_gemm_f32, a private header of src/nn: -Isrc) at the
-# network's shapes, the fused matmul primitive, and oneDNN's convolutions (bench/gemm.c).
-$(BUILD)/bench_gemm: bench/gemm.c bench/bench.h src/nn/gemm.h $(BUILD)/libcm.a
+# bench_gemm: OpenBLAS against oneDNN (dnnl_sgemm, and cm_matmul: a private header of src/nn,
+# -Isrc) at the network's shapes, the fused matmul primitive, and oneDNN's convolutions
+# (bench/gemm.c).
+$(BUILD)/bench_gemm: bench/gemm.c bench/bench.h bench/sgemm.h bench/allocations.h \
+                     src/nn/matmul.h $(BUILD)/libcm.a
 	$(CC) $(CFLAGS) -Isrc -o $@ $< $(BUILD)/libcm.a $(LDLIBS)
 
 bench-gemm: $(BUILD)/bench_gemm
@@ -224,6 +228,5 @@ bench: $(BUILD)/bench_nn $(BUILD)/bench_ot $(BUILD)/bench_gemm $(BUILD)/bench_un
 	$(BUILD)/bench_nn $(BENCH_RUNS)
 	OPENBLAS_NUM_THREADS=1 $(BUILD)/bench_ot $(BENCH_RUNS)
 	OPENBLAS_NUM_THREADS=2 $(BUILD)/bench_ot $(BENCH_RUNS) 5000
-	env -u OPENBLAS_CORETYPE $(BUILD)/bench_nn $(BENCH_RUNS)
 	$(BUILD)/bench_gemm $(BENCH_RUNS)
 	$(BUILD)/bench_unet $(BENCH_RUNS)

@@ -1,19 +1,21 @@
 /* bench/gemm.c: float products and convolutions through oneDNN beside OpenBLAS
  * (docs/performance.md, "oneDNN").
  *
- * 1. gemm: GFLOP/s of OpenBLAS's cblas_sgemm and of cm_gemm_f32 (oneDNN, src/nn/gemm.h) at the
- *    network's shapes and a few others, with 1 thread (one product) and 2 threads (our pool, 2
- *    row blocks, each a single-threaded product). Validated first: 8 entries of each product
- *    against plain double dot products within gamma_{K+3} sum |a b|; whether the 2-block
- *    product has the bits of the one product is printed (rows may depend on M: gemm.h).
- * 2. fused: one forward layer act = silu(inp W^T + bias), 1 thread: cm_gemm_f32 then bias and
- *    SiLU (cm_silu_forward) against oneDNN's matmul primitive with the bias fused, and with bias
- *    and the swish (= SiLU) post-op fused; bits of each compared.
+ * 1. gemm: GFLOP/s of OpenBLAS's cblas_sgemm, oneDNN's dnnl_sgemm and oneDNN's matmul primitive
+ *    made for the shape (cm_matmul, src/nn/matmul.h: what the MLP runs) at the network's shapes
+ *    and a few others, with 1 thread; the two sgemm also with 2 threads (our pool, 2 row blocks,
+ *    each a single-threaded product). Validated first: 8 entries of each product against plain
+ *    double dot products within gamma_{K+3} sum |a b|; whether the 2-block product has the bits
+ *    of the one product is printed (rows may depend on M), and the allocations per product.
+ * 2. fused: one forward layer act = silu(inp W^T + bias), 1 thread: cm_matmul then the MLP's
+ *    bias + SiLU pass, against the matmul with the bias fused, and with bias and the swish
+ *    (= SiLU) post-op fused; bits of each compared.
  * 3. conv: oneDNN's convolution primitive, forward, backward-data and backward-weights, at the
  *    3x3 shapes of a small U-Net on 28x28 images, batch 128, NCHW (and oneDNN's own blocked
- *    layout, reorders not timed), 1 thread and 2 (two half batches on our pool), beside
- *    cm_gemm_f32 at the im2col shape of 8 images. NCHW results validated at sampled entries.
- * Allocations inside oneDNN are counted by interposing posix_memalign (glibc).
+ *    layout, reorders not timed), 1 thread and 2 (two half batches on our pool), each beside
+ *    dnnl_sgemm at the im2col shape of 8 images (the ratio to it). NCHW results validated at
+ *    sampled entries.
+ * Allocations are counted by interposing glibc's allocation functions (bench/allocations.h).
  * Usage: make bench-gemm  or  build/bench_gemm [RUNS [FILTER]]  (FILTER: "gemm", "fused",
  * "conv", or a substring of a case's name).
  */
@@ -28,29 +30,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "allocations.h"
 #include "bench.h"
 #include "cm/alloc.h"
-#include "nn/layers.h"
 #include "cm/parallel.h"
 #include "cm/rng.h"
-#include "nn/gemm.h"
-
-extern int omp_get_max_threads(void);
-extern void omp_set_num_threads(int threads);
-
-/* ---- allocations inside oneDNN: its buffers come from posix_memalign */
-
-static atomic_long aligned_allocations;
-#if defined(__GLIBC__)
-extern void *__libc_memalign(size_t alignment, size_t size);
-int posix_memalign(void **out, size_t alignment, size_t size) {
-    atomic_fetch_add(&aligned_allocations, 1);
-    void *pointer = __libc_memalign(alignment, size);
-    if (!pointer) return ENOMEM;
-    *out = pointer;
-    return 0;
-}
-#endif
+#include "nn/layers.h"
+#include "nn/matmul.h"
+#include "sgemm.h"
 
 static int runs = 5;
 
@@ -100,16 +87,6 @@ static bench_stats time_rate(bench_body body, void *context, double flops) {
     return bench_summary(rate, runs);
 }
 
-/* Run oneDNN's primitives on the calling thread alone (as cm_gemm_f32 does). */
-static int pin_begin(void) {
-    int saved = omp_get_max_threads();
-    if (saved != 1) omp_set_num_threads(1);
-    return saved;
-}
-static void pin_end(int saved) {
-    if (saved != 1) omp_set_num_threads(saved);
-}
-
 /* ================================================================ 1. GEMM */
 
 typedef struct {
@@ -133,12 +110,42 @@ static const gemm_case gemm_cases[] = {
     {"square 2048", 0, 0, 2048, 2048, 2048},
 };
 
+enum { LIB_OPENBLAS, LIB_SGEMM, LIB_MATMUL, LIBS }; /* cblas_sgemm, dnnl_sgemm, cm_matmul */
+static const char *const lib_names[LIBS] = {"cblas_sgemm", "dnnl_sgemm", "cm_matmul"};
+
+/* A cm_matmul with its own engine, stream and scratchpad. */
+typedef struct {
+    cm_onednn onednn;
+    cm_matmul matmul;
+    void *scratchpad;
+} matmul_plan;
+
+static void matmul_plan_make(matmul_plan *p, int trans_a, int trans_b, size_t M, size_t N,
+                             size_t K, int bias) {
+    *p = (matmul_plan){0};
+    if (cm_onednn_create(&p->onednn) != CM_OK ||
+        cm_matmul_create(&p->matmul, &p->onednn, trans_a, trans_b, M, N, K, bias) != CM_OK)
+        die(cm_error_detail());
+    size_t bytes = cm_matmul_scratchpad_bytes(&p->matmul);
+    if (!(p->scratchpad = cm_malloc(bytes + 64, 1))) die("out of memory");
+    if (cm_matmul_bind_scratchpad(&p->matmul,
+                                  (void *)(((uintptr_t)p->scratchpad + 63) / 64 * 64)) != CM_OK)
+        die(cm_error_detail());
+}
+
+static void matmul_plan_free(matmul_plan *p) {
+    cm_matmul_destroy(&p->matmul);
+    cm_onednn_destroy(&p->onednn);
+    cm_free(p->scratchpad);
+}
+
 typedef struct {
     const gemm_case *g;
-    int onednn;    /* 1: cm_gemm_f32, 0: cblas_sgemm */
-    size_t blocks; /* row blocks, one pool task each */
+    int library;
+    size_t blocks; /* row blocks, one pool task each (cm_matmul: 1) */
     const float *a, *b;
     float *c;
+    matmul_plan *plan; /* LIB_MATMUL */
 } gemm_job;
 
 static size_t lda_of(const gemm_case *g) { return g->trans_a ? g->M : g->K; }
@@ -147,17 +154,17 @@ static size_t ldb_of(const gemm_case *g) { return g->trans_b ? g->K : g->N; }
 static void gemm_block(void *context, size_t block) {
     const gemm_job *j = context;
     const gemm_case *g = j->g;
+    if (j->library == LIB_MATMUL) {
+        cm_matmul_run(&j->plan->matmul, j->c, j->a, j->b, NULL);
+        return;
+    }
     size_t first, end, lda = lda_of(g), ldb = ldb_of(g);
     cm_parallel_range(&first, &end, g->M, block, j->blocks);
     const float *a = j->a + (g->trans_a ? first : first * lda);
-    float *c = j->c + first * g->N;
-    if (j->onednn)
-        cm_gemm_f32(g->trans_a, g->trans_b, end - first, g->N, g->K, 1.0f, a, lda, j->b, ldb,
-                    0.0f, c, g->N);
-    else
-        cblas_sgemm(CblasRowMajor, g->trans_a ? CblasTrans : CblasNoTrans,
-                    g->trans_b ? CblasTrans : CblasNoTrans, (int)(end - first), (int)g->N,
-                    (int)g->K, 1.0f, a, (int)lda, j->b, (int)ldb, 0.0f, c, (int)g->N);
+    if (bench_sgemm(j->library == LIB_SGEMM ? BENCH_ONEDNN : BENCH_OPENBLAS, g->trans_a,
+                    g->trans_b, (int)(end - first), (int)g->N, (int)g->K, a, (int)lda, j->b,
+                    (int)ldb, j->c + first * g->N, (int)g->N))
+        die("dnnl_sgemm failed");
 }
 
 static void gemm_body(void *context) {
@@ -186,60 +193,73 @@ static void check_entries(const gemm_case *g, const float *a, const float *b, co
     }
 }
 
-/* Validate both libraries, then time them with 1 and 2 threads. */
+/* Validate the three, count their allocations per product, then time them. */
 static void bench_gemm_case(const gemm_case *g) {
     size_t na = g->M * g->K, nb = g->K * g->N, nc = g->M * g->N;
     float *a = random_floats(na, 1), *b = random_floats(nb, 2), *c = random_floats(nc, 3);
     float *whole = random_floats(nc, 4);
     double flops = 2.0 * (double)g->M * (double)g->N * (double)g->K;
     int same_bits[2];
-    long allocations[2];
+    long aligned[LIBS], all[LIBS];
+    matmul_plan plan;
+    matmul_plan_make(&plan, g->trans_a, g->trans_b, g->M, g->N, g->K, 0);
     set_threads(1);
-    for (int onednn = 0; onednn < 2; onednn++) {
-        gemm_job one = {g, onednn, 1, a, b, whole}, two = {g, onednn, 2, a, b, c};
+    for (int library = 0; library < LIBS; library++) {
+        gemm_job one = {g, library, 1, a, b, whole, &plan}, two = {g, library, 2, a, b, c, &plan};
         gemm_body(&one);
-        long before = atomic_load(&aligned_allocations);
+        long before_aligned = atomic_load(&bench_allocations_aligned);
+        long before_all = atomic_load(&bench_allocations_all);
         gemm_body(&one);
-        allocations[onednn] = atomic_load(&aligned_allocations) - before;
-        check_entries(g, a, b, whole, onednn ? "cm_gemm_f32" : "cblas_sgemm");
+        aligned[library] = atomic_load(&bench_allocations_aligned) - before_aligned;
+        all[library] = atomic_load(&bench_allocations_all) - before_all;
+        check_entries(g, a, b, whole, lib_names[library]);
+        if (library == LIB_MATMUL) continue;
         gemm_body(&two); /* the two row blocks one after the other */
-        same_bits[onednn] = memcmp(whole, c, nc * sizeof(float)) == 0;
+        same_bits[library] = memcmp(whole, c, nc * sizeof(float)) == 0;
     }
-    bench_stats rate[2][2];
+    bench_stats rate[2][LIBS];
     for (size_t threads = 1; threads <= 2; threads++) {
         set_threads(threads);
-        for (int onednn = 0; onednn < 2; onednn++) {
-            gemm_job j = {g, onednn, threads, a, b, c};
-            rate[threads - 1][onednn] = time_rate(gemm_body, &j, flops);
+        for (int library = 0; library < (threads == 1 ? LIBS : LIB_MATMUL); library++) {
+            gemm_job j = {g, library, threads, a, b, c, &plan};
+            rate[threads - 1][library] = time_rate(gemm_body, &j, flops);
         }
     }
     set_threads(1);
-    printf("%-30s %c%c %5zux%4zux%4zu", g->name, g->trans_a ? 'T' : 'N', g->trans_b ? 'T' : 'N',
-           g->M, g->N, g->K);
-    for (int t = 0; t < 2; t++)
-        printf(" | %6.1f [%5.1f-%5.1f] %6.1f [%5.1f-%5.1f] %4.2fx", rate[t][0].median,
-               rate[t][0].min, rate[t][0].max, rate[t][1].median, rate[t][1].min,
-               rate[t][1].max, rate[t][1].median / rate[t][0].median);
-    printf(" | %s %s | %ld %ld\n", same_bits[0] ? "yes" : "NO ", same_bits[1] ? "yes" : "NO ",
-           allocations[0], allocations[1]);
+    printf("%-30s %c%c %5zux%4zux%4zu |", g->name, g->trans_a ? 'T' : 'N',
+           g->trans_b ? 'T' : 'N', g->M, g->N, g->K);
+    for (int library = 0; library < LIBS; library++)
+        printf(" %6.1f [%5.1f-%5.1f]", rate[0][library].median, rate[0][library].min,
+               rate[0][library].max);
+    printf(" |");
+    for (int library = 0; library < LIB_MATMUL; library++)
+        printf(" %6.1f [%5.1f-%5.1f]", rate[1][library].median, rate[1][library].min,
+               rate[1][library].max);
+    printf(" | %s %s | %ld/%ld %ld/%ld %ld/%ld | %s\n", same_bits[0] ? "yes" : "NO ",
+           same_bits[1] ? "yes" : "NO ", aligned[0], all[0], aligned[1], all[1], aligned[2],
+           all[2], cm_matmul_implementation(&plan.matmul));
+    matmul_plan_free(&plan);
     cm_free(a), cm_free(b), cm_free(c), cm_free(whole);
 }
 
-/* Cost of cm_gemm_f32's thread pin (read the caller's OpenMP count, set 1, restore). */
+/* Cost of the thread pin around every oneDNN call (read the caller's OpenMP count, set 1,
+ * restore). */
 static void pin_cost(void) {
     enum { REPEAT = 1000000 };
     omp_set_num_threads(2);
     double t0 = bench_seconds();
-    for (int r = 0; r < REPEAT; r++) pin_end(pin_begin());
+    for (int r = 0; r < REPEAT; r++) bench_pin_end(bench_pin_begin());
     double each = (bench_seconds() - t0) / REPEAT;
     printf("pin: omp_get_max_threads + 2 omp_set_num_threads = %.1f ns per product\n", 1e9 * each);
 }
 
 static void bench_gemm(const char *filter) {
-    printf("\n== 1. GEMM, GFLOP/s: OpenBLAS cblas_sgemm, oneDNN cm_gemm_f32, ratio; 1 thread | 2 "
-           "threads (our pool, 2 row blocks)\n");
-    printf("   last columns: 2 row blocks give the bits of one product (OpenBLAS, oneDNN) | "
-           "posix_memalign calls per product (OpenBLAS, oneDNN)\n");
+    printf("\n== 1. GEMM, GFLOP/s: 1 thread: OpenBLAS cblas_sgemm, oneDNN dnnl_sgemm, oneDNN "
+           "matmul primitive made for the shape (cm_matmul) | 2 threads (our pool, 2 row "
+           "blocks): cblas_sgemm, dnnl_sgemm\n");
+    printf("   then: 2 row blocks give the bits of one product (cblas_sgemm, dnnl_sgemm) | "
+           "allocations per product, posix_memalign/all (cblas_sgemm, dnnl_sgemm, cm_matmul) | "
+           "the matmul's implementation\n");
     pin_cost();
     for (size_t i = 0; i < sizeof gemm_cases / sizeof gemm_cases[0]; i++)
         if (strstr("gemm", filter) || strstr(gemm_cases[i].name, filter)) bench_gemm_case(&gemm_cases[i]);
@@ -264,50 +284,39 @@ typedef struct {
     const layer_case *l;
     const float *inp, *weight, *bias;
     float *pre, *act;
-    dnnl_primitive_t matmul; /* bias fused, or bias and swish fused */
+    matmul_plan *plan;       /* cm_matmul, without or with the bias */
+    dnnl_primitive_t matmul; /* bias and swish fused */
     dnnl_stream_t stream;
     dnnl_exec_arg_t args[5];
     int arg_count;
 } layer_job;
 
-static void add_bias(float *restrict out, const float *restrict bias, size_t M, size_t N) {
-    for (size_t i = 0; i < M; i++)
-        for (size_t j = 0; j < N; j++) out[i * N + j] += bias[j];
+static void layer_product_only(void *context) {
+    layer_job *j = context;
+    cm_matmul_run(&j->plan->matmul, j->pre, j->inp, j->weight, j->plan->matmul.bias ? j->bias : NULL);
 }
 
-static void layer_gemm_only(void *context) {
+/* The MLP's forward layer (mlp_template.h): the product, then one pass that adds the bias,
+ * stores the pre-activation and its SiLU. */
+static void layer_product_bias_silu(void *context) {
     layer_job *j = context;
-    cm_gemm_f32(0, 1, j->l->M, j->l->N, j->l->K, 1.0f, j->inp, j->l->K, j->weight, j->l->K, 0.0f,
-                j->pre, j->l->N);
+    layer_product_only(j);
+    cm_bias_silu_forward(j->act, j->pre, j->bias, (int)j->l->M, (int)j->l->N);
 }
 
-static void layer_gemm_bias_silu(void *context) {
+/* The bias in the product, then SiLU alone. */
+static void layer_product_silu(void *context) {
     layer_job *j = context;
-    layer_gemm_only(j);
-    add_bias(j->pre, j->bias, j->l->M, j->l->N);
-    cm_silu_forward(j->act, j->pre, (int)(j->l->M * j->l->N));
-}
-
-/* Without the separate bias pass: about the MLP's cost, whose one pass adds the bias, stores
- * the pre-activation and the SiLU (nn_template.h's bias_silu_forward, private). */
-static void layer_gemm_silu(void *context) {
-    layer_job *j = context;
-    layer_gemm_only(j);
+    layer_product_only(j);
     cm_silu_forward(j->act, j->pre, (int)(j->l->M * j->l->N));
 }
 
 static void layer_matmul(void *context) {
     layer_job *j = context;
-    int saved = pin_begin();
+    int saved = bench_pin_begin();
     DNNL_OK(dnnl_primitive_execute(j->matmul, j->stream, j->arg_count, j->args));
     DNNL_OK(dnnl_stream_wait(j->stream));
-    pin_end(saved);
-}
-
-static void layer_matmul_silu(void *context) {
-    layer_job *j = context;
-    layer_matmul(j);
-    cm_silu_forward(j->act, j->pre, (int)(j->l->M * j->l->N));
+    bench_pin_end(saved);
 }
 
 static dnnl_memory_t user_memory(const dnnl_memory_desc_t *md, dnnl_engine_t engine, void *data) {
@@ -339,18 +348,18 @@ static dnnl_primitive_t make_matmul(layer_job *j, dnnl_engine_t engine, int swis
     if (swish) DNNL_OK(dnnl_post_ops_append_eltwise(post_ops, 1.0f, dnnl_eltwise_swish, 1.0f, 0.0f));
     DNNL_OK(dnnl_primitive_attr_set_post_ops(attr, post_ops));
     dnnl_primitive_desc_t pd;
-    int saved = pin_begin(); /* a primitive fixes its thread count when it is created */
+    int saved = bench_pin_begin(); /* a primitive fixes its thread count when it is created */
     DNNL_OK(dnnl_primitive_desc_create(&pd, &desc, attr, engine, NULL));
-    pin_end(saved);
+    bench_pin_end(saved);
     DNNL_OK(dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, (void *)impl));
     const dnnl_memory_desc_t *scratch_md = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
     size_t scratch_bytes = scratch_md ? dnnl_memory_desc_get_size(scratch_md) : 0;
-    *scratch = cm_malloc(scratch_bytes / sizeof(float) + 1, sizeof(float));
+    *scratch = cm_malloc(scratch_bytes / sizeof(float) + 1, sizeof(float)); /* 16-byte aligned */
     if (!*scratch) die("out of memory");
     dnnl_primitive_t primitive;
-    saved = pin_begin();
+    saved = bench_pin_begin();
     DNNL_OK(dnnl_primitive_create(&primitive, pd));
-    pin_end(saved);
+    bench_pin_end(saved);
     j->arg_count = 0;
     j->args[j->arg_count++] = (dnnl_exec_arg_t){DNNL_ARG_SRC, user_memory(&src_md, engine, (void *)j->inp)};
     j->args[j->arg_count++] = (dnnl_exec_arg_t){DNNL_ARG_WEIGHTS, user_memory(&weight_md, engine, (void *)j->weight)};
@@ -394,39 +403,44 @@ static void bench_layer_case(const layer_case *l, dnnl_engine_t engine, dnnl_str
     float *inp = random_floats(l->M * l->K, 5), *weight = random_floats(l->N * l->K, 6);
     float *bias = random_floats(l->N, 7);
     float *pre = random_floats(n, 8), *act = random_floats(n, 9);
-    float *pre_matmul = random_floats(n, 10), *act_fused = random_floats(n, 11);
-    float *act_again = random_floats(n, 12), *scratch[2];
-    const char *impl[2];
-    layer_job ours = {l, inp, weight, bias, pre, act, NULL, stream, {{0}}, 0};
+    float *pre_biased = random_floats(n, 10), *act_biased = random_floats(n, 11);
+    float *act_fused = random_floats(n, 12), *act_again = random_floats(n, 13), *scratch;
+    const char *impl;
+    matmul_plan plain, with_bias;
+    matmul_plan_make(&plain, 0, 1, l->M, l->N, l->K, 0);
+    matmul_plan_make(&with_bias, 0, 1, l->M, l->N, l->K, 1);
+    layer_job ours = {l, inp, weight, bias, pre, act, &plain, NULL, stream, {{0}}, 0};
     layer_job biased = ours, fused = ours;
-    biased.pre = pre_matmul, biased.act = random_floats(n, 13);
-    biased.matmul = make_matmul(&biased, engine, 0, pre_matmul, &scratch[0], &impl[0]);
-    fused.matmul = make_matmul(&fused, engine, 1, act_fused, &scratch[1], &impl[1]);
-    /* bits: ours, the matmul's product + bias, the fused output (twice) */
-    layer_gemm_bias_silu(&ours);
-    layer_matmul(&biased);
+    biased.pre = pre_biased, biased.act = act_biased, biased.plan = &with_bias;
+    fused.matmul = make_matmul(&fused, engine, 1, act_fused, &scratch, &impl);
+    /* bits: ours, the product with the bias, the fused output (twice) */
+    layer_product_bias_silu(&ours);
+    layer_product_silu(&biased);
     layer_matmul(&fused);
     memcpy(act_again, act_fused, n * sizeof(float));
-    long before = atomic_load(&aligned_allocations);
+    long before = atomic_load(&bench_allocations_aligned);
     layer_matmul(&fused);
-    long allocations = atomic_load(&aligned_allocations) - before;
-    printf("  %s: M %zu, N %zu, K %zu; matmul implementation %s (bias), %s (bias + swish)\n",
-           l->name, l->M, l->N, l->K, impl[0], impl[1]);
-    printf("    bits: matmul + bias %s cm_gemm_f32 + bias (max |diff| %.2g); fused act vs ours: "
-           "max |diff| / max |act| = %.2g; fused twice: %s; posix_memalign per fused call: %ld\n",
-           memcmp(pre, pre_matmul, n * sizeof(float)) == 0 ? "==" : "!=",
-           max_difference(pre, pre_matmul, n), max_difference(act, act_fused, n) / max_abs(act, n),
+    long allocations = atomic_load(&bench_allocations_aligned) - before;
+    printf("  %s: M %zu, N %zu, K %zu; implementations %s (cm_matmul), %s (bias + swish)\n",
+           l->name, l->M, l->N, l->K, cm_matmul_implementation(&plain.matmul), impl);
+    printf("    bits: product with the bias %s ours (max |diff| %.2g), its act %s; fused act vs "
+           "ours: max |diff| / max |act| = %.2g; fused twice: %s; posix_memalign per fused call: "
+           "%ld\n", memcmp(pre, pre_biased, n * sizeof(float)) == 0 ? "==" : "!=",
+           max_difference(pre, pre_biased, n),
+           memcmp(act, act_biased, n * sizeof(float)) == 0 ? "==" : "!=",
+           max_difference(act, act_fused, n) / max_abs(act, n),
            memcmp(act_fused, act_again, n * sizeof(float)) == 0 ? "same bits" : "OTHER BITS",
            allocations);
-    print_layer_rate("cm_gemm_f32 alone", time_rate(layer_gemm_only, &ours, flops), flops);
-    print_layer_rate("cm_gemm_f32 + bias + cm_silu_forward", time_rate(layer_gemm_bias_silu, &ours, flops), flops);
-    print_layer_rate("cm_gemm_f32 + cm_silu_forward (~ the MLP)", time_rate(layer_gemm_silu, &ours, flops), flops);
-    print_layer_rate("matmul(bias) + cm_silu_forward", time_rate(layer_matmul_silu, &biased, flops), flops);
+    print_layer_rate("cm_matmul alone", time_rate(layer_product_only, &ours, flops), flops);
+    print_layer_rate("cm_matmul + bias and SiLU pass (the MLP)",
+                     time_rate(layer_product_bias_silu, &ours, flops), flops);
+    print_layer_rate("cm_matmul(bias) + cm_silu_forward", time_rate(layer_product_silu, &biased, flops),
+                     flops);
     print_layer_rate("matmul(bias, swish) fused", time_rate(layer_matmul, &fused, flops), flops);
-    free_matmul(&biased);
     free_matmul(&fused);
-    cm_free(inp), cm_free(weight), cm_free(bias), cm_free(pre), cm_free(act), cm_free(pre_matmul);
-    cm_free(act_fused), cm_free(act_again), cm_free(biased.act), cm_free(scratch[0]), cm_free(scratch[1]);
+    matmul_plan_free(&plain), matmul_plan_free(&with_bias);
+    cm_free(inp), cm_free(weight), cm_free(bias), cm_free(pre), cm_free(act), cm_free(pre_biased);
+    cm_free(act_biased), cm_free(act_fused), cm_free(act_again), cm_free(scratch);
 }
 
 static void bench_fused(const char *filter, dnnl_engine_t engine, dnnl_stream_t stream) {
@@ -513,19 +527,19 @@ static void make_conv_plan(conv_plan *out, const conv_case *c, int batch, int bl
     DNNL_OK(dnnl_primitive_attr_create(&attr));
     DNNL_OK(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user));
     dnnl_primitive_desc_t pd[CONV_KINDS];
-    int saved = pin_begin(); /* a primitive fixes its thread count when it is created */
+    int saved = bench_pin_begin(); /* a primitive fixes its thread count when it is created */
     DNNL_OK(dnnl_primitive_desc_create(&pd[0], &desc[0], attr, engine, NULL));
     for (int k = 1; k < CONV_KINDS; k++)
         DNNL_OK(dnnl_primitive_desc_create(&pd[k], &desc[k], attr, engine, pd[0]));
-    pin_end(saved);
+    bench_pin_end(saved);
     for (int k = 0; k < CONV_KINDS; k++) {
         DNNL_OK(dnnl_primitive_desc_query(pd[k], dnnl_query_impl_info_str, 0, (void *)&out->impl[k]));
         for (int t = 0; t < 3; t++) out->md[k][t] = *dnnl_primitive_desc_query_md(pd[k], conv_queries[k][t], 0);
         const dnnl_memory_desc_t *scratch_md = dnnl_primitive_desc_query_md(pd[k], dnnl_query_scratchpad_md, 0);
         out->scratch_bytes[k] = scratch_md ? dnnl_memory_desc_get_size(scratch_md) : 0;
-        saved = pin_begin();
+        saved = bench_pin_begin();
         DNNL_OK(dnnl_primitive_create(&out->primitive[k], pd[k]));
-        pin_end(saved);
+        bench_pin_end(saved);
         DNNL_OK(dnnl_primitive_desc_destroy(pd[k]));
     }
     DNNL_OK(dnnl_primitive_attr_destroy(attr));
@@ -563,10 +577,10 @@ static void free_conv_buffers(conv_buffers *b) {
 }
 
 static void run_conv(const conv_plan *p, conv_buffers *b, int kind) {
-    int saved = pin_begin();
+    int saved = bench_pin_begin();
     DNNL_OK(dnnl_primitive_execute(p->primitive[kind], b->stream, 4, b->args[kind]));
     DNNL_OK(dnnl_stream_wait(b->stream));
-    pin_end(saved);
+    bench_pin_end(saved);
 }
 
 typedef struct {
@@ -646,7 +660,8 @@ static void check_conv(const conv_case *c, const conv_buffers *b) {
     }
 }
 
-static void bench_conv_case(const conv_case *c, int blocked, dnnl_engine_t engine) {
+static void bench_conv_case(const conv_case *c, int blocked, dnnl_engine_t engine,
+                            const double sgemm[2]) {
     int OH = conv_out(c, c->H), OW = conv_out(c, c->W);
     double flops = 2.0 * CONV_BATCH * c->OC * OH * OW * (double)c->IC * 9.0;
     conv_plan whole, half;
@@ -662,9 +677,9 @@ static void bench_conv_case(const conv_case *c, int blocked, dnnl_engine_t engin
     set_threads(1);
     for (int k = 0; k < CONV_KINDS; k++) {
         run_conv(&whole, &one, k);
-        long before = atomic_load(&aligned_allocations);
+        long before = atomic_load(&bench_allocations_aligned);
         run_conv(&whole, &one, k);
-        allocations += atomic_load(&aligned_allocations) - before;
+        allocations += atomic_load(&bench_allocations_aligned) - before;
     }
     if (!blocked) check_conv(c, &one);
     printf("  %s, %s (%s%s): %.3f GFLOP per pass; posix_memalign per pass: %.1f\n", c->name,
@@ -678,36 +693,52 @@ static void bench_conv_case(const conv_case *c, int blocked, dnnl_engine_t engin
         set_threads(2);
         bench_stats s2 = time_rate(conv_body, &j2, flops);
         set_threads(1);
-        printf("    %-17s %-28s %7.1f [%6.1f-%6.1f]  %7.1f [%6.1f-%6.1f]  %4.2fx\n",
-               conv_kind_names[k], whole.impl[k], s1.median, s1.min, s1.max, s2.median, s2.min,
-               s2.max, s2.median / s1.median);
+        printf("    %-17s %-28s %7.1f [%6.1f-%6.1f]  %7.1f [%6.1f-%6.1f]  %4.2fx  of sgemm %3.0f%% "
+               "/ %3.0f%%\n", conv_kind_names[k], whole.impl[k], s1.median, s1.min, s1.max,
+               s2.median, s2.min, s2.max, s2.median / s1.median, 100 * s1.median / sgemm[0],
+               100 * s2.median / sgemm[1]);
     }
     free_conv_buffers(&one), free_conv_buffers(&two[0]), free_conv_buffers(&two[1]);
     free_conv_plan(&whole), free_conv_plan(&half);
     cm_free(weight_sum);
 }
 
-/* cm_gemm_f32 at the im2col product of one convolution for 8 images: [8 OH OW, 9 IC] x [9 IC, OC]. */
-static void conv_gemm_rate(const conv_case *c) {
+/* dnnl_sgemm at the im2col product of one convolution for 8 images, [8 OH OW, 9 IC] x [9 IC, OC],
+ * with 1 thread and as 2 row blocks on 2 threads: the rate a convolution could reach as GEMM. */
+static void conv_gemm_rate(double rate[2], const conv_case *c) {
     gemm_case g = {c->name, 0, 0, (size_t)8 * conv_out(c, c->H) * conv_out(c, c->W),
                    (size_t)c->OC, (size_t)9 * c->IC};
     float *a = random_floats(g.M * g.K, 60), *b = random_floats(g.K * g.N, 61), *out = random_floats(g.M * g.N, 62);
-    gemm_job j = {&g, 1, 1, a, b, out};
     set_threads(1);
-    bench_stats s = time_rate(gemm_body, &j, 2.0 * (double)g.M * (double)g.N * (double)g.K);
-    printf("  %s: cm_gemm_f32 at its im2col shape for 8 images, %zux%zux%zu NN, 1 thread: "
-           "%.1f GFLOP/s [%.1f-%.1f]\n", c->name, g.M, g.N, g.K, s.median, s.min, s.max);
+    gemm_job check = {&g, LIB_SGEMM, 1, a, b, out, NULL};
+    gemm_body(&check);
+    check_entries(&g, a, b, out, "dnnl_sgemm");
+    bench_stats s[2];
+    for (size_t threads = 1; threads <= 2; threads++) {
+        set_threads(threads);
+        gemm_job j = {&g, LIB_SGEMM, threads, a, b, out, NULL};
+        s[threads - 1] = time_rate(gemm_body, &j, 2.0 * (double)g.M * (double)g.N * (double)g.K);
+        rate[threads - 1] = s[threads - 1].median;
+    }
+    set_threads(1);
+    printf("  %s: dnnl_sgemm at its im2col shape for 8 images, %zux%zux%zu NN (validated): "
+           "%.1f GFLOP/s [%.1f-%.1f] with 1 thread, %.1f [%.1f-%.1f] with 2 row blocks on 2\n",
+           c->name, g.M, g.N, g.K, s[0].median, s[0].min, s[0].max, s[1].median, s[1].min,
+           s[1].max);
     cm_free(a), cm_free(b), cm_free(out);
 }
 
 static void bench_conv(const char *filter, dnnl_engine_t engine) {
     printf("\n== 3. convolutions (oneDNN primitive), batch %d, padding 1, no bias; GFLOP/s "
            "(2 N OC OH OW IC 9 per pass):\n   implementation, 1 thread, 2 threads (our pool, two "
-           "half batches), speed-up\n", CONV_BATCH);
+           "half batches), speed-up, and each as a fraction of dnnl_sgemm at the im2col shape "
+           "(same thread count)\n", CONV_BATCH);
     for (size_t i = 0; i < sizeof conv_cases / sizeof conv_cases[0]; i++) {
         if (!strstr("conv", filter) && !strstr(conv_cases[i].name, filter)) continue;
-        conv_gemm_rate(&conv_cases[i]);
-        for (int blocked = 0; blocked < 2; blocked++) bench_conv_case(&conv_cases[i], blocked, engine);
+        double sgemm[2];
+        conv_gemm_rate(sgemm, &conv_cases[i]);
+        for (int blocked = 0; blocked < 2; blocked++)
+            bench_conv_case(&conv_cases[i], blocked, engine, sgemm);
     }
 }
 
@@ -727,7 +758,7 @@ int main(int argc, char **argv) {
     printf("machine: %s, %ld cores online, load average %s; OpenBLAS kernel %s; oneDNN %d.%d.%d, "
            "ISA %s (ONEDNN_MAX_CPU_ISA=%s); medians of %d runs [min-max]\n", cpu,
            sysconf(_SC_NPROCESSORS_ONLN), load, openblas_get_corename(), version->major,
-           version->minor, version->patch, cm_gemm_isa(),
+           version->minor, version->patch, bench_onednn_isa(),
            getenv("ONEDNN_MAX_CPU_ISA") ? getenv("ONEDNN_MAX_CPU_ISA") : "(unset)", runs);
     openblas_set_num_threads(1); /* OpenBLAS's own threads never: 2 threads = our pool */
     dnnl_engine_t engine;
@@ -748,7 +779,7 @@ int main(int argc, char **argv) {
     DNNL_OK(dnnl_stream_destroy(stream));
     DNNL_OK(dnnl_engine_destroy(engine));
     bench_load_average(load, sizeof load);
-    printf("\nload average at the end: %s; products that fell back to the plain loop: %zu\n", load,
-           cm_gemm_fallback_count());
+    printf("\nload average at the end: %s; cm_matmul runs that fell back to the plain loop: %zu\n",
+           load, cm_matmul_fallback_count());
     return 0;
 }

@@ -1,5 +1,5 @@
 /* bench/reference.h: plain reference loops (double, libm, no BLAS, no threads) for the MLP of
- * nn.h, against which the benchmarks validate the optimised float kernels before timing them.
+ * src/nn/mlp.h (one noise level per row), against which the benchmarks validate the optimised float kernels before timing them.
  * One row at a time, written straight from the definitions: h0 = [x, sin(f_k c), cos(f_k c)],
  * z_l = W_l h_l + b_l, h_{l+1} = z_l / (1 + exp(-z_l)), out = W_L h_L + b_L.
  */
@@ -9,7 +9,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "nn/layers.h"
+#include "nn/mlp.h"
 
 #define REF_MAX_UNITS 4096
 
@@ -22,11 +22,10 @@ typedef struct {
 /* out[D] = F(x[D], c) for one row; keeps the row's activations in s. */
 static void ref_forward_row(double *out, const float *params, const cm_mlp_layout *layout,
                             const float *x, double c, ref_scratch *s) {
-    const cm_mlp_config *cfg = &layout->config;
-    size_t D = cfg->dim, half = cfg->embed / 2;
+    size_t D = layout->dim, half = layout->embed / 2;
     for (size_t i = 0; i < D; i++) s->h[0][i] = x[i];
     for (size_t k = 0; k < half; k++) {
-        double f = half > 1 ? exp(log(cfg->embed_max_frequency) * (double)k / (double)(half - 1)) : 1.0;
+        double f = half > 1 ? exp(log(layout->embed_max_frequency) * (double)k / (double)(half - 1)) : 1.0;
         s->h[0][D + k] = (float)sin(f * c);
         s->h[0][D + half + k] = (float)cos(f * c);
     }

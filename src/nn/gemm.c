@@ -1,12 +1,10 @@
-/* gemm.c: cm_gemm_f32 through oneDNN's dnnl_sgemm, pinned to the calling thread, and its plain
- * reference loop (gemm.h says why oneDNN and what determinism holds).
- *
- * dnnl_sgemm is row-major like cblas_sgemm; it returns a status instead of calling xerbla. It
- * reads its thread count from OpenMP (omp_get_max_threads, a per-thread value), so the call is
- * wrapped in omp_set_num_threads(1) and the caller's value restored: nothing outlives the call.
- * Deliberately not done: oneDNN's matmul primitive (one primitive per shape, created ahead;
- * measured against dnnl_sgemm in docs/performance.md), and a double variant (the double network
- * is the gradient-check path and keeps cblas_dgemm).
+/* gemm.c: cm_gemm_f32 through oneDNN's dnnl_sgemm, pinned to the calling thread (onednn.h), and
+ * its plain reference loop (gemm.h says why oneDNN and what determinism holds). Used by the
+ * image classifier (classifier.c), whose products have several shapes and leading dimensions;
+ * the consistency networks use one matmul primitive per shape instead (matmul.h), because
+ * dnnl_sgemm allocates its packing buffer inside each call (docs/performance.md): the
+ * classifier's training steps therefore allocate inside oneDNN, which its docs state.
+ * dnnl_sgemm is row-major like cblas_sgemm; it returns a status instead of calling xerbla.
  */
 #include "nn/gemm.h"
 
@@ -15,10 +13,8 @@
 #include <stdatomic.h>
 #include <string.h>
 
-/* The OpenMP runtime's thread-count controls (libgomp, linked with -lgomp: oneDNN's runtime).
- * Declared here rather than through <omp.h>, which clang does not ship without libomp-dev. */
-extern int omp_get_max_threads(void);
-extern void omp_set_num_threads(int threads);
+#include "nn/onednn.h"
+
 
 static atomic_size_t fallbacks;
 
@@ -53,12 +49,11 @@ void cm_gemm_f32(int trans_a, int trans_b, size_t M, size_t N, size_t K, float a
         scale_rows(C, ldc, M, N, beta);
         return;
     }
-    int caller_threads = omp_get_max_threads();
-    if (caller_threads != 1) omp_set_num_threads(1);
+    int caller_threads = cm_onednn_pin_begin();
     dnnl_status_t status = dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', (dnnl_dim_t)M,
                                       (dnnl_dim_t)N, (dnnl_dim_t)K, alpha, A, (dnnl_dim_t)lda,
                                       B, (dnnl_dim_t)ldb, beta, C, (dnnl_dim_t)ldc);
-    if (caller_threads != 1) omp_set_num_threads(caller_threads);
+    cm_onednn_pin_end(caller_threads);
     if (status != dnnl_success) {
         atomic_fetch_add(&fallbacks, 1);
         cm_gemm_f32_reference(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);

@@ -1,37 +1,134 @@
 /* mlp.c: the MLP network type (mlp.h): its settings with their defaults, layout, PyTorch's
  * default initialisation, mlp_template.h's block passes instantiated in float and double, and
  * its export to C (network.h: the forward pass on the writer's kernels, weights transposed),
- * behind the cm_network_type interface of network.h. */
+ * behind the cm_network_type interface of network.h. The float products run on oneDNN matmul
+ * primitives made with the workspace (matmul.h: about twice the rate of the OpenBLAS kernel the
+ * machine pins, docs/performance.md), the double ones on cblas_dgemm (the gradient-check path).
+ */
 #include "nn/mlp.h"
 
 #include <cblas.h>
 #include <math.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cm/alloc.h"
 #include "nn/layers.h"
+#include "nn/matmul.h"
+
+/* The products of layer l (weight[OC,C], M rows):
+ * forward          out[M,OC]  = inp[M,C] @ weight^T
+ * input gradient   dinp[M,C]  = dout[M,OC] @ weight
+ * weight gradient  dweight[OC,C] = dout^T @ inp (sums over the M rows) */
+enum { MLP_FORWARD, MLP_INPUT_GRADIENT, MLP_WEIGHT_GRADIENT, MLP_PRODUCT_KINDS };
+
+static const int mlp_trans_a[MLP_PRODUCT_KINDS] = {0, 0, 1};
+static const int mlp_trans_b[MLP_PRODUCT_KINDS] = {1, 0, 0};
+
+/* ---- float: one oneDNN primitive per product, made for the workspace's row capacity M. */
+
+typedef struct {
+    cm_onednn onednn; /* engine and stream of this workspace's products */
+    cm_matmul product[MLP_PRODUCT_KINDS][CM_MLP_MAX_DEPTH + 1];
+    void *scratchpad; /* owns the scratchpad all products share (they never run at once) */
+} mlp_products;
+
+static void mlp_products_destroy(mlp_products *p) {
+    for (int kind = 0; kind < MLP_PRODUCT_KINDS; kind++)
+        for (size_t l = 0; l <= CM_MLP_MAX_DEPTH; l++) cm_matmul_destroy(&p->product[kind][l]);
+    cm_onednn_destroy(&p->onednn);
+    cm_free(p->scratchpad);
+    p->scratchpad = NULL;
+}
+
+/* M, N, K of product `kind` of layer l on M rows. */
+static void mlp_product_shape(size_t shape[3], const cm_mlp_layout *layout, int kind, size_t l,
+                              size_t M) {
+    size_t C = layout->in[l], OC = layout->out[l];
+    size_t shapes[MLP_PRODUCT_KINDS][3] = {{M, OC, C}, {M, C, OC}, {OC, C, M}};
+    memcpy(shape, shapes[kind], sizeof shapes[kind]);
+}
+
+static cm_status mlp_products_build(mlp_products *p, const cm_mlp_layout *layout, size_t rows) {
+    CM_TRY(cm_onednn_create(&p->onednn));
+    size_t bytes = 0;
+    for (int kind = 0; kind < MLP_PRODUCT_KINDS; kind++)
+        for (size_t l = 0; l < layout->layer_count; l++) {
+            size_t s[3];
+            mlp_product_shape(s, layout, kind, l, rows);
+            CM_TRY(cm_matmul_create(&p->product[kind][l], &p->onednn, mlp_trans_a[kind],
+                                    mlp_trans_b[kind], s[0], s[1], s[2], 0));
+            size_t need = cm_matmul_scratchpad_bytes(&p->product[kind][l]);
+            bytes = need > bytes ? need : bytes;
+        }
+    const size_t align = 64;
+    if (!(p->scratchpad = cm_malloc(bytes + align, 1)))
+        return cm_error_set(CM_ERR_NOMEM, "MLP products: %zu bytes of scratchpad", bytes);
+    void *aligned = (void *)(((uintptr_t)p->scratchpad + align - 1) / align * align);
+    for (int kind = 0; kind < MLP_PRODUCT_KINDS; kind++)
+        for (size_t l = 0; l < layout->layer_count; l++)
+            CM_TRY(cm_matmul_bind_scratchpad(&p->product[kind][l], aligned));
+    return CM_OK;
+}
+
+static cm_status mlp_products_create(mlp_products *out, const cm_mlp_layout *layout, size_t rows) {
+    *out = (mlp_products){0};
+    cm_status status = mlp_products_build(out, layout, rows);
+    if (status != CM_OK) mlp_products_destroy(out);
+    return status;
+}
+
+/* Product `kind` of layer l; M, N, K are those it was made for. */
+static void mlp_product(mlp_products *p, int kind, size_t l, float *C, const float *A,
+                        const float *B, int M, int N, int K) {
+    cm_matmul_run(&p->product[kind][l], C, A, B, NULL);
+}
+
+/* ---- double: cblas_dgemm on the rows given. */
+
+typedef struct {
+    char unused;
+} mlp_products_f64;
+
+static cm_status mlp_products_create_f64(mlp_products_f64 *out, const cm_mlp_layout *layout,
+                                         size_t rows) {
+    return CM_OK;
+}
+
+static void mlp_products_destroy_f64(mlp_products_f64 *p) {}
+
+static void mlp_product_f64(mlp_products_f64 *p, int kind, size_t l, double *C, const double *A,
+                            const double *B, int M, int N, int K) {
+    int ta = mlp_trans_a[kind], tb = mlp_trans_b[kind];
+    cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M,
+                N, K, 1.0, A, ta ? M : K, B, tb ? K : N, 0.0, C, N);
+}
 
 #define REAL float
 #define FN(name) name
-#define CBLAS_GEMM cblas_sgemm
 #define WORKSPACE cm_mlp_workspace
+#define PRODUCTS mlp_products
+#define PAD_ROWS 1
 #include "nn/mlp_template.h"
 #undef REAL
 #undef FN
-#undef CBLAS_GEMM
 #undef WORKSPACE
+#undef PRODUCTS
+#undef PAD_ROWS
 
 #define REAL double
 #define FN(name) name##_f64
-#define CBLAS_GEMM cblas_dgemm
 #define WORKSPACE cm_mlp_workspace_f64
+#define PRODUCTS mlp_products_f64
+#define PAD_ROWS 0
 #include "nn/mlp_template.h"
 #undef REAL
 #undef FN
-#undef CBLAS_GEMM
 #undef WORKSPACE
+#undef PRODUCTS
+#undef PAD_ROWS
 
 /* Limits that keep every size product far from overflow and every int argument of CBLAS valid. */
 #define CM_MLP_MAX_WIDTH 65536

@@ -4,6 +4,14 @@
  * Forward and backward of one row block, written by hand (llm.c style) in mlp_template.h,
  * compiled in float and double. Tensors in file order: "mlp.<l>.weight" [OC, C] and
  * "mlp.<l>.bias" [OC], l = 0..depth.
+ *
+ * Products: in float, oneDNN matmul primitives (matmul.h) made with the workspace for exactly
+ * its row capacity (per layer: forward, input gradient, weight gradient; one shared
+ * scratchpad), so a call allocates no buffer; a block of fewer rows runs padded to the capacity
+ * with zero rows (one extra row for the smaller of a batch's two block sizes; a short call into a
+ * large workspace costs the full capacity). For one capacity a row's output and input gradient
+ * therefore do not depend on the other rows of its block. In double, cblas_dgemm on the rows
+ * given (the gradient-check path).
  */
 #ifndef CM_NN_MLP_H
 #define CM_NN_MLP_H
@@ -40,7 +48,8 @@ extern const cm_network_type cm_network_mlp;
 /* Validate a network config of type mlp and lay it out. */
 cm_status cm_mlp_layout_init(cm_mlp_layout *out, const cm_network_config *config);
 
-/* One row block's activations (opaque), for blocks of up to `rows` rows. */
+/* One row block's activations and (float) products (opaque), for blocks of up to `rows` rows.
+ * CM_ERR_NOMEM, or CM_ERR_UNSUPPORTED when oneDNN refuses a product. */
 typedef struct cm_mlp_workspace cm_mlp_workspace;
 typedef struct cm_mlp_workspace_f64 cm_mlp_workspace_f64;
 cm_status cm_mlp_workspace_alloc(cm_mlp_workspace **out, const cm_mlp_layout *layout, size_t rows);

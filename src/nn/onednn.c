@@ -4,6 +4,7 @@
 #include "nn/onednn.h"
 
 #include <oneapi/dnnl/dnnl_debug.h>
+#include <string.h>
 
 extern int omp_get_max_threads(void);
 extern void omp_set_num_threads(int threads);
@@ -44,4 +45,11 @@ void cm_onednn_destroy(cm_onednn *onednn) {
     if (onednn->stream) dnnl_stream_destroy(onednn->stream);
     if (onednn->engine) dnnl_engine_destroy(onednn->engine);
     *onednn = (cm_onednn){0};
+}
+
+const char *cm_onednn_isa(void) {
+    const char *name = dnnl_cpu_isa2str(dnnl_get_effective_cpu_isa());
+    const char *prefix = "cpu_isa_";
+    if (name && strncmp(name, prefix, strlen(prefix)) == 0) name += strlen(prefix);
+    return name ? name : "unknown";
 }

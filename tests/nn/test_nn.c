@@ -1,7 +1,7 @@
 /* test_nn.c: gradient checks in double of every layer, of the whole MLP (driven through the
  * network interface, network.h), of the consistency function and of both losses, against
- * central finite differences; and agreement of the float kernels (the training path) with the
- * double ones. White-box: the layer kernels (nn/layers.h) and the MLP's layout (nn/mlp.h). */
+ * central finite differences; agreement of the float kernels (the training path) with the
+ * double ones; the float path's padding of short blocks and its allocation failures. White-box: the layer kernels (nn/layers.h) and the MLP's layout (nn/mlp.h). */
 #include "cm/network.h"
 
 #include <math.h>
@@ -295,6 +295,80 @@ static void test_float_path_matches_double(void) {
     cm_free(params64);
 }
 
+/* The float MLP runs its products for the workspace's capacity (oneDNN primitives of one shape,
+ * mlp_template.h): a block of fewer rows is padded with zero rows. Its rows then have the bits of
+ * the same rows in a full block, the input gradient likewise, and its parameter gradient the
+ * bits of a full block whose extra rows carry a zero output gradient (they add exact zeros).
+ * Stale values left in the workspace by a full block (even NaN) do not reach a smaller one. */
+static void test_float_padded_rows(void) {
+    enum { CAPACITY = 37, D = 3 };
+    cm_rng rng;
+    cm_rng_init(&rng, 9);
+    cm_network_config config = mlp_config(D, 48, 3, 16, 100, 1);
+    cm_network *n = NULL;
+    CM_CHECK_OK(cm_network_create(&n, &config));
+    cm_network_workspace *ws = NULL;
+    if (n) CM_CHECK_OK(cm_network_workspace_alloc(&ws, n, CAPACITY));
+    size_t P = n ? cm_network_param_count(n) : 0;
+    float *p = cm_malloc(P, sizeof(float)), *g_full = cm_malloc(P, sizeof(float));
+    float *g = cm_malloc(P, sizeof(float));
+    float x[CAPACITY * D], c[CAPACITY], dout[CAPACITY * D], out_full[CAPACITY * D];
+    float out[CAPACITY * D], dx_full[CAPACITY * D], dx[CAPACITY * D], x_nan[CAPACITY * D];
+    if (!ws || !p || !g_full || !g) goto done;
+    cm_network_init(n, p, &rng);
+    cm_rng_normal_fill_f32(&rng, x, CAPACITY * D);
+    cm_rng_normal_fill_f32(&rng, c, CAPACITY);
+    cm_rng_normal_fill_f32(&rng, dout, CAPACITY * D);
+    for (size_t R = 1; R < CAPACITY; R += 7) {
+        /* the full block, its extra rows' output gradient zero */
+        float dout_full[CAPACITY * D];
+        memcpy(dout_full, dout, sizeof dout_full);
+        memset(dout_full + R * D, 0, (CAPACITY - R) * D * sizeof(float));
+        cm_network_forward(n, out_full, p, ws, x, c, CAPACITY);
+        cm_network_backward(n, g_full, dx_full, p, ws, dout_full, CAPACITY);
+        /* stale NaN activations from a full block of NaN inputs, then R rows */
+        for (size_t i = 0; i < CAPACITY * D; i++) x_nan[i] = NAN;
+        cm_network_forward(n, out, p, ws, x_nan, c, CAPACITY);
+        cm_network_backward(n, g, dx, p, ws, dout, CAPACITY);
+        cm_network_forward(n, out, p, ws, x, c, R);
+        cm_network_backward(n, g, dx, p, ws, dout, R);
+        CM_CHECK(memcmp(out, out_full, R * D * sizeof(float)) == 0,
+                 "%zu rows of %d: outputs differ from the full block's", R, CAPACITY);
+        CM_CHECK(memcmp(dx, dx_full, R * D * sizeof(float)) == 0,
+                 "%zu rows of %d: input gradients differ from the full block's", R, CAPACITY);
+        CM_CHECK(memcmp(g, g_full, P * sizeof(float)) == 0,
+                 "%zu rows of %d: parameter gradient differs from the full block's", R, CAPACITY);
+    }
+done:
+    cm_network_workspace_free(ws);
+    cm_network_free(n);
+    cm_free(p), cm_free(g_full), cm_free(g);
+}
+
+/* Every allocation of a float workspace failing in turn: CM_ERR_NOMEM, nothing leaked. */
+static void test_workspace_allocation_failures(void) {
+    cm_network_config config = mlp_config(2, 16, 2, 8, 100, 1);
+    cm_network *n = NULL;
+    CM_CHECK_OK(cm_network_create(&n, &config));
+    if (!n) return;
+    int succeeded = 0;
+    for (long k = 0; k < 20 && !succeeded; k++) {
+        long live = cm_alloc_live_count();
+        cm_network_workspace *ws = NULL;
+        cm_alloc_fail_after(k);
+        cm_status status = cm_network_workspace_alloc(&ws, n, 8);
+        cm_alloc_fail_after(-1);
+        succeeded = status == CM_OK;
+        CM_CHECK(status == CM_OK || (status == CM_ERR_NOMEM && !ws), "failure after %ld: %s", k,
+                 cm_status_name(status));
+        cm_network_workspace_free(ws);
+        CM_CHECK(cm_alloc_live_count() == live, "failure after %ld: %ld allocations leaked", k,
+                 cm_alloc_live_count() - live);
+    }
+    CM_CHECK(succeeded, "the workspace never succeeded within 20 allocations");
+    cm_network_free(n);
+}
+
 static void test_layout_rejects_bad_configs(void) {
     cm_mlp_layout layout;
     cm_network_config bad[] = {
@@ -371,6 +445,8 @@ static void test_two_time_layout(void) {
 }
 
 const cm_test_case cm_tests_nn[] = {
+    {"float_padded_rows", test_float_padded_rows},
+    {"workspace_allocation_failures", test_workspace_allocation_failures},
     {"two_time_layout", test_two_time_layout},
     {"linear_gradients", test_linear_gradients},
     {"silu_gradient", test_silu_gradient},
