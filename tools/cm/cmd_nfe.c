@@ -182,7 +182,29 @@ static int open_models_mode(char **paths, size_t *count, char *list, size_t capa
     return s->langevin_count ? nfe_score_source_open(source, o->score_model, *data) : CLI_OK;
 }
 
-/* The models mode: its inputs opened on every process, which agree that all could open them
+/* Every model loads, was trained on the data and (with --langevin) has its score: checked before
+ * the measurements, so that a refusal ends every process alike, before any collective call. */
+static int check_models(char **paths, size_t count, const cm_data *data, const nfe_settings *s,
+                        const nfe_score_source *source, const nfe_options *o) {
+    for (size_t m = 0; m < count; m++) {
+        cm_model model;
+        cm_status status = cli_model_load(&model, paths[m]);
+        if (status == CM_OK) status = check_model_data(&model, paths[m], data, o->allow_other_data);
+        if (status == CM_OK && s->langevin_count &&
+            cm_method_is_ve_consistency(model.config.method.kind)) {
+            cm_denoiser score = {0};
+            cm_law *law = NULL;
+            status = nfe_score_for_model(&score, &law, source, &model, paths[m], o->score_model);
+            cm_denoiser_free(&score);
+            cm_law_free(law);
+        }
+        cm_model_free(&model);
+        if (status != CM_OK) return cli_fail("nfe", status);
+    }
+    return CLI_OK;
+}
+
+/* The models mode: its inputs opened and checked on every process, which agree that all could
  * before the measurements start; then measure_and_write. */
 static int models_mode(const nfe_options *o, const nfe_settings *s) {
     char list[4096], *paths[NFE_MAX_MODELS];
@@ -190,6 +212,7 @@ static int models_mode(const nfe_options *o, const nfe_settings *s) {
     cm_data *data = NULL;
     nfe_score_source source = {0};
     int code = open_models_mode(paths, &model_count, list, sizeof list, &data, &source, o, s);
+    if (code == CLI_OK) code = check_models(paths, model_count, data, s, &source, o);
     code = cli_dist_agree(code);
     if (code == CLI_OK) {
         cli_dist_collective(1);
