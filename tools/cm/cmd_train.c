@@ -778,6 +778,12 @@ static cm_status start_session(train_session *s, const train_options *o, cm_trai
     return CM_OK;
 }
 
+/* "R processes x " for the start line of a run over several processes, "" for one. */
+static void processes_text(char *out, size_t capacity) {
+    out[0] = '\0';
+    if (cli_dist_size() > 1) snprintf(out, capacity, "%zu processes x ", cli_dist_size());
+}
+
 /* Every process computes whole row blocks: a run of `blocks` runs on at most that many. */
 static int check_processes(size_t blocks, const char *resumed) {
     size_t processes = cli_dist_size();
@@ -817,8 +823,8 @@ static int fresh_setup(train_session *s, cm_data **data, cm_train_config *config
     if (writer && (result = check_out_directory(o)) != CLI_OK) return result;
     status = start_session(s, o, config, *data, init);
     if (status != CM_OK) return cli_fail(command, status);
-    char processes[64] = "";
-    if (cli_dist_size() > 1) snprintf(processes, sizeof processes, "%zu processes x ", cli_dist_size());
+    char processes[64];
+    processes_text(processes, sizeof processes);
     if (!o->quiet)
         fprintf(stderr, "cm train: %s on %s (D = %zu), %zu steps, batch %zu in %zu blocks, %s "
                         "network of %zu parameters%s%s, %s%zu thread(s)\n",
@@ -965,9 +971,8 @@ static int resume_setup(train_session *s, cm_data **data, cm_train_config *confi
     if (result == CLI_OK) {
         s->saved_step = cm_checkpoint_step(ck);
         snprintf(s->saved_path, sizeof s->saved_path, "%s", path);
-        char processes[64] = "";
-        if (cli_dist_size() > 1)
-            snprintf(processes, sizeof processes, "%zu processes x ", cli_dist_size());
+        char processes[64];
+        processes_text(processes, sizeof processes);
         if (!o->quiet)
             fprintf(stderr, "cm train: resuming %s at step %zu of %zu (%s on %s, %s%zu "
                             "thread(s))\n", dir, s->saved_step, config->steps,
