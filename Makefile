@@ -158,7 +158,7 @@ clean:
 # reduction (run by hand: bench/mpi.c).
 .PHONY: mpi
 ifeq ($(MPI),1)
-mpi: $(BUILD)/mpi_train $(BUILD)/mpi_check $(BUILD)/bench_mpi
+mpi: $(BUILD)/cm $(BUILD)/mpi_train $(BUILD)/mpi_check $(BUILD)/bench_mpi
 
 $(BUILD)/mpi_train: tests/dist/mpi_train.c $(BUILD)/libcm.a
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libcm.a $(LIB_LIBS)

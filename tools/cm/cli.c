@@ -1,4 +1,6 @@
-/* cli.c: option parsing, error reporting and small system helpers of the cm tool (cli.h). */
+/* cli.c: option parsing, error reporting and small system helpers of the cm tool (cli.h). In a
+ * job of several processes (dist.h) help and usage errors, the same on every process, are printed
+ * by rank 0 alone; a runtime error by the process that meets it, naming its rank. */
 #include "cli.h"
 
 #include <cblas.h>
@@ -15,15 +17,20 @@
 #include "cm/alloc.h"
 #include "cm/checkpoint.h"
 #include "cm/parallel.h"
+#include "dist.h"
 
 int cli_fail(const char *command, cm_status status) {
     const char *detail = cm_error_detail();
-    fprintf(stderr, "cm %s: error: %s%s%s\n", command, cm_status_name(status), detail[0] ? ": " : "",
-            detail);
+    char rank[64] = "";
+    if (cli_dist_size() > 1)
+        snprintf(rank, sizeof rank, " (rank %zu of %zu)", cli_dist_rank(), cli_dist_size());
+    fprintf(stderr, "cm %s: error%s: %s%s%s\n", command, rank, cm_status_name(status),
+            detail[0] ? ": " : "", detail);
     return status == CM_ERR_INVALID ? CLI_USAGE_ERROR : CLI_RUNTIME_ERROR;
 }
 
 int cli_usage_error(const char *command, const char *format, ...) {
+    if (cli_dist_rank() != 0) return CLI_USAGE_ERROR; /* rank 0 says it */
     va_list args;
     va_start(args, format);
     fprintf(stderr, "cm %s: error: ", command);
@@ -201,7 +208,7 @@ int cli_parse(int argc, char **argv, int first, cli_option *options, size_t coun
     for (int i = first; i < argc; i++) {
         const char *arg = argv[i];
         if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
-            print_help(options, count, command, summary);
+            if (cli_dist_rank() == 0) print_help(options, count, command, summary);
             return CLI_HELP_SHOWN;
         }
         if (strncmp(arg, "--", 2) != 0)

@@ -12,7 +12,9 @@
  * (cmd_nfe_table.c).
  * Gaussian mode (--gaussian): the closed forms of [JHMZ] and [LFC] on Gaussian data
  * (cmd_nfe_gaussian.c).
- * This file parses and checks the options and wires the parts together (nfe.h).
+ * This file parses and checks the options and wires the parts together (nfe.h). Over R
+ * processes (mpirun, an MPI build: dist.h) the (model, seed) items are split among them and the
+ * values gathered; rank 0 prints and writes what a serial run does, with the same bits.
  */
 #include <math.h>
 #include <stdio.h>
@@ -22,6 +24,7 @@
 #include "cli.h"
 #include "cm/alloc.h"
 #include "cm/law.h"
+#include "dist.h"
 #include "nfe.h"
 
 /* Every option of `cm nfe` with its default. */
@@ -89,6 +92,7 @@ static cm_status measure_model(nfe_table *table, const char *path, const cm_data
                      : nfe_consistency_rows(table, &model, name, data, s, samples,
                                             corrected ? &score : NULL,
                                             source->has_dsm ? "dsm" : "exact");
+    if (status == CM_OK) status = nfe_table_share(table, s);
     if (status == CM_OK && !s->quiet)
         fprintf(stderr, "cm nfe: %s (%s) measured in %.1f s\n", name, cm_method_name(method),
                 cli_seconds() - start);
@@ -104,21 +108,31 @@ static cm_status measure_exact_map(nfe_table *table, const cm_data *data, const 
     double *samples = cm_malloc(s->n * cm_data_dim(data), sizeof(double));
     cm_status status = samples ? nfe_exact_map_rows(table, data, s, samples)
                                : cm_error_set(CM_ERR_NOMEM, "samples");
+    if (status == CM_OK) status = nfe_table_share(table, s);
     if (status == CM_OK && !s->quiet)
         fprintf(stderr, "cm nfe: exact flow map measured in %.1f s\n", cli_seconds() - start);
     cm_free(samples);
     return status;
 }
 
-/* Every model of paths[count] (then the exact map), and the table, CSV and figure. */
+/* Every model of paths[count] (then the exact map), and on rank 0 the table, CSV and figure. */
 static cm_status measure_and_write(char **paths, size_t count, const cm_data *data,
-                                   const nfe_settings *s, const nfe_score_source *source,
+                                   const nfe_settings *settings, const nfe_score_source *source,
                                    const nfe_options *o) {
     nfe_table table = {0};
     cm_status status = CM_OK;
-    for (size_t m = 0; m < count && status == CM_OK; m++)
+    nfe_settings each = *settings, *s = &each;
+    each.item_count = (count + (settings->exact_map ? 1 : 0)) * settings->seeds;
+    for (size_t m = 0; m < count && status == CM_OK; m++) {
+        each.slot = m;
         status = measure_model(&table, paths[m], data, s, source, o);
+    }
+    each.slot = count;
     if (status == CM_OK && s->exact_map) status = measure_exact_map(&table, data, s);
+    if (cli_dist_rank() != 0) {
+        nfe_table_free(&table);
+        return status;
+    }
     if (status == CM_OK) nfe_print_table(&table, s);
     if (status == CM_OK && o->csv) status = nfe_write_csv(o->csv, &table, cm_data_describe(data));
     char title[256];
@@ -129,24 +143,24 @@ static cm_status measure_and_write(char **paths, size_t count, const cm_data *da
     return status;
 }
 
-/* The models of --model (a,b,...; "" with --exact-map alone) and the data of --data, with the
- * score of the correction; then measure_and_write. */
-static int models_mode(const nfe_options *o, const nfe_settings *s) {
+/* The models of --model (a,b,...; "" with --exact-map alone) into paths[*count] (pointing into
+ * list[capacity]), the data of --data (*data, owned by the caller) and the score of the
+ * correction (*source). Returns a CLI exit code. */
+static int open_models_mode(char **paths, size_t *count, char *list, size_t capacity,
+                            cm_data **data, nfe_score_source *source, const nfe_options *o,
+                            const nfe_settings *s) {
     const char *command = "nfe", *models = o->models ? o->models : "";
-    char list[4096];
-    if (strlen(models) >= sizeof list) return cli_usage_error(command, "--model list too long");
-    snprintf(list, sizeof list, "%s", models);
-    char *paths[NFE_MAX_MODELS];
-    size_t model_count = 0;
+    if (strlen(models) >= capacity) return cli_usage_error(command, "--model list too long");
+    snprintf(list, capacity, "%s", models);
     for (char *save = NULL, *p = strtok_r(list, ",", &save); p; p = strtok_r(NULL, ",", &save)) {
-        if (model_count == NFE_MAX_MODELS)
+        if (*count == NFE_MAX_MODELS)
             return cli_usage_error(command, "at most %d models", NFE_MAX_MODELS);
-        paths[model_count++] = p;
+        paths[(*count)++] = p;
     }
-    if (model_count == 0 && !s->exact_map) return cli_usage_error(command, "--model: no model given");
+    if (*count == 0 && !s->exact_map) return cli_usage_error(command, "--model: no model given");
     /* --data defaults to the first model's own training data */
     char own_data[CM_MODEL_DATA_SOURCE_MAX] = "";
-    if (!o->data && model_count) {
+    if (!o->data && *count) {
         cm_model first;
         cm_status loaded = cli_model_load(&first, paths[0]);
         if (loaded != CM_OK) return cli_fail(command, loaded);
@@ -156,22 +170,54 @@ static int models_mode(const nfe_options *o, const nfe_settings *s) {
             return cli_usage_error(command, "%s does not record its data: give --data", paths[0]);
     }
     const char *source_text = o->data ? o->data : own_data;
-    cm_data *data = NULL;
-    cm_status status = cm_data_open(&data, source_text);
+    cm_status status = cm_data_open(data, source_text);
     if (status != CM_OK) return cli_fail(command, status);
     cm_law *law = NULL;
-    if (s->exact_map && cm_law_from_data(&law, data) != CM_OK) {
+    if (s->exact_map && cm_law_from_data(&law, *data) != CM_OK) {
         cm_error_clear();
-        cm_data_free(data);
         return cli_usage_error(command, "--exact-map needs a gauss: or gmm: source (a law known "
                                "exactly), not %s", source_text);
     }
     cm_law_free(law);
+    return s->langevin_count ? nfe_score_source_open(source, o->score_model, *data) : CLI_OK;
+}
+
+/* Every model loads, was trained on the data and (with --langevin) has its score: checked before
+ * the measurements, so that a refusal ends every process alike, before any collective call. */
+static int check_models(char **paths, size_t count, const cm_data *data, const nfe_settings *s,
+                        const nfe_score_source *source, const nfe_options *o) {
+    for (size_t m = 0; m < count; m++) {
+        cm_model model;
+        cm_status status = cli_model_load(&model, paths[m]);
+        if (status == CM_OK) status = check_model_data(&model, paths[m], data, o->allow_other_data);
+        if (status == CM_OK && s->langevin_count &&
+            cm_method_is_ve_consistency(model.config.method.kind)) {
+            cm_denoiser score = {0};
+            cm_law *law = NULL;
+            status = nfe_score_for_model(&score, &law, source, &model, paths[m], o->score_model);
+            cm_denoiser_free(&score);
+            cm_law_free(law);
+        }
+        cm_model_free(&model);
+        if (status != CM_OK) return cli_fail("nfe", status);
+    }
+    return CLI_OK;
+}
+
+/* The models mode: its inputs opened and checked on every process, which agree that all could
+ * before the measurements start; then measure_and_write. */
+static int models_mode(const nfe_options *o, const nfe_settings *s) {
+    char list[4096], *paths[NFE_MAX_MODELS];
+    size_t model_count = 0;
+    cm_data *data = NULL;
     nfe_score_source source = {0};
-    int code = s->langevin_count ? nfe_score_source_open(&source, o->score_model, data) : CLI_OK;
+    int code = open_models_mode(paths, &model_count, list, sizeof list, &data, &source, o, s);
+    if (code == CLI_OK) code = check_models(paths, model_count, data, s, &source, o);
+    code = cli_dist_agree(code);
     if (code == CLI_OK) {
-        status = measure_and_write(paths, model_count, data, s, &source, o);
-        code = status == CM_OK ? CLI_OK : cli_fail(command, status);
+        cli_dist_collective(1);
+        cm_status status = measure_and_write(paths, model_count, data, s, &source, o);
+        code = status == CM_OK ? CLI_OK : cli_fail("nfe", status);
     }
     nfe_score_source_free(&source);
     cm_data_free(data);
@@ -266,7 +312,8 @@ static int models_settings(const nfe_options *o, const cli_option *options, size
                       .projections = o->projections, .seeds = o->seeds, .seed = o->seed,
                       .langevin = o->langevin.values, .langevin_count = o->langevin.count,
                       .langevin_step = o->langevin_step, .delta = deltas,
-                      .delta_count = delta_count, .exact_map = o->exact_map, .quiet = o->quiet};
+                      .delta_count = delta_count, .exact_map = o->exact_map,
+                      .quiet = o->quiet || cli_dist_rank() != 0, .comm = cli_dist_comm()};
     return models_mode(o, &s);
 }
 
@@ -319,6 +366,7 @@ int cmd_nfe(int argc, char **argv) {
     double deltas[NFE_MAX_DELTAS];
     size_t delta_count = 0;
     if ((code = parse_deltas(deltas, &delta_count, o.delta_text, command)) != CLI_OK) return code;
-    if (o.gaussian) return gaussian_mode(&o, options, count);
+    if (o.gaussian) /* closed forms, quickly done: rank 0 alone */
+        return cli_dist_rank() == 0 ? gaussian_mode(&o, options, count) : CLI_OK;
     return models_settings(&o, options, count, deltas, delta_count);
 }

@@ -98,7 +98,7 @@ static cm_status chain_rows(nfe_table *t, const cm_model *model, const char *nam
             c.options.steps = k, c.options.eta = span / (double)k, c.options.delta = delta;
             c.options.sigma_end = model->config.method.sigma_min;
             nfe_row r = chain_row(name, cm_method_name(method), k, c.options.eta, delta);
-            status = nfe_measure_cell(t, &r, data, s, samples, draw_chain, &c, NULL);
+            status = nfe_measure_cell(t, &r, data, s, samples, draw_chain, &c);
         }
     cm_two_time_free(&map);
     return status;
@@ -153,7 +153,7 @@ cm_status nfe_exact_map_rows(nfe_table *t, const cm_data *data, const nfe_settin
             c.options.steps = k, c.options.eta = span / (double)k, c.options.delta = delta;
             c.options.sigma_end = defaults.method.sigma_min;
             nfe_row r = chain_row("exact-map", "law", k, c.options.eta, k == 1 ? 0.0 : delta);
-            status = nfe_measure_cell(t, &r, data, s, samples, draw_exact, &c, NULL);
+            status = nfe_measure_cell(t, &r, data, s, samples, draw_exact, &c);
         }
     cm_two_time_free(&map);
     cm_law_free(law);
@@ -166,7 +166,8 @@ cm_status nfe_exact_map_rows(nfe_table *t, const cm_data *data, const nfe_settin
 
 /* The levels of [CM] Algorithm 1 for the largest budget (*max_k of them: the largest --nfe,
  * at most CM_SAMPLER_MAX_LEVELS, for cd and cd2 at most the levels of their grid above
- * sigma_min), searched against a held-out reference of search_n draws. */
+ * sigma_min), searched against a held-out reference of search_n draws by the processes that
+ * measure the model, and shared with the others. */
 static cm_status search_levels(double *levels, size_t *max_k, const cm_model *model,
                                const cm_data *data, const nfe_settings *s) {
     size_t dim = model->config.network.dim, k = 1;
@@ -176,6 +177,7 @@ static cm_status search_levels(double *levels, size_t *max_k, const cm_model *mo
     if (cm_method_is_distillation(model->config.method.kind) && k > model->config.method.cd_levels - 1)
         k = model->config.method.cd_levels - 1; /* searched on its grid: levels above sigma_min */
     *max_k = k;
+    if (!nfe_measures_model(s)) return nfe_share_levels(levels, k, s);
     double distance, *reference = cm_malloc(s->search_n * dim, sizeof(double));
     if (!reference) return cm_error_set(CM_ERR_NOMEM, "held-out reference");
     cm_rng held_out;
@@ -185,7 +187,8 @@ static cm_status search_levels(double *levels, size_t *max_k, const cm_model *mo
                                                   s->search_n, s->search_n, s->projections,
                                                   s->iterations, s->seed + 1);
     cm_free(reference);
-    return status;
+    CM_TRY(status);
+    return nfe_share_levels(levels, k, s);
 }
 
 /* [LFC]'s correction with every Langevin count after k of the searched levels. */
@@ -203,32 +206,36 @@ static cm_status lfc_rows(nfe_table *t, const cm_model *model, const char *name,
         nfe_levels_text(text, sizeof text, levels, k);
         snprintf(r.levels, sizeof r.levels, "%s; lfc %zu x h %g %s score", text, L,
                  s->langevin_step, score_name);
-        CM_TRY(nfe_measure_cell(t, &r, data, s, samples, draw_consistency, &c, NULL));
+        CM_TRY(nfe_measure_cell(t, &r, data, s, samples, draw_consistency, &c));
     }
     return CM_OK;
 }
 
 /* Rows of one consistency model: searched levels for the largest budget, prefixes for the rest;
  * with a score, [LFC]'s correction after the one-step sample and after the best multistep one
- * (the budget k >= 2 with the lowest mean W1). */
+ * (the budget k >= 2 with the lowest mean W1 over the seeds: all processes' seeds, shared). */
 cm_status nfe_consistency_rows(nfe_table *t, const cm_model *model, const char *name,
                                const cm_data *data, const nfe_settings *s, double *samples,
                                const cm_denoiser *score, const char *score_name) {
-    double levels[CM_SAMPLER_MAX_LEVELS];
+    double levels[CM_SAMPLER_MAX_LEVELS] = {0};
     size_t max_k;
     CM_TRY(search_levels(levels, &max_k, model, data, s));
     const char *method = cm_method_name(model->config.method.kind);
-    size_t best_k = 0;
-    double best = INFINITY;
+    size_t first_row = t->count;
     for (size_t i = 0; i < s->nfe_count; i++) {
         size_t k = (size_t)s->nfe[i];
         if (k > max_k) continue;
         cm_draw c = {model, levels, k, NULL, 0, 0};
         nfe_row r = nfe_row_proto(name, method, k == 1 ? "onestep" : "multistep", k, k);
         nfe_levels_text(r.levels, sizeof r.levels, levels, k);
-        double mean;
-        CM_TRY(nfe_measure_cell(t, &r, data, s, samples, draw_consistency, &c, &mean));
-        if (k >= 2 && mean < best) best = mean, best_k = k;
+        CM_TRY(nfe_measure_cell(t, &r, data, s, samples, draw_consistency, &c));
+    }
+    size_t best_k = 0;
+    double best = INFINITY;
+    if (score) CM_TRY(nfe_table_share(t, s));
+    for (size_t i = first_row; score && i < t->count; i += s->seeds) {
+        double mean = nfe_cell_mean(t, i);
+        if (t->rows[i].steps >= 2 && mean < best) best = mean, best_k = t->rows[i].steps;
     }
     if (score) {
         CM_TRY(lfc_rows(t, model, name, data, s, samples, levels, 1, score, score_name));
@@ -267,7 +274,7 @@ cm_status nfe_denoiser_rows(nfe_table *t, const cm_model *model, const char *nam
             nfe_row r = nfe_row_proto(name, "dsm", cm_diffusion_sampler_name(c.options.sampler), nfe,
                                   c.options.steps);
             snprintf(r.levels, sizeof r.levels, "karras %zu", c.options.steps);
-            CM_TRY(nfe_measure_cell(t, &r, data, s, samples, draw_dsm, &c, NULL));
+            CM_TRY(nfe_measure_cell(t, &r, data, s, samples, draw_dsm, &c));
         }
     return CM_OK;
 }

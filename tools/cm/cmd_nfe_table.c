@@ -2,7 +2,9 @@
  * triple, is measured at every sample seed as exact W1 against fresh reference draws of the same
  * seed, beside its noise floor (evaluate.h); then the table of means over seeds on stdout, the
  * tidy CSV (one row per seed) and the log-log PNG of mean W1 against NFE. What is sampled is
- * the business of cmd_nfe_rows.c; this file only measures and writes.
+ * the business of cmd_nfe_rows.c; this file only measures and writes. Over several processes
+ * (nfe.h) it measures this process's seeds and gathers the others' values with the
+ * communicator's share_rows: each (model, seed) item a block of rows.
  */
 #include <math.h>
 #include <stdio.h>
@@ -38,17 +40,34 @@ static cm_status table_reserve(nfe_table *t, size_t more) {
     return CM_OK;
 }
 
+/* Items [*first, *end) of this process. */
+static void own_items(size_t *first, size_t *end, const nfe_settings *s) {
+    cm_comm_block_range(first, end, s->comm, s->item_count);
+}
+
+int nfe_measures_model(const nfe_settings *s) {
+    size_t first, end, model_first = s->slot * s->seeds;
+    own_items(&first, &end, s);
+    return first < model_first + s->seeds && model_first < end;
+}
+
 cm_status nfe_measure_cell(nfe_table *t, const nfe_row *proto, const cm_data *data,
                            const nfe_settings *s, double *samples, nfe_draw_fn draw,
-                           void *context, double *mean_w1) {
+                           void *context) {
     CM_TRY(table_reserve(t, s->seeds));
-    size_t cell = t->cells++, dim = cm_data_dim(data);
-    double sum = 0;
+    size_t cell = t->cells++, dim = cm_data_dim(data), first, end;
+    own_items(&first, &end, s);
     for (size_t j = 0; j < s->seeds; j++) {
         uint64_t seed = s->seed + j;
+        size_t item = s->slot * s->seeds + j;
         nfe_row *r = &t->rows[t->count];
         *r = *proto;
         r->cell = cell, r->seed = seed;
+        if (item < first || item >= end) { /* another process's: nfe_table_share */
+            r->w1 = r->floor = NAN;
+            t->count++;
+            continue;
+        }
         CM_TRY(draw(context, samples, s->n, seed));
         int finite = 1;
         for (size_t i = 0; i < s->n * dim && finite; i++) finite = isfinite(samples[i]);
@@ -57,10 +76,58 @@ cm_status nfe_measure_cell(nfe_table *t, const nfe_row *proto, const cm_data *da
         CM_TRY(evaluate_w1(&r->w1, &r->floor, samples, s->n, dim, data, seed));
         if (!finite) r->w1 = INFINITY;
         t->count++;
-        sum += r->w1;
     }
-    if (mean_w1) *mean_w1 = sum / (double)s->seeds;
     return CM_OK;
+}
+
+/* Rows [t->shared, t->count), cells of s->seeds rows each, gathered item by item: block b of the
+ * share is item b, the current model's items holding one row of (W1, floor) per cell. */
+cm_status nfe_table_share(nfe_table *t, const nfe_settings *s) {
+    size_t from = t->shared, cells = (t->count - from) / s->seeds, model_first = s->slot * s->seeds;
+    t->shared = t->count;
+    if (s->comm->size == 1 || cells == 0) return CM_OK;
+    double *values = cm_malloc(s->seeds * cells * 2, sizeof(double));
+    size_t *row_first = cm_malloc(s->item_count + 1, sizeof(size_t));
+    cm_status status = CM_OK;
+    if (!values || !row_first) status = cm_error_set(CM_ERR_NOMEM, "nfe: %zu rows", cells);
+    for (size_t b = 0; status == CM_OK && b <= s->item_count; b++) {
+        size_t within = b < model_first ? 0 : b - model_first;
+        row_first[b] = (within < s->seeds ? within : s->seeds) * cells;
+    }
+    for (size_t j = 0; status == CM_OK && j < s->seeds; j++)
+        for (size_t c = 0; c < cells; c++) {
+            const nfe_row *r = &t->rows[from + c * s->seeds + j];
+            values[(j * cells + c) * 2] = r->w1, values[(j * cells + c) * 2 + 1] = r->floor;
+        }
+    if (status == CM_OK)
+        status = s->comm->share_rows(s->comm, values, row_first, s->item_count, 2);
+    for (size_t j = 0; status == CM_OK && j < s->seeds; j++)
+        for (size_t c = 0; c < cells; c++) {
+            nfe_row *r = &t->rows[from + c * s->seeds + j];
+            r->w1 = values[(j * cells + c) * 2], r->floor = values[(j * cells + c) * 2 + 1];
+        }
+    cm_free(values);
+    cm_free(row_first);
+    return status;
+}
+
+/* One block with rows: the current model's first item, `count` rows of one value. */
+cm_status nfe_share_levels(double *levels, size_t count, const nfe_settings *s) {
+    if (s->comm->size == 1) return CM_OK;
+    size_t *row_first = cm_malloc(s->item_count + 1, sizeof(size_t));
+    if (!row_first) return cm_error_set(CM_ERR_NOMEM, "nfe: levels");
+    for (size_t b = 0; b <= s->item_count; b++) row_first[b] = b > s->slot * s->seeds ? count : 0;
+    cm_status status = s->comm->share_rows(s->comm, levels, row_first, s->item_count, 1);
+    cm_free(row_first);
+    return status;
+}
+
+double nfe_cell_mean(const nfe_table *t, size_t first) {
+    double sum = 0;
+    size_t last = first;
+    for (; last < t->count && t->rows[last].cell == t->rows[first].cell; last++)
+        sum += t->rows[last].w1;
+    return sum / (double)(last - first);
 }
 
 nfe_row nfe_row_proto(const char *name, const char *method, const char *sampler, size_t nfe,

@@ -6,9 +6,13 @@
  * PNG: the error against the varied parameter, one series per combination of the others, each
  * with its slope and 95% interval, and the bound's shape when T varies (cmd_sweep_output.c).
  * This file parses the options, builds the grid (x fastest, so each series is a contiguous run
- * of points) and runs it.
+ * of points) and runs it. Over R processes (mpirun, an MPI build: dist.h) each measures a
+ * contiguous range of the points (cm_comm_block_range), every point in one process as a serial
+ * run would, and the results are gathered (share_rows); rank 0 prints and writes the same lines
+ * and files as a serial run.
  */
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +20,7 @@
 #include "cli.h"
 #include "cm/alloc.h"
 #include "cm/learned.h"
+#include "dist.h"
 #include "sweep.h"
 
 #define MAX_POINTS 4096
@@ -155,41 +160,96 @@ static void grid_point(sweep_point *pt, const sweep_grid *grid, size_t index) {
     pt->gap_total = pt->gap_exact_total = NAN;
 }
 
-/* Every point measured, one line each on stdout as it is done. */
+/* What a point measures (sweep_point's results), gathered from the process that measured it. */
+static const size_t RESULT_OFFSETS[] = {
+    offsetof(sweep_point, error), offsetof(sweep_point, w1_floor), offsetof(sweep_point, eps),
+    offsetof(sweep_point, eps_F), offsetof(sweep_point, w1_ideal), offsetof(sweep_point, w2),
+    offsetof(sweep_point, w1_lower), offsetof(sweep_point, w1_ddim),
+    offsetof(sweep_point, lipschitz), offsetof(sweep_point, lipschitz_exact),
+    offsetof(sweep_point, lipschitz_theory), offsetof(sweep_point, gap_total),
+    offsetof(sweep_point, gap_exact_total)};
+#define RESULT_COUNT (sizeof RESULT_OFFSETS / sizeof RESULT_OFFSETS[0])
+
+static void print_point(const sweep_point *pt) {
+    printf("%-6g %-6g %-8g %-6s %-6g %-6g %-6g %-8g %-6g %12.6g %10.4g %10.4g %10.4g\n",
+           pt->p[P_T], pt->p[P_D], pt->p[P_VAR], pt->p[P_SPECTRUM] > 0 ? "aniso" : "iso",
+           pt->p[P_C0], pt->p[P_C1], pt->p[P_SEP], pt->p[P_N], pt->p[P_WIDTH], pt->error,
+           pt->w1_floor, pt->eps, pt->eps_F);
+    fflush(stdout);
+}
+
+/* Every process's points into every process's copy of the grid: one row of RESULT_COUNT values
+ * per point, the point a block of the communicator's share (its owner is the process that
+ * measured it, cm_comm_block_range). */
+static cm_status share_points(sweep_point *points, size_t total, const cm_comm *comm) {
+    double *values = cm_malloc(total * RESULT_COUNT, sizeof(double));
+    size_t *row_first = cm_malloc(total + 1, sizeof(size_t));
+    cm_status status = CM_OK;
+    if (!values || !row_first) status = cm_error_set(CM_ERR_NOMEM, "sweep: %zu results", total);
+    for (size_t i = 0; status == CM_OK && i <= total; i++) {
+        row_first[i] = i;
+        for (size_t k = 0; i < total && k < RESULT_COUNT; k++)
+            memcpy(&values[i * RESULT_COUNT + k], (char *)&points[i] + RESULT_OFFSETS[k],
+                   sizeof(double));
+    }
+    if (status == CM_OK) status = comm->share_rows(comm, values, row_first, total, RESULT_COUNT);
+    for (size_t i = 0; status == CM_OK && i < total; i++)
+        for (size_t k = 0; k < RESULT_COUNT; k++)
+            memcpy((char *)&points[i] + RESULT_OFFSETS[k], &values[i * RESULT_COUNT + k],
+                   sizeof(double));
+    cm_free(values);
+    cm_free(row_first);
+    return status;
+}
+
+/* Every point measured: this process's range of them, one line each on stdout as it is done
+ * (rank 0, whose range comes first), then the others' gathered and printed in order. */
 static cm_status run_points(sweep_point *points, const sweep_grid *grid, const sweep_settings *s) {
-    printf("%-6s %-6s %-8s %-6s %-6s %-6s %-6s %-8s %-6s %12s %10s %10s %10s\n", "T", "d", "var",
-           "spec", "c0", "c1", "sep", "n", "width", "error", "floor", "eps", "eps_F");
-    for (size_t index = 0; index < grid->total; index++) {
-        sweep_point *pt = &points[index];
-        grid_point(pt, grid, index);
-        cm_status status = sweep_measure_point(pt, grid->kind, s);
+    const cm_comm *comm = cli_dist_comm();
+    int writer = comm->rank == 0;
+    size_t first, end;
+    cm_comm_block_range(&first, &end, comm, grid->total);
+    if (writer)
+        printf("%-6s %-6s %-8s %-6s %-6s %-6s %-6s %-8s %-6s %12s %10s %10s %10s\n", "T", "d",
+               "var", "spec", "c0", "c1", "sep", "n", "width", "error", "floor", "eps", "eps_F");
+    for (size_t index = 0; index < grid->total; index++) grid_point(&points[index], grid, index);
+    for (size_t index = first; index < end; index++) {
+        cm_status status = sweep_measure_point(&points[index], grid->kind, s);
         if (status != CM_OK) {
             fflush(stdout);
             return status;
         }
-        printf("%-6g %-6g %-8g %-6s %-6g %-6g %-6g %-8g %-6g %12.6g %10.4g %10.4g %10.4g\n",
-               pt->p[P_T], pt->p[P_D], pt->p[P_VAR], pt->p[P_SPECTRUM] > 0 ? "aniso" : "iso",
-               pt->p[P_C0], pt->p[P_C1], pt->p[P_SEP], pt->p[P_N], pt->p[P_WIDTH], pt->error,
-               pt->w1_floor, pt->eps, pt->eps_F);
-        fflush(stdout);
+        if (writer) print_point(&points[index]);
     }
+    if (comm->size == 1) return CM_OK;
+    CM_TRY(share_points(points, grid->total, comm));
+    for (size_t index = end; writer && index < grid->total; index++) print_point(&points[index]);
     return CM_OK;
 }
 
-/* The grid run into the output directory: sweep.csv, fits.csv, sweep.png. */
-static cm_status run_sweep(const sweep_grid *grid, const sweep_settings *s) {
-    CM_TRY(cli_make_directory(s->out));
-    sweep_point *points = cm_calloc(grid->total, sizeof(sweep_point));
-    if (!points) return cm_error_set(CM_ERR_NOMEM, "sweep: %zu points", grid->total);
-    cm_status status = run_points(points, grid, s);
-    char path[4096];
-    snprintf(path, sizeof path, "%s/sweep.csv", s->out);
-    if (status == CM_OK) status = sweep_write_csv(path, points, grid->total, s->kind);
-    if (status == CM_OK) status = sweep_write_fits_and_figure(points, grid, s);
-    if (status == CM_OK)
-        printf("wrote %s/sweep.csv, %s/fits.csv, %s/sweep.png\n", s->out, s->out, s->out);
+/* The grid run into the output directory (rank 0 creates it; every process agrees before the
+ * work starts): sweep.csv, fits.csv, sweep.png. Returns a CLI exit code. */
+static int run_sweep(const sweep_grid *grid, const sweep_settings *s) {
+    const char *command = "sweep";
+    int writer = cli_dist_rank() == 0;
+    cm_status status = writer ? cli_make_directory(s->out) : CM_OK;
+    sweep_point *points = status == CM_OK ? cm_calloc(grid->total, sizeof(sweep_point)) : NULL;
+    if (status == CM_OK && !points)
+        status = cm_error_set(CM_ERR_NOMEM, "sweep: %zu points", grid->total);
+    int code = cli_dist_agree(status == CM_OK ? CLI_OK : cli_fail(command, status));
+    if (code == CLI_OK) {
+        cli_dist_collective(1);
+        status = run_points(points, grid, s);
+        char path[4096];
+        snprintf(path, sizeof path, "%s/sweep.csv", s->out);
+        if (status == CM_OK && writer) status = sweep_write_csv(path, points, grid->total, s->kind);
+        if (status == CM_OK && writer) status = sweep_write_fits_and_figure(points, grid, s);
+        if (status == CM_OK && writer)
+            printf("wrote %s/sweep.csv, %s/fits.csv, %s/sweep.png\n", s->out, s->out, s->out);
+        code = status == CM_OK ? CLI_OK : cli_fail(command, status);
+    }
     cm_free(points);
-    return status;
+    return code;
 }
 
 int cmd_sweep(int argc, char **argv) {
@@ -228,6 +288,5 @@ int cmd_sweep(int argc, char **argv) {
     if (code == CLI_OK) code = check_lists(&grid, vary, spectrum, &s);
     if (code == CLI_OK) code = plan_grid(&grid, s.kind);
     if (code != CLI_OK) return code;
-    cm_status status = run_sweep(&grid, &s);
-    return status == CM_OK ? CLI_OK : cli_fail(command, status);
+    return run_sweep(&grid, &s);
 }

@@ -16,6 +16,11 @@
  * model (--teacher-model, trained on the same data: checked; its transform is adopted) or the
  * exact law of a gauss:/gmm: source standardised with the run's transform (law.h); the
  * teacher's path is kept in the checkpoint (cm.cli.teacher_model) for --resume.
+ * Started by mpirun (an MPI build; dist.h, docs/distributed.md), every process reads the data,
+ * the teacher and the checkpoint itself and computes its row blocks (cm_trainer_init_comm,
+ * cm_checkpoint_restore_comm: the bits of one process); rank 0 alone locks and writes the
+ * directory and prints. The processes agree on a signal after every step, so they stop at the
+ * same step and rank 0 saves it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -29,6 +34,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "dist.h"
 #include "cm/alloc.h"
 #include "cm/checkpoint.h"
 #include "cm/config.h"
@@ -82,6 +88,7 @@ typedef struct {
 /* One run of the loop: what it writes to and what it remembers for the outputs. */
 typedef struct {
     const train_options *o;
+    int writer; /* rank 0 of the processes (the only one): writes the directory and prints */
     const char *dir;
     const cm_train_config *config;
     const cm_data *data;
@@ -256,8 +263,8 @@ static void plot_add(train_session *s, size_t step, double loss) {
 
 static cm_status session_init(train_session *s, const train_options *o, const char *dir,
                               const cm_train_config *config, const cm_data *data) {
-    *s = (train_session){.o = o, .dir = dir, .config = config, .data = data,
-                         .saved_step = SIZE_MAX, .eval = {.last = NAN}};
+    *s = (train_session){.o = o, .writer = cli_dist_rank() == 0, .dir = dir, .config = config,
+                         .data = data, .saved_step = SIZE_MAX, .eval = {.last = NAN}};
     s->plot_stride = (config->steps + TRAIN_PLOT_POINTS_MAX - 1) / TRAIN_PLOT_POINTS_MAX;
     s->plot_capacity = config->steps / s->plot_stride + 2;
     s->plot_step = cm_malloc(s->plot_capacity, sizeof(double));
@@ -520,19 +527,25 @@ static void log_row(train_session *s, const cm_train_report *r, double elapsed, 
     else fputs(",\n", s->log);
 }
 
-/* Steps until the end, a non-finite loss, a failed save or a signal; then the exit code. */
+/* Steps until the end, a non-finite loss, a failed save or a signal; then the exit code. After
+ * every step the processes agree whether any caught a signal (comm->any), so that all stop after
+ * the same step; rank 0 logs, evaluates, saves and prints. */
 static int run_loop(train_session *s) {
     const char *command = "train";
     const cm_train_config *c = s->config;
+    const cm_comm *comm = cli_dist_comm();
     size_t start = cm_trainer_steps_done(s->trainer);
-    int terminal = isatty(2) && !s->o->quiet;
+    int terminal = isatty(2) && !s->o->quiet, stop = 0;
     double begin = cli_seconds(), last_print = 0.0, smoothed = NAN;
     cm_status status = CM_OK;
     install_signal_handlers();
-    for (size_t k = start; k < c->steps && !caught_signal; k++) {
+    for (size_t k = start; k < c->steps && !stop; k++) {
         cm_train_report report;
         status = cm_trainer_step(s->trainer, &report);
         if (status != CM_OK) break;
+        stop = caught_signal != 0;
+        if ((status = comm->any(comm, &stop)) != CM_OK) break;
+        if (!s->writer) continue;
         int last = report.step == c->steps;
         int evaluated = s->eval.every && (report.step % s->eval.every == 0 || last);
         if (evaluated) status = eval_run(&s->eval, cm_trainer_model(s->trainer));
@@ -556,15 +569,19 @@ static int run_loop(train_session *s) {
     if (terminal && cm_trainer_steps_done(s->trainer) < c->steps) fprintf(stderr, "\n");
     size_t done = cm_trainer_steps_done(s->trainer);
     char saved[TRAIN_PATH_MAX + 64];
-    if (status == CM_ERR_NONFINITE) {
+    if (status == CM_ERR_NONFINITE) { /* every process sees it at the same step */
+        cli_dist_collective(0);
         describe_saved(saved, sizeof saved, s);
-        fprintf(stderr, "cm train: error: %s: %s; %s\n", cm_status_name(status),
-                cm_error_detail(), saved);
+        if (s->writer)
+            fprintf(stderr, "cm train: error: %s: %s; %s\n", cm_status_name(status),
+                    cm_error_detail(), saved);
         return CLI_RUNTIME_ERROR;
     }
     if (status != CM_OK) return cli_fail(command, status);
-    if (done < c->steps) { /* stopped by a signal */
-        int signal_number = caught_signal;
+    if (done < c->steps) { /* stopped by a signal, on every process after this step */
+        int signal_number = cli_dist_agree(caught_signal); /* some process caught it */
+        cli_dist_collective(0);
+        if (!s->writer) return TRAIN_SIGNAL_EXIT_BASE + signal_number;
         if (s->saved_step != done) status = save_checkpoint(s);
         if (status != CM_OK) return cli_fail(command, status);
         fprintf(stderr, "cm train: stopped by %s after step %zu of %zu; saved %s; continue with: "
@@ -572,6 +589,7 @@ static int run_loop(train_session *s) {
                 s->saved_path, s->dir);
         return TRAIN_SIGNAL_EXIT_BASE + signal_number;
     }
+    if (!s->writer) return CLI_OK;
     if (s->saved_step != done) status = save_checkpoint(s);
     if (status == CM_OK && (fclose(s->log) != 0))
         status = cm_error_set(CM_ERR_IO, "%s/train.csv: write failed", s->dir);
@@ -592,6 +610,9 @@ static int run_loop(train_session *s) {
         fprintf(stderr, "cm train: sliced W1 of %zu one-step samples at step %zu: %.4g, floor "
                         "%.4g (%.2fx)\n", s->eval.n, done, s->eval.last, s->eval.floor,
                 s->eval.last / s->eval.floor);
+    char cost[512];
+    cli_dist_cost_text(cost, sizeof cost, done - start);
+    if (!s->o->quiet && cost[0]) fprintf(stderr, "cm train: communication, %s\n", cost);
     return CLI_OK;
 }
 
@@ -730,12 +751,12 @@ static cm_status start_from_model(cm_trainer *trainer, const cm_model *init) {
     return status;
 }
 
-/* The data of a fresh run, and the session up to its first step (init weights, teacher,
- * train.csv). */
+/* The data of a fresh run, and the session up to its first step (init weights, teacher; on
+ * rank 0 the evaluation and train.csv). */
 static cm_status start_session(train_session *s, const train_options *o, cm_train_config *config,
                                const cm_data *data, const cm_model *init) {
     CM_TRY(session_init(s, o, o->out, config, data));
-    CM_TRY(cm_trainer_init(&s->trainer, config, data));
+    CM_TRY(cm_trainer_init_comm(&s->trainer, config, data, cli_dist_comm()));
     if (init) {
         CM_TRY(check_init_model(init, o->init_from, config, data,
                                 &cm_trainer_model(s->trainer)->transform));
@@ -748,6 +769,7 @@ static cm_status start_session(train_session *s, const train_options *o, cm_trai
                             "data differently (trained with other seeds?): start from the teacher "
                             "itself or from a model trained with its seed", o->init_from,
                             s->teacher_path);
+    if (!s->writer) return CM_OK;
     CM_TRY(eval_init(&s->eval, o->eval_every, data, config));
     char path[TRAIN_PATH_MAX];
     snprintf(path, sizeof path, "%s/train.csv", o->out);
@@ -756,41 +778,61 @@ static cm_status start_session(train_session *s, const train_options *o, cm_trai
     return CM_OK;
 }
 
-static int fresh_run(const train_options *o, const cm_model *init) {
+/* "R processes x " for the start line of a run over several processes, "" for one. */
+static void processes_text(char *out, size_t capacity) {
+    out[0] = '\0';
+    if (cli_dist_size() > 1) snprintf(out, capacity, "%zu processes x ", cli_dist_size());
+}
+
+/* Every process computes whole row blocks: a run of `blocks` runs on at most that many. */
+static int check_processes(size_t blocks, const char *resumed) {
+    size_t processes = cli_dist_size();
+    if (processes <= blocks) return CLI_OK;
+    if (resumed)
+        return cli_usage_error("train", "--resume %s: the run has %zu row blocks, too few for %zu "
+                               "processes (each computes whole blocks; at most %zu processes)",
+                               resumed, blocks, processes, blocks);
+    return cli_usage_error("train", "--blocks %zu: %zu processes need at least %zu row blocks (each "
+                           "computes whole blocks; the block count is part of the run and of its "
+                           "bits: docs/distributed.md)", blocks, processes, processes);
+}
+
+/* A fresh run up to its first step: the data, the trainer and the teacher on every process; on
+ * rank 0 the directory (created, locked, checked) and train.csv. *data and *config outlive the
+ * session (cmd_train frees them). */
+static int fresh_setup(train_session *s, cm_data **data, cm_train_config *config,
+                       const train_options *o, const cm_model *init) {
     const char *command = "train";
+    int writer = cli_dist_rank() == 0;
     if (!o->data) return cli_usage_error(command, "--data is required");
     if (!o->out) return cli_usage_error(command, "--out is required");
     if (o->threads > 64) return cli_usage_error(command, "--threads %zu: at most 64", o->threads);
+    int result = check_processes(o->config.blocks, NULL);
+    if (result != CLI_OK) return result;
     cli_set_threads(o->threads);
-    cm_data *data = NULL;
-    cm_status status = cm_data_open_with(&data, o->data, &(cm_data_options){.columns = o->columns});
+    cm_status status = cm_data_open_with(data, o->data, &(cm_data_options){.columns = o->columns});
     if (status != CM_OK) return cli_fail(command, status);
-    cm_train_config config = o->config;
-    train_session s = {0};
-    int result = CLI_OK;
-    config.network.dim = cm_data_dim(data);
-    cm_data_image_shape(data, &config.network.image_channels, &config.network.image_height,
-                        &config.network.image_width);
-    status = cm_train_config_check(&config);
-    if (status == CM_OK) status = cli_make_directory(o->out);
-    if (status == CM_OK) status = lock_directory(o->out);
-    if (status != CM_OK) result = cli_fail(command, status);
-    if (result == CLI_OK) result = check_out_directory(o);
-    if (result == CLI_OK) {
-        status = start_session(&s, o, &config, data, init);
-        if (status != CM_OK) result = cli_fail(command, status);
-    }
-    if (result == CLI_OK && !o->quiet)
+    *config = o->config;
+    config->network.dim = cm_data_dim(*data);
+    cm_data_image_shape(*data, &config->network.image_channels, &config->network.image_height,
+                        &config->network.image_width);
+    status = cm_train_config_check(config);
+    if (status == CM_OK && writer) status = cli_make_directory(o->out);
+    if (status == CM_OK && writer) status = lock_directory(o->out);
+    if (status != CM_OK) return cli_fail(command, status);
+    if (writer && (result = check_out_directory(o)) != CLI_OK) return result;
+    status = start_session(s, o, config, *data, init);
+    if (status != CM_OK) return cli_fail(command, status);
+    char processes[64];
+    processes_text(processes, sizeof processes);
+    if (!o->quiet)
         fprintf(stderr, "cm train: %s on %s (D = %zu), %zu steps, batch %zu in %zu blocks, %s "
-                        "network of %zu parameters%s%s, %zu thread(s)\n",
-                cm_method_name(config.method.kind), cm_data_describe(data), config.network.dim,
-                config.steps, config.batch, config.blocks, config.network.type->name,
-                cm_model_param_count(cm_trainer_model(s.trainer)), init ? " from " : "",
-                init ? o->init_from : "", o->threads);
-    if (result == CLI_OK) result = run_loop(&s);
-    session_free(&s);
-    cm_data_free(data);
-    return result;
+                        "network of %zu parameters%s%s, %s%zu thread(s)\n",
+                cm_method_name(config->method.kind), cm_data_describe(*data), config->network.dim,
+                config->steps, config->batch, config->blocks, config->network.type->name,
+                cm_model_param_count(cm_trainer_model(s->trainer)), init ? " from " : "",
+                init ? o->init_from : "", processes, o->threads);
+    return CLI_OK;
 }
 
 /* A cm.cli.* setting stored in the checkpoint, when it parses as an integer >= minimum. */
@@ -866,7 +908,43 @@ static int refuse_other_steps(const char *dir, size_t given, size_t stored, size
                            "%zu --out NEW", dir, given, stored, done, dir, given);
 }
 
-static int resume_run(train_options *o, int argc, char **argv) {
+/* The stored run's configuration against the command line's (o->config after resume_options). */
+static int check_resumed_config(const train_options *o, const cm_checkpoint *ck) {
+    const cm_train_config *stored = cm_checkpoint_config(ck);
+    cm_train_config config = o->config;
+    cm_status status = cm_train_config_check(&config);
+    if (status != CM_OK) return cli_fail("train", status);
+    if (config.steps != stored->steps)
+        return refuse_other_steps(o->resume, config.steps, stored->steps, cm_checkpoint_step(ck));
+    if (cm_train_config_diff(&config, stored) != CM_OK)
+        return cli_usage_error("train", "--resume %s: %s (a resumed run keeps its configuration; "
+                               "start a new run to change it)", o->resume, cm_error_detail());
+    return check_processes(config.blocks, o->resume);
+}
+
+/* The data, the trainer restored from the checkpoint and the teacher on every process; on rank 0
+ * the evaluation and train.csv cut back to the checkpoint's step. */
+static cm_status resume_session(train_session *s, cm_data **data, const cm_train_config *config,
+                                const train_options *o, const cm_checkpoint *ck) {
+    cm_status status = cm_data_open_with(data, o->data, &(cm_data_options){.columns = o->columns});
+    if (status != CM_OK && o->data == cm_checkpoint_data_source(ck)) {
+        char detail[1024];
+        snprintf(detail, sizeof detail, "%s", cm_error_detail());
+        return cm_error_set(status, "%s (the run's data; give its new place with --data)", detail);
+    }
+    CM_TRY(status);
+    CM_TRY(session_init(s, o, o->resume, config, *data));
+    CM_TRY(cm_checkpoint_restore_comm(&s->trainer, ck, *data, cli_dist_comm()));
+    CM_TRY(attach_teacher(s, 0));
+    if (!s->writer) return CM_OK;
+    CM_TRY(eval_init(&s->eval, o->eval_every, *data, config));
+    return resume_log(s, cm_checkpoint_step(ck));
+}
+
+/* A resumed run up to its next step: rank 0 locks the directory; every process reads the
+ * checkpoint (the run's configuration, the command line on top) and restores it. */
+static int resume_setup(train_session *s, cm_data **data, cm_train_config *config,
+                        train_options *o, int argc, char **argv) {
     const char *command = "train", *dir = o->resume;
     char path[TRAIN_PATH_MAX];
     snprintf(path, sizeof path, "%s/%s", dir, CM_CHECKPOINT_RUN_FILE);
@@ -874,7 +952,7 @@ static int resume_run(train_options *o, int argc, char **argv) {
     if (stat(dir, &info) != 0 || !S_ISDIR(info.st_mode))
         return cli_fail(command, cm_error_set(CM_ERR_IO, "--resume %s: no such run directory",
                                               dir));
-    cm_status status = lock_directory(dir);
+    cm_status status = cli_dist_rank() == 0 ? lock_directory(dir) : CM_OK;
     if (status != CM_OK) return cli_fail(command, status);
     if (!file_exists(path))
         return cli_fail(command, cm_error_set(CM_ERR_IO, "%s: no checkpoint to resume from "
@@ -882,51 +960,26 @@ static int resume_run(train_options *o, int argc, char **argv) {
     cm_checkpoint *ck = NULL;
     status = cm_checkpoint_read(&ck, path);
     if (status != CM_OK) return cli_fail(command, status);
-    const cm_train_config *stored = cm_checkpoint_config(ck);
     int result = resume_options(o, ck, argc, argv);
-    cm_train_config config;
-    cm_data *data = NULL;
-    train_session s = {0};
+    if (result == CLI_OK) result = check_resumed_config(o, ck);
     if (result == CLI_OK) {
-        config = o->config;
-        status = cm_train_config_check(&config);
-        if (status == CM_OK && config.steps != stored->steps)
-            result = refuse_other_steps(dir, config.steps, stored->steps, cm_checkpoint_step(ck));
-        else if (status == CM_OK && cm_train_config_diff(&config, stored) != CM_OK)
-            result = cli_usage_error(command, "--resume %s: %s (a resumed run keeps its "
-                                     "configuration; start a new run to change it)", dir,
-                                     cm_error_detail());
-        else if (status != CM_OK)
-            result = cli_fail(command, status);
-    }
-    if (result == CLI_OK) {
+        *config = o->config;
         cli_set_threads(o->threads);
-        status = cm_data_open_with(&data, o->data, &(cm_data_options){.columns = o->columns});
-        if (status != CM_OK && o->data == cm_checkpoint_data_source(ck)) {
-            char detail[1024];
-            snprintf(detail, sizeof detail, "%s", cm_error_detail());
-            status = cm_error_set(status, "%s (the run's data; give its new place with --data)",
-                                  detail);
-        }
-        if (status == CM_OK) status = session_init(&s, o, dir, &config, data);
-        if (status == CM_OK) status = cm_checkpoint_restore(&s.trainer, ck, data);
-        if (status == CM_OK) status = attach_teacher(&s, 0);
-        if (status == CM_OK) status = eval_init(&s.eval, o->eval_every, data, &config);
-        if (status == CM_OK) status = resume_log(&s, cm_checkpoint_step(ck));
+        status = resume_session(s, data, config, o, ck);
         if (status != CM_OK) result = cli_fail(command, status);
     }
     if (result == CLI_OK) {
-        s.saved_step = cm_checkpoint_step(ck);
-        snprintf(s.saved_path, sizeof s.saved_path, "%s", path);
+        s->saved_step = cm_checkpoint_step(ck);
+        snprintf(s->saved_path, sizeof s->saved_path, "%s", path);
+        char processes[64];
+        processes_text(processes, sizeof processes);
         if (!o->quiet)
-            fprintf(stderr, "cm train: resuming %s at step %zu of %zu (%s on %s, %zu thread(s))\n",
-                    dir, s.saved_step, config.steps, cm_method_name(config.method.kind),
-                    cm_data_describe(data), o->threads);
+            fprintf(stderr, "cm train: resuming %s at step %zu of %zu (%s on %s, %s%zu "
+                            "thread(s))\n", dir, s->saved_step, config->steps,
+                    cm_method_name(config->method.kind), cm_data_describe(*data), processes,
+                    o->threads);
     }
     cm_checkpoint_free(ck);
-    if (result == CLI_OK) result = run_loop(&s);
-    session_free(&s);
-    cm_data_free(data);
     return result;
 }
 
@@ -965,16 +1018,28 @@ int cmd_train(int argc, char **argv) {
                        .keep = TRAIN_KEEP_DEFAULT};
     /* the dimension comes from the data (fresh runs) or the checkpoint (resumed ones) */
     o.config = cm_train_config_default_network(method, type, 1);
-    int result = parse_options(&o, argc, argv);
+    int result = parse_options(&o, argc, argv); /* the same on every process: no agreement */
     if (result != CLI_OK) return result;
+    o.quiet |= cli_dist_rank() != 0; /* rank 0 prints */
     o.command = cli_command_line(argc, argv);
     cm_model init = {0};
+    cm_train_config config;
+    cm_data *data = NULL;
+    train_session s = {0};
     if (o.resume) {
-        result = resume_run(&o, argc, argv);
+        result = resume_setup(&s, &data, &config, &o, argc, argv);
     } else {
         if (o.init_from) result = init_options(&o, &init, method, argc, argv);
-        if (result == CLI_OK) result = fresh_run(&o, o.init_from ? &init : NULL);
+        if (result == CLI_OK) result = fresh_setup(&s, &data, &config, &o, o.init_from ? &init : NULL);
     }
+    /* every process reaches this point, whatever failed: the steps start only if all are ready */
+    result = cli_dist_agree(result);
+    if (result == CLI_OK) {
+        cli_dist_collective(1);
+        result = run_loop(&s);
+    }
+    session_free(&s);
+    cm_data_free(data);
     cm_model_free(&init);
     cm_free(o.command);
     return result;

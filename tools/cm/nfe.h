@@ -2,6 +2,10 @@
  * how a cell of it is measured (cmd_nfe_table.c), the rows of each kind of model
  * (cmd_nfe_rows.c), the score of [LFC]'s correction (cmd_nfe_score.c) and the closed forms on
  * Gaussian data (cmd_nfe_gaussian.c). cmd_nfe.c parses the options and wires these together.
+ * Over R processes (dist.h) the work item is a (model, sample seed) pair: every process walks
+ * every model's cells in the same order, measures the seeds of its own items and leaves the
+ * others' rows empty until nfe_table_share fills them; the level search of a model runs on the
+ * processes that measure it and its levels are shared, so every process builds the same rows.
  */
 #ifndef CM_TOOLS_NFE_H
 #define CM_TOOLS_NFE_H
@@ -9,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cm/comm.h"
 #include "cm/data.h"
 #include "cm/diffusion.h"
 #include "cm/law.h"
@@ -38,10 +43,11 @@ typedef struct {
     char levels[512];
 } nfe_row;
 
-/* The rows measured so far (owned: nfe_table_free). */
+/* The rows measured so far (owned: nfe_table_free); rows [0, shared) hold every process's
+ * values. */
 typedef struct {
     nfe_row *rows;
-    size_t count, capacity, cells;
+    size_t count, capacity, cells, shared;
 } nfe_table;
 
 /* What the models mode measures (borrowed arrays). */
@@ -56,6 +62,10 @@ typedef struct {
     size_t delta_count;
     int exact_map;             /* also the [JHMZ] sampler over the data law's exact flow map */
     int quiet;
+    /* The processes: item slot * seeds + j (seed index j of the slot-th model, the exact map
+     * last) of item_count is measured by the process whose cm_comm_block_range holds it. */
+    const cm_comm *comm;
+    size_t item_count, slot;
 } nfe_settings;
 
 /* ---- cmd_nfe_table.c */
@@ -70,11 +80,20 @@ nfe_row nfe_row_proto(const char *name, const char *method, const char *sampler,
 void nfe_levels_text(char *out, size_t capacity, const double *levels, size_t k);
 /* Measure one cell: `proto` at the sample seeds seed .. seed + seeds - 1, each evaluated against
  * the reference draws of its own seed (evaluate.h); samples with a non-finite value (a diverged
- * sampler) get W1 = inf. samples: n x d caller storage. *mean_w1 (may be NULL): the mean over
- * seeds. */
+ * sampler) get W1 = inf. samples: n x d caller storage. Seeds of another process's items get
+ * rows with W1 and floor NaN, filled by nfe_table_share. */
 cm_status nfe_measure_cell(nfe_table *t, const nfe_row *proto, const cm_data *data,
                            const nfe_settings *s, double *samples, nfe_draw_fn draw,
-                           void *context, double *mean_w1);
+                           void *context);
+/* The mean W1 over the seeds of the cell whose first row is `first`. */
+double nfe_cell_mean(const nfe_table *t, size_t first);
+/* 1 when this process measures some seed of the current model (s->slot). */
+int nfe_measures_model(const nfe_settings *s);
+/* Every process's W1 and floor of rows [t->shared, t->count), which are the current model's
+ * (a collective call: every process at the same point; nothing with one process). */
+cm_status nfe_table_share(nfe_table *t, const nfe_settings *s);
+/* levels[count] of the process measuring the current model's first seed, on every process. */
+cm_status nfe_share_levels(double *levels, size_t count, const nfe_settings *s);
 void nfe_table_free(nfe_table *t);
 
 /* The table of cell means on stdout; the tidy CSV (one row per seed); the log-log PNG. */
