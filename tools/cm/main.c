@@ -24,16 +24,10 @@ static void usage(FILE *stream) {
             "  eval     distance of samples to a reference, with the noise floor\n"
             "  nfe      quality against network evaluations (consistency vs diffusion samplers)\n"
             "  theory   consistency training measured on exact laws (gaussian, mixture1d, ...)\n"
-            "  sweep    theory-lab sweeps: CSV, fitted log-log slopes, PNG
-"
-            "  classifier  train or test the image classifier of the image metrics
-
-"
-            "several processes: mpirun -np R build-mpi/cm train|sweep|nfe ... (make MPI=1) gives
-"
-            "the files of one process (docs/distributed.md)
-
-"
+            "  sweep    theory-lab sweeps: CSV, fitted log-log slopes, PNG\n"
+            "  classifier  train or test the image classifier of the image metrics\n\n"
+            "several processes: mpirun -np R build-mpi/cm train|sweep|nfe ... (make MPI=1) gives\n"
+            "the files of one process (docs/distributed.md)\n\n"
             "methods (cm train --method NAME; docs/training.md):\n",
             CM_VERSION);
     for (int m = 0; m < CM_METHOD_COUNT; m++)
