@@ -97,7 +97,10 @@ typedef struct {
 } cm_image_report;
 
 /* The report of samples against test images, the floors from training images (train->count >=
- * samples->count, else CM_ERR_INVALID). D, F, K: pixels, features and classes per image. */
+ * samples->count, else CM_ERR_INVALID). D, F, K: pixels, features and classes per image.
+ * F = K = 0 is the report without a classifier (images no classifier was trained for): the sets'
+ * features and probabilities are not read (may be NULL); FD, KID, the histograms, their total
+ * variation and the confidences are NaN; W1 and memorisation as above. */
 cm_status cm_image_report_compute(cm_image_report *out, const cm_image_set_view *samples,
                                   const cm_image_set_view *test, const cm_image_set_view *train,
                                   size_t D, size_t F, size_t K,

@@ -193,13 +193,17 @@ static void gather(double *out, const double *rows, const size_t *index, size_t 
 static cm_status check_report(const cm_image_set_view *samples, const cm_image_set_view *test,
                               const cm_image_set_view *train, size_t D, size_t F, size_t K,
                               const cm_image_metrics_options *o) {
-    if (!samples->pixels || !samples->features || !samples->probabilities || !test->pixels ||
-        !test->features || !test->probabilities || !train->pixels || !train->features)
-        return cm_error_set(CM_ERR_INVALID, "image report: a set lacks pixels, features or "
+    int classifier = F > 0 || K > 0; /* F = K = 0: pixels only */
+    if (!samples->pixels || !test->pixels || !train->pixels)
+        return cm_error_set(CM_ERR_INVALID, "image report: a set lacks its pixels");
+    if (classifier && (!samples->features || !samples->probabilities || !test->features ||
+                       !test->probabilities || !train->features))
+        return cm_error_set(CM_ERR_INVALID, "image report: a set lacks features or "
                             "probabilities");
-    if (D == 0 || F == 0 || K < 2 || K > CM_IMAGE_METRICS_MAX_CLASSES)
+    if (D == 0 || (classifier && (F == 0 || K < 2 || K > CM_IMAGE_METRICS_MAX_CLASSES)))
         return cm_error_set(CM_ERR_INVALID, "image report: %zu pixels, %zu features, %zu classes "
-                            "(2..%d)", D, F, K, CM_IMAGE_METRICS_MAX_CLASSES);
+                            "(2..%d, or 0 features and 0 classes without a classifier)", D, F, K,
+                            CM_IMAGE_METRICS_MAX_CLASSES);
     if (samples->count < 2 || test->count < 2 || train->count < samples->count)
         return cm_error_set(CM_ERR_INVALID, "image report: %zu samples, %zu test images, %zu "
                             "training images (the floors need as many training images as "
@@ -234,9 +238,9 @@ static cm_status report_distances(cm_image_report *r, const cm_image_set_view *s
     }
     double *fd = subset + n * width, *kid = fd + R, *w1 = kid + R;
     cm_ot_estimate estimate;
-    cm_status status = cm_frechet_distance(&r->fd.value, samples->features, n, test->features,
-                                           m, F);
-    if (status == CM_OK)
+    cm_status status = CM_OK;
+    if (F) status = cm_frechet_distance(&r->fd.value, samples->features, n, test->features, m, F);
+    if (status == CM_OK && F)
         status = cm_kernel_inception_distance(&r->kid.value, samples->features, n,
                                               test->features, m, F);
     if (status == CM_OK && o->w1_points)
@@ -249,9 +253,11 @@ static cm_status report_distances(cm_image_report *r, const cm_image_set_view *s
         cm_rng rng;
         cm_rng_fork(&rng, &root, k + 1);
         draw_subset(index, index + n, n, train->count, &rng);
-        gather(subset, train->features, index, n, F);
-        status = cm_frechet_distance(&fd[k], subset, n, test->features, m, F);
-        if (status == CM_OK)
+        if (F) {
+            gather(subset, train->features, index, n, F);
+            status = cm_frechet_distance(&fd[k], subset, n, test->features, m, F);
+        }
+        if (status == CM_OK && F)
             status = cm_kernel_inception_distance(&kid[k], subset, n, test->features, m, F);
         if (status != CM_OK || !o->w1_points) continue;
         gather(subset, train->pixels, index, n, D);
@@ -260,7 +266,7 @@ static cm_status report_distances(cm_image_report *r, const cm_image_set_view *s
         w1[k] = estimate.value;
     }
     if (status == CM_OK) {
-        summarise(&r->fd, fd, R), summarise(&r->kid, kid, R);
+        if (F) summarise(&r->fd, fd, R), summarise(&r->kid, kid, R);
         if (o->w1_points) summarise(&r->w1, w1, R);
         r->w1_points = o->w1_points ? (n < o->w1_points ? n : o->w1_points) : 0;
     }
@@ -313,10 +319,11 @@ cm_status cm_image_report_compute(cm_image_report *out, const cm_image_set_view 
     CM_TRY(check_report(samples, test, train, D, F, K, options));
     cm_image_report r = {.n = samples->count, .test_count = test->count,
                          .train_count = train->count, .pixels = D, .features = F, .classes = K};
-    r.w1 = (cm_image_metric){NAN, NAN, NAN, NAN};
+    r.fd = r.kid = r.w1 = (cm_image_metric){NAN, NAN, NAN, NAN};
     r.copy_threshold = r.copy_fraction = NAN;
+    r.histogram_tv = r.confidence = r.test_confidence = NAN;
     for (int i = 0; i < CM_IMAGE_METRICS_QUANTILES; i++) r.sample_nearest[i] = r.test_nearest[i] = NAN;
-    report_classes(&r, samples, test, K);
+    if (K) report_classes(&r, samples, test, K);
     CM_TRY(report_distances(&r, samples, test, train, D, F, options));
     CM_TRY(report_memorisation(&r, samples, test, train, D, options));
     *out = r;

@@ -4,7 +4,8 @@
  * tolerance derived from the sample size; KID: the U-statistic summed here in long double, and
  * unbiasedness on equal laws (seeded, with a tolerance from the spread of the repeats);
  * nearest neighbours against brute force; the class summary on known values; the report on
- * copied training images, on fresh ones and on noise; bad input. */
+ * copied training images, on fresh ones and on noise; the report without a classifier (the same
+ * pixel numbers); bad input. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -253,6 +254,28 @@ static void test_report(void) {
     double tv = 0.5 * (fabs(r_noise.histogram[0] - r_noise.test_histogram[0]) +
                        fabs(r_noise.histogram[1] - r_noise.test_histogram[1]));
     CM_CHECK_CLOSE(r_noise.histogram_tv, tv, 1e-15, "total variation");
+    /* without a classifier (F = K = 0, no features): the same pixel numbers, bit for bit (the
+     * same subsets and W1 subsamples), and NaN for what needs features */
+    cm_image_set_view bare_f = {fresh.pixels, NULL, NULL, N}, bare_te = {test.pixels, NULL, NULL, 1000};
+    cm_image_set_view bare_tr = {train.pixels, NULL, NULL, 3000};
+    cm_image_report r_bare;
+    CM_CHECK_OK(cm_image_report_compute(&r_bare, &bare_f, &bare_te, &bare_tr, D, 0, 0, &o));
+    CM_CHECK(r_bare.w1.value == r_fresh.w1.value && r_bare.w1.floor == r_fresh.w1.floor &&
+             r_bare.w1.floor_low == r_fresh.w1.floor_low &&
+             r_bare.w1.floor_high == r_fresh.w1.floor_high, "W1 without a classifier %.17g [%.17g], "
+             "with %.17g [%.17g]", r_bare.w1.value, r_bare.w1.floor, r_fresh.w1.value,
+             r_fresh.w1.floor);
+    CM_CHECK(memcmp(r_bare.sample_nearest, r_fresh.sample_nearest, sizeof r_bare.sample_nearest) == 0 &&
+             memcmp(r_bare.test_nearest, r_fresh.test_nearest, sizeof r_bare.test_nearest) == 0 &&
+             r_bare.copy_fraction == r_fresh.copy_fraction, "memorisation without a classifier");
+    CM_CHECK(isnan(r_bare.fd.value) && isnan(r_bare.fd.floor) && isnan(r_bare.kid.value) &&
+             isnan(r_bare.histogram_tv) && isnan(r_bare.confidence) && r_bare.classes == 0,
+             "FD %g, KID %g, classes TV %g without a classifier", r_bare.fd.value,
+             r_bare.kid.value, r_bare.histogram_tv);
+    CM_CHECK(cm_image_report_compute(&r_bare, &bare_f, &bare_te, &bare_tr, D, 0, 2, &o) ==
+             CM_ERR_INVALID, "classes without features");
+    CM_CHECK(cm_image_report_compute(&r_bare, &bare_f, &bare_te, &bare_tr, D, D, 2, &o) ==
+             CM_ERR_INVALID, "features promised, none given");
     /* refusals */
     cm_image_set_view small = tr;
     small.count = N - 1;
