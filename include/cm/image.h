@@ -138,4 +138,13 @@ typedef struct {
 
 void cm_shapes_measure(cm_shape_measure *out, const double *image, size_t size);
 
+/* Is the image one clean shape, as every image of the law is? Not blank; its support (the pixels
+ * at or above half the peak, as above) one 8-connected region; and every pixel neither in the
+ * support nor touching it (8-neighbours) below CM_SHAPES_CLEAN_BACKGROUND times the peak: a
+ * second shape, a ghost or noise away from the shape make an image unclean, a soft edge one
+ * pixel wide does not. A NaN pixel makes it unclean. scratch: size x size entries (the regions'
+ * union-find). Returns 1 or 0; no allocation. */
+#define CM_SHAPES_CLEAN_BACKGROUND 0.25
+int cm_shapes_clean(const double *image, size_t size, size_t *scratch);
+
 #endif

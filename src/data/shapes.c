@@ -1,8 +1,9 @@
 /* shapes.c: the generated image law 'shapes' (image.h, docs/data.md): size x size gray images
  * holding one disc, square or horizontal/vertical bar of a uniform intensity on black, every
  * parameter an integer in pixel units drawn from the caller's rng in a fixed order; and the
- * classification rule that recovers class, mass and centre from an image (so a test can check
- * a model's samples against the law).
+ * classification rule that recovers class, mass and centre from an image, and the test of a
+ * clean image (one shape, nothing else), so that a test can check a model's samples against the
+ * law.
  *
  * A test set for image models that trains in seconds: three classes separated by geometry a
  * rule can read (aspect ratio and fill of the bounding box), known parameters for statistics.
@@ -105,4 +106,58 @@ void cm_shapes_measure(cm_shape_measure *out, const double *image, size_t size) 
               : m.fill >= SHAPES_SQUARE_FILL       ? CM_SHAPE_SQUARE
                                                    : CM_SHAPE_DISC;
     *out = m;
+}
+
+#define SHAPES_OFF_SUPPORT SIZE_MAX
+
+static size_t region_root(size_t *parent, size_t i) {
+    while (parent[i] != i) {
+        parent[i] = parent[parent[i]]; /* path halving */
+        i = parent[i];
+    }
+    return i;
+}
+
+/* 1 when a pixel of the support is among the 8 neighbours of (y, x). */
+static int touches_support(const size_t *parent, size_t size, size_t y, size_t x) {
+    for (size_t ny = y ? y - 1 : 0; ny <= y + 1 && ny < size; ny++)
+        for (size_t nx = x ? x - 1 : 0; nx <= x + 1 && nx < size; nx++)
+            if (parent[ny * size + nx] != SHAPES_OFF_SUPPORT) return 1;
+    return 0;
+}
+
+/* Regions: union-find over the support in raster order, each pixel joined to its neighbours
+ * already visited (left, and the three above), counting the merges. */
+int cm_shapes_clean(const double *image, size_t size, size_t *scratch) {
+    static const int dy[4] = {0, -1, -1, -1}, dx[4] = {-1, -1, 0, 1};
+    size_t n = size * size, regions = 0, *parent = scratch;
+    double peak = 0.0;
+    for (size_t i = 0; i < n; i++)
+        if (image[i] > peak) peak = image[i];
+    if (!(peak > 0.0)) return 0;
+    for (size_t y = 0; y < size; y++)
+        for (size_t x = 0; x < size; x++) {
+            size_t i = y * size + x;
+            if (!(image[i] >= 0.5 * peak)) {
+                parent[i] = SHAPES_OFF_SUPPORT;
+                continue;
+            }
+            parent[i] = i, regions++;
+            for (int k = 0; k < 4; k++) {
+                long ny = (long)y + dy[k], nx = (long)x + dx[k];
+                if (ny < 0 || nx < 0 || nx >= (long)size) continue;
+                size_t j = (size_t)ny * size + (size_t)nx;
+                if (parent[j] == SHAPES_OFF_SUPPORT) continue;
+                size_t a = region_root(parent, i), b = region_root(parent, j);
+                if (a != b) parent[a] = b, regions--;
+            }
+        }
+    if (regions != 1) return 0;
+    for (size_t y = 0; y < size; y++)
+        for (size_t x = 0; x < size; x++) {
+            size_t i = y * size + x;
+            if (parent[i] != SHAPES_OFF_SUPPORT || touches_support(parent, size, y, x)) continue;
+            if (!(image[i] < CM_SHAPES_CLEAN_BACKGROUND * peak)) return 0;
+        }
+    return 1;
 }

@@ -1,6 +1,6 @@
 /* test_image.c: image data (suite `image`): the IDX reader, the PNG reader and writer, PNG
  * folders, NPY image arrays, Fashion-MNIST when its Debian package is installed, and the law of
- * the generated 'shapes' set.
+ * the generated 'shapes' set with its classification rule and clean test.
  *
  * Known answers are byte images built here: IDX headers typed in, gzip made with zlib's
  * deflate, PNG files assembled chunk by chunk (CRC and deflate from zlib, scanline filters
@@ -730,6 +730,9 @@ static int check_shape_image(const double *image, const cm_shape_params *p, size
              cm_shape_class_name(m.shape), m.fill);
     CM_CHECK(m.mass == mass && m.top == p->top && m.left == p->left && m.rows == p->rows &&
              m.columns == p->columns && m.peak == p->intensity, "measured box and mass");
+    static size_t scratch[CM_SHAPES_MAX_SIZE * CM_SHAPES_MAX_SIZE];
+    CM_CHECK(cm_shapes_clean(image, size, scratch), "a drawn %s is clean",
+             cm_shape_class_name(p->shape));
     return cm_test_failures_in_current - failures;
 }
 
@@ -751,6 +754,46 @@ static void test_shapes_every_size(void) {
     double blank[64] = {0};
     cm_shapes_measure(&m, blank, 8);
     CM_CHECK(m.shape == CM_SHAPE_COUNT && m.mass == 0, "a blank image has no class");
+}
+
+/* The clean test on images built by hand (8 x 8, rows as strings: '#' the peak 0.8, digits d
+ * the value d / 10, '.' 0): one region (8-connected), a soft edge, a faint or a bright pixel
+ * away from the shape, two shapes, blank and NaN. */
+static void test_shapes_clean(void) {
+    static const struct {
+        const char *rows;
+        int clean;
+        const char *what;
+    } cases[] = {
+        {"........" "..##...." "..##...." "........" "........" "........" "........" "........",
+         1, "a square"},
+        {"........" ".#......" "..#....." "...#...." "........" "........" "........" "........",
+         1, "a diagonal line: one 8-connected region"},
+        {"........" ".3333..." ".3##3..." ".3##3..." ".3333..." "........" "........" "........",
+         1, "a soft edge at 0.3 touching the shape"},
+        {"........" "..##...." "..##...." "........" "........" "........" "......1." "........",
+         1, "a pixel at 0.1 away from the shape (below a quarter of the peak)"},
+        {"........" "..##...." "..##...." "........" "........" "........" "......3." "........",
+         0, "a ghost at 0.3 away from the shape"},
+        {"##......" "##......" "........" "........" "........" "........" "......##" "......##",
+         0, "two shapes"},
+        {"........" "........" "........" "........" "........" "........" "........" "........",
+         0, "blank"},
+    };
+    double image[64];
+    size_t scratch[64];
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        for (size_t i = 0; i < 64; i++) {
+            char ch = cases[c].rows[i];
+            image[i] = ch == '#' ? 0.8 : ch == '.' ? 0.0 : (ch - '0') / 10.0;
+        }
+        CM_CHECK(cm_shapes_clean(image, 8, scratch) == cases[c].clean, "%s: clean %d expected",
+                 cases[c].what, cases[c].clean);
+        if (c == 0) {
+            image[63] = NAN;
+            CM_CHECK(!cm_shapes_clean(image, 8, scratch), "a NaN pixel");
+        }
+    }
 }
 
 /* Statistics of n draws at size 16: class frequencies 1/3, the mean intensity 3/4, the mean
@@ -813,5 +856,6 @@ const cm_test_case cm_tests_image[] = {
     {"fashion_mnist", test_fashion_mnist},
     {"shapes_every_size", test_shapes_every_size},
     {"shapes_law_statistics", test_shapes_law_statistics},
+    {"shapes_clean", test_shapes_clean},
     {NULL, NULL},
 };
