@@ -172,4 +172,24 @@ cm_status cm_learned_network(cm_network_diagnostics *out, double *gap, double *g
                              const cm_model *model, const cm_law *law, size_t n,
                              size_t lipschitz_points, uint64_t seed);
 
+/* ---- The consistency gap of a trained VE consistency model (ct, ict, cd: its f(x, sigma); cd2:
+ * f(x, sigma) = g(x, sigma, sigma_min), cm_model_coefficients) on any data source, images too
+ * (src/theory/consistency_gap.c).
+ *
+ * For increasing levels sigma_0 < ... < sigma_{L-1}, sigma_0 >= the model's sigma_min (e.g. its
+ * Karras grid, cm_karras_grid), and n pairs (x0, z) -- x0 drawn from `data` (child i of the EVAL
+ * stream of `seed`) and standardised with the model's transform, z ~ N(0, I) (the NOISE stream) --
+ * the same pairs at every level:
+ *     gap[i] = E || f(x0 + sigma_{i+1} z, sigma_{i+1}) - f(x0 + sigma_i z, sigma_i) ||,  i = 0..L-2,
+ * in model units (images: pixels 2 x - 1), gap_se[i] its standard error (sample standard
+ * deviation / sqrt(n)). With law, the exact law of the data source in data units (borrowed;
+ * NULL when there is none), gap_exact[i] is the same for the exact consistency function
+ * f*(x, sigma) = Phi_{sigma -> sigma_min}(x) of the standardised law on the same pairs: the gap a
+ * perfect model shows (same-noise pairs are not on one flow trajectory); without a law
+ * gap_exact (may be NULL) receives NaN. The network runs in float (the evaluator's default for
+ * the model), so a row's value does not depend on n or the thread count. n in [2, 100000]. */
+cm_status cm_consistency_gap_ve(double *gap, double *gap_se, double *gap_exact,
+                                const cm_model *model, const cm_data *data, const cm_law *law,
+                                const double *levels, size_t count, size_t n, uint64_t seed);
+
 #endif
