@@ -14,7 +14,7 @@
 #include "cm/classifier_train.h"
 #include "cm/alloc.h"
 #include "cm/data.h"
-#include "cm/image_metrics.h"
+#include "eval.h"
 
 typedef struct {
     const char *data, *test, *out;
@@ -177,86 +177,13 @@ static int cmd_classifier_test(int argc, char **argv) {
     return status == CM_OK ? CLI_OK : cli_fail(command, status);
 }
 
-/* ---- cm classifier metrics */
-
-/* A set's pixels (the first n rows of a stored image source, all when n is 0), the classifier's
- * features and probabilities. */
-typedef struct {
-    double *pixels, *features, *probabilities;
-    size_t count;
-} features_set;
-
-static void features_free(features_set *f) {
-    cm_free(f->pixels), cm_free(f->features), cm_free(f->probabilities);
-    *f = (features_set){0};
-}
-
-static cm_status features_of(features_set *out, const cm_classifier *clf, const char *source,
-                             size_t n) {
-    cm_data *data = NULL;
-    CM_TRY(cm_data_open(&data, source));
-    const cm_classifier_config *c = cm_classifier_config_of(clf);
-    size_t rows = cm_data_rows(data), D = cm_data_dim(data);
-    cm_status status = CM_OK;
-    if (rows == 0 || D != c->channels * c->height * c->width)
-        status = cm_error_set(CM_ERR_INVALID, "%s: need stored images of %zu x %zu x %zu (the "
-                              "classifier's)", source, c->channels, c->height, c->width);
-    size_t count = n && n < rows ? n : rows;
-    *out = (features_set){.count = count};
-    if (status == CM_OK) {
-        out->pixels = cm_malloc(count * D, sizeof(double));
-        out->features = cm_malloc(count * c->features, sizeof(double));
-        out->probabilities = cm_malloc(count * c->classes, sizeof(double));
-        if (!out->pixels || !out->features || !out->probabilities)
-            status = cm_error_set(CM_ERR_NOMEM, "%s: %zu images", source, count);
-    }
-    if (status == CM_OK) {
-        cm_data_copy_rows(data, 0, count, out->pixels);
-        status = cm_classifier_apply(out->probabilities, out->features, clf, out->pixels, count);
-    }
-    cm_data_free(data);
-    if (status != CM_OK) features_free(out);
-    return status;
-}
-
-static cm_image_set_view view_of(const features_set *f) {
-    return (cm_image_set_view){f->pixels, f->features, f->probabilities, f->count};
-}
-
-static void print_metric(const char *name, const cm_image_metric *m) {
-    printf("  %-30s %10.4g   floor %10.4g [%.4g, %.4g]\n", name, m->value, m->floor, m->floor_low,
-           m->floor_high);
-}
-
-static void print_report(const cm_image_report *r, const cm_classifier *clf) {
-    const char *accuracy = cm_classifier_metadata(clf, "test_accuracy");
-    printf("%zu samples against %zu test images; floors: %zu training images against the same "
-           "test images (the classifier's test accuracy: %s)\n", r->n, r->test_count, r->n,
-           accuracy && *accuracy ? accuracy : "unknown");
-    print_metric("FD (classifier features)", &r->fd);
-    print_metric("KID (classifier features)", &r->kid);
-    if (r->w1_points) {
-        char name[64];
-        snprintf(name, sizeof name, "W1 pixels (%zu points a side)", r->w1_points);
-        print_metric(name, &r->w1);
-    }
-    printf("  classes (samples / test): total variation %.4f; mean top-class probability %.4f / "
-           "%.4f\n   ", r->histogram_tv, r->confidence, r->test_confidence);
-    for (size_t k = 0; k < r->classes; k++)
-        printf(" %zu:%.3f/%.3f", k, r->histogram[k], r->test_histogram[k]);
-    printf("\n");
-    if (r->memorisation_train)
-        printf("  nearest training image (of %zu), pixel distance quantiles 1 %% / 5 %% / 50 %%: "
-               "samples %.3f / %.3f / %.3f, test images %.3f / %.3f / %.3f; samples nearer than "
-               "the test images' 1 %%: %.4f\n", r->memorisation_train, r->sample_nearest[0],
-               r->sample_nearest[1], r->sample_nearest[2], r->test_nearest[0], r->test_nearest[1],
-               r->test_nearest[2], r->copy_fraction);
-}
+/* ---- cm classifier metrics: the image report (eval_images.c) with this classifier */
 
 static int cmd_classifier_metrics(int argc, char **argv) {
     const char *command = "classifier metrics", *model = NULL, *samples_path = NULL;
     const char *test_source = "fashion-mnist:test", *train_source = "fashion-mnist";
     size_t n = 0, threads = 1;
+    int json = 0;
     cm_image_metrics_options o = cm_image_metrics_options_default();
     cli_option options[] = {
         {"model", OPT_STRING, &model, "classifier file (cm classifier train)", 0, 1, 0},
@@ -274,6 +201,7 @@ static int cmd_classifier_metrics(int argc, char **argv) {
          "training image is the reference", 1, 0, 0},
         {"seed", OPT_U64, &o.seed, "seed of the subsets", 0, 0, 0},
         {"threads", OPT_SIZE, &threads, "threads of the pool and of BLAS", 1, 0, 0},
+        {"json", OPT_FLAG, &json, "one JSON line instead of the table (numbers not computed: null)", 0, 0, 0},
     };
     int parsed = cli_parse(argc, argv, 3, options, sizeof options / sizeof options[0], command,
                            "Image metrics of samples (docs/images.md): FD and KID on the "
@@ -282,24 +210,10 @@ static int cmd_classifier_metrics(int argc, char **argv) {
     if (parsed != CLI_OK) return parsed;
     if (threads > 64) return cli_usage_error(command, "--threads %zu: at most 64", threads);
     cli_set_threads(threads);
-    cm_classifier *clf = NULL;
-    features_set samples = {0}, test = {0}, train = {0};
-    cm_image_report report;
-    cm_status status = cm_classifier_load(&clf, model);
-    if (status == CM_OK) status = features_of(&samples, clf, samples_path, n);
-    if (status == CM_OK) status = features_of(&test, clf, test_source, 0);
-    if (status == CM_OK) status = features_of(&train, clf, train_source, 0);
-    if (status == CM_OK) {
-        const cm_classifier_config *c = cm_classifier_config_of(clf);
-        cm_image_set_view s = view_of(&samples), te = view_of(&test), tr = view_of(&train);
-        status = cm_image_report_compute(&report, &s, &te, &tr,
-                                         c->channels * c->height * c->width, c->features,
-                                         c->classes, &o);
-    }
-    if (status == CM_OK) print_report(&report, clf);
-    features_free(&samples), features_free(&test), features_free(&train);
-    cm_classifier_free(clf);
-    return status == CM_OK ? CLI_OK : cli_fail(command, status);
+    eval_images_request request = {.samples = samples_path, .test = test_source,
+                                   .train = train_source, .classifier = model, .n = n,
+                                   .options = o, .json = json};
+    return eval_images_run(command, &request);
 }
 
 int cmd_classifier(int argc, char **argv) {

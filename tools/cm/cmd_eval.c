@@ -1,14 +1,19 @@
 /* cmd_eval.c: `cm eval`: distances of samples to a reference source or file, each beside its
  * noise floor, with an optional bootstrap interval and, for gauss: references, the closed-form
- * W2 of the fitted Gaussian (see cm/evaluate.h; the metrics are described in docs/metrics.md). */
+ * W2 of the fitted Gaussian (see cm/evaluate.h; the metrics are described in docs/metrics.md).
+ * Images against images (without --metric): the image report of docs/images.md (eval_images.c):
+ * FD, KID and classes on the committed classifier's features (28 x 28 gray images), pixel W1
+ * and memorisation, each beside its floor. */
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "cli.h"
 #include "cm/alloc.h"
 #include "cm/data.h"
 #include "cm/evaluate.h"
 #include "cm/io.h"
+#include "eval.h"
 
 /* A JSON number, or null for NaN and infinities (which JSON cannot carry). */
 static void json_number(const char *key, double value) {
@@ -26,7 +31,12 @@ static void json_number(const char *key, double value) {
     "  of min(n, m/2) rows and B of the rest, with n-to-B from as many random samples, the\n"  \
     "  like-with-like comparison), printed as median [min, max]. ratio: value (file: median\n" \
     "  samples to B) / median floor, for w1, w2, sw1, sw2, msw1 only: MMD^2 and energy are\n"  \
-    "  unbiased and may be negative. Details: docs/metrics.md."
+    "  unbiased and may be negative. Details: docs/metrics.md.\n"                                 \
+    "Images (--samples a .npy [N, H, W] in [0, 1] or an image source, --ref images) without\n" \
+    "  --metric: the image report of docs/images.md: FD and KID on the classifier's features,\n"\
+    "  the class histogram and mean confidence, exact pixel W1 and the nearest-training-image\n"\
+    "  distances, each beside the same numbers for --n training images (--train) in the\n"     \
+    "  samples' place, --floor-splits subsets."
 
 static void json_interval(const char *name, const char *what, double low, double high) {
     char key[64];
@@ -189,9 +199,45 @@ static void print_table(const cm_evaluation_report *e, const char *samples_path,
                           "and the reference points" : "");
 }
 
+/* Images against images: the request of eval_images.c from cm eval's options. The training
+ * images default to Fashion-MNIST's for its test set, to the law itself for a law (drawn from
+ * another stream); the classifier to the committed one for 28 x 28 gray images. */
+static int eval_images(const char *command, const char *samples, const char *reference,
+                       const char *train, const char *classifier, const cm_evaluate_options *o,
+                       size_t w1_points, int json) {
+    cm_data *data = NULL;
+    cm_status status = cm_data_open(&data, reference);
+    if (status != CM_OK) return cli_fail(command, status);
+    int law = cm_data_rows(data) == 0;
+    size_t C = 0, H = 0, W = 0;
+    cm_data_image_shape(data, &C, &H, &W);
+    cm_data_free(data);
+    if (!train && strcmp(reference, "fashion-mnist:test") == 0) train = "fashion-mnist";
+    if (!train && law) train = reference;
+    if (!train)
+        return cli_usage_error(command, "--ref %s: give --train, the training images the floors "
+                               "and the memorisation check compare with", reference);
+    if (!classifier && C == 1 && H == 28 && W == 28) {
+        classifier = eval_images_default_classifier();
+        if (!classifier)
+            fprintf(stderr, "cm eval: the committed classifier models/%s was not found (beside the "
+                    "executable or in ./models): FD, KID and classes are not computed; give "
+                    "--classifier FILE (cm classifier train makes one)\n", EVAL_CLASSIFIER_FILE);
+    }
+    eval_images_request request = {.samples = samples, .test = reference, .train = train,
+                                   .classifier = classifier, .n = o->n, .json = json,
+                                   .options = cm_image_metrics_options_default()};
+    request.options.seed = o->seed;
+    request.options.floor_repeats = o->floor_splits;
+    request.options.w1_points = w1_points;
+    return eval_images_run(command, &request);
+}
+
 int cmd_eval(int argc, char **argv) {
     const char *command = "eval";
-    const char *samples_path = NULL, *reference_source = NULL, *metric_list = "w1,sw1";
+    const char *samples_path = NULL, *reference_source = NULL, *metric_list = NULL;
+    const char *classifier = NULL, *train_source = NULL;
+    size_t w1_points = cm_image_metrics_options_default().w1_points;
     const char *columns = NULL, *sample_columns = NULL;
     cm_evaluate_options o = cm_evaluate_options_default();
     int json = 0;
@@ -204,7 +250,7 @@ int cmd_eval(int argc, char **argv) {
         {"sample-columns", OPT_STRING, &sample_columns, "the same for the --samples file", 0, 0,
          0},
         {"metric", OPT_STRING, &metric_list,
-         "comma-separated: w1,w2 (exact OT),sw1,sw2,msw1,mmd,energy", 0, 0, 0},
+         "comma-separated: w1,w2 (exact OT),sw1,sw2,msw1,mmd,energy (default w1,sw1; images: the image report)", 0, 0, 0},
         {"n", OPT_SIZE, &o.n, "points used from the samples (0 = all)", 0, 0, 0},
         {"projections", OPT_SIZE, &o.projections, "random directions of the sliced distances", 1, 0, 0},
         {"seed", OPT_U64, &o.seed, "seed of the reference draws and splits, directions and resamples", 0, 0, 0},
@@ -219,6 +265,9 @@ int cmd_eval(int argc, char **argv) {
         {"bandwidth", OPT_DOUBLE, &o.bandwidth, "MMD kernel bandwidth (0 = median heuristic)", 0,
          0, 0},
         {"json", OPT_FLAG, &json, "one JSON line instead of the table", 0, 0, 0},
+        {"classifier", OPT_STRING, &classifier, "images: the classifier of FD, KID and classes (default: the committed Fashion-MNIST classifier, for 28 x 28 gray images)", 0, 0, 0},
+        {"train", OPT_STRING, &train_source, "images: training images of the floors and the memorisation check (default: fashion-mnist for fashion-mnist:test, the law itself for a law)", 0, 0, 0},
+        {"w1-points", OPT_SIZE, &w1_points, "images: points a side of the exact pixel W1 (0: none)", 0, 0, 0},
     };
     int parsed = cli_parse(argc, argv, 2, options, sizeof options / sizeof options[0], command,
                            HELP_SUMMARY);
@@ -231,7 +280,15 @@ int cmd_eval(int argc, char **argv) {
     if (o.floor_splits > CM_EVALUATE_FLOOR_SPLITS_MAX)
         return cli_usage_error(command, "--floor-splits %zu: at most %d", o.floor_splits,
                                CM_EVALUATE_FLOOR_SPLITS_MAX);
-    if (cm_metric_parse_list(&o.metrics, metric_list) != CM_OK)
+    size_t C, H, W;
+    if (!metric_list && eval_images_is_image_source(samples_path, &C, &H, &W) &&
+        eval_images_is_image_source(reference_source, &C, &H, &W))
+        return eval_images(command, samples_path, reference_source, train_source, classifier,
+                           &o, w1_points, json);
+    if (classifier || train_source)
+        return cli_usage_error(command, "--%s applies to images against images (without "
+                               "--metric)", classifier ? "classifier" : "train");
+    if (cm_metric_parse_list(&o.metrics, metric_list ? metric_list : "w1,sw1") != CM_OK)
         return cli_usage_error(command, "--metric: %s", cm_error_detail());
     cm_data *samples_file = NULL, *reference = NULL;
     cm_status status = cm_data_open_with(&samples_file, samples_path,

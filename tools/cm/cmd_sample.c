@@ -3,6 +3,11 @@
  * DDPM; diffusion.h), written as NPY or CSV, optionally drawn over the training data in a PNG
  * (a scatter of the first two coordinates; 1-D data as a histogram over the data's density;
  * image models as a grid of images).
+ * Image models: the samples are the model's outputs mapped back to pixels by its transform
+ * (x = 0.5 + 0.5 x_model), clipped to [0, 1] (the clipped values are counted on stderr), written
+ * as NPY [N, H, W] / [N, C, H, W] (which cm eval and every image reader take); --nearest puts
+ * beside each sample of the grid its nearest training image (pixel L2), found in the model's
+ * data source (or --ref), so that a reader sees whether samples copy their training set.
  * Guards: every output is checked before anything is drawn or written; noise levels above the
  * model's trained range are refused unless --extrapolate; levels a cd/cd2 model was not
  * distilled on, and Heun steps too long for its corrector (measured, docs/sampling.md), warn,
@@ -20,6 +25,7 @@
 #include "cm/data.h"
 #include "cm/diffusion.h"
 #include "cm/image.h"
+#include "cm/image_metrics.h"
 #include "cm/io.h"
 #include "cm/law.h"
 #include "cm/model.h"
@@ -29,6 +35,10 @@
 
 #define PNG_REFERENCE_POINTS 5000
 #define PNG_GRID_MAX_IMAGES 256       /* image models: the first 256 samples in the grid */
+#define PNG_GRID_PADDING 2
+#define NEAREST_MAX_PAIRS 128         /* --nearest: the first 128 samples, each with its match */
+#define NEAREST_CHUNK 4096            /* training images compared per block */
+#define NEAREST_LAW_DRAWS 10000       /* --nearest on a law (shapes): this many fresh draws */
 #define PNG_HISTOGRAM_MAX_SAMPLES 1000000 /* 1-D: the first million samples (i.i.d.: a uniform
                                            * subsample) in the histogram */
 #define DENSITY_POINTS 512
@@ -166,15 +176,121 @@ static cm_status write_histogram(const char *path, const cm_data *data, const do
     return status;
 }
 
-/* The PNG of the samples: image models a grid of the first samples; 1-D models a histogram;
- * otherwise a scatter of the first two coordinates over fresh draws of the reference. */
-static cm_status write_png(const char *path, const cm_model *model, const double *samples,
-                           size_t n, const char *title, const char *ref, const char *columns) {
+/* ---------------------------------------------------------------- images */
+
+/* Clip the n x D pixel values to [0, 1] in place and say how many were outside (NaN stays NaN:
+ * it has no nearest pixel value; the grid then refuses it). */
+static void clip_pixels(double *samples, size_t count, int quiet) {
+    size_t below = 0, above = 0, not_finite = 0;
+    for (size_t i = 0; i < count; i++) {
+        if (isnan(samples[i])) not_finite++;
+        else if (samples[i] < 0.0) samples[i] = 0.0, below++;
+        else if (samples[i] > 1.0) samples[i] = 1.0, above++;
+    }
+    if (!quiet)
+        fprintf(stderr, "cm sample: pixels: %zu of %zu values (%.3g %%) were outside [0, 1] and "
+                        "were clipped to it (%zu below 0, %zu above 1)\n", below + above, count,
+                100.0 * (double)(below + above) / (double)(count ? count : 1), below, above);
+    if (not_finite)
+        fprintf(stderr, "cm sample: warning: %zu pixel values are NaN (left as they are)\n",
+                not_finite);
+}
+
+/* The nearest image of `data` to each of the n images (pixel L2): a stored set's rows all, in
+ * blocks of NEAREST_CHUNK; a law's first NEAREST_LAW_DRAWS draws of the DATA stream of seed 0.
+ * nearest[n, D] receives the images, distance[n] the distances; *searched the number compared.
+ * Ties: the first image. */
+static cm_status nearest_images(double *nearest, double *distance, size_t *searched,
+                                const cm_data *data, const double *images, size_t n, size_t D) {
+    size_t rows = cm_data_rows(data), total = rows ? rows : NEAREST_LAW_DRAWS;
+    size_t chunk = total < NEAREST_CHUNK ? total : NEAREST_CHUNK;
+    double *block = cm_malloc(chunk * D + n, sizeof(double));
+    size_t *index = cm_malloc(n, sizeof(size_t));
+    cm_status status = block && index ? CM_OK : cm_error_set(CM_ERR_NOMEM, "--nearest: %zu "
+                                                             "images", chunk);
+    double *block_distance = block ? block + chunk * D : NULL;
+    cm_rng root, stream;
+    cm_rng_init(&root, 0);
+    cm_rng_fork(&stream, &root, CM_STREAM_DATA);
+    for (size_t i = 0; i < n; i++) distance[i] = INFINITY;
+    for (size_t first = 0; status == CM_OK && first < total; first += chunk) {
+        size_t count = total - first < chunk ? total - first : chunk;
+        if (rows) cm_data_copy_rows(data, first, count, block);
+        else cm_data_sample(data, &stream, count, block);
+        status = cm_nearest_distances(block_distance, index, images, n, block, count, D);
+        for (size_t i = 0; status == CM_OK && i < n; i++)
+            if (block_distance[i] < distance[i]) {
+                distance[i] = block_distance[i];
+                memcpy(nearest + i * D, block + index[i] * D, D * sizeof(double));
+            }
+    }
+    *searched = total;
+    cm_free(block);
+    cm_free(index);
+    return status;
+}
+
+/* --nearest: the grid of the first samples, each followed by its nearest training image (even
+ * columns samples, odd columns their matches), and the distances on stderr. */
+static cm_status write_nearest_grid(const char *path, const cm_model *model,
+                                    const double *samples, size_t n, const char *ref) {
     const cm_network_config *net = &model->config.network;
+    const char *source = ref ? ref : model->data_source;
+    size_t D = net->dim, shown = n < NEAREST_MAX_PAIRS ? n : NEAREST_MAX_PAIRS, C, H, W;
+    if (!source[0])
+        return cm_error_set(CM_ERR_INVALID, "--nearest: the model does not record its training "
+                            "data; give it with --ref");
+    cm_data *data = NULL;
+    CM_TRY(cm_data_open(&data, source));
+    cm_status status = CM_OK;
+    if (!cm_data_image_shape(data, &C, &H, &W) || C != net->image_channels ||
+        H != net->image_height || W != net->image_width)
+        status = cm_error_set(CM_ERR_INVALID, "--nearest: '%s' does not hold images of %zu x %zu "
+                              "x %zu (the model's)", source, net->image_channels,
+                              net->image_height, net->image_width);
+    double *pairs = status == CM_OK ? cm_malloc(2 * shown * D + 2 * shown, sizeof(double)) : NULL;
+    if (status == CM_OK && !pairs) status = cm_error_set(CM_ERR_NOMEM, "--nearest: %zu images", shown);
+    double *nearest = pairs ? pairs + shown * D : NULL, *distance = nearest ? nearest + shown * D : NULL;
+    double *sorted = distance ? distance + shown : NULL;
+    size_t searched = 0;
+    if (status == CM_OK) status = nearest_images(nearest, distance, &searched, data, samples, shown, D);
+    if (status == CM_OK) {
+        memcpy(sorted, distance, shown * sizeof(double));
+        qsort(sorted, shown, sizeof(double), compare_doubles);
+        fprintf(stderr, "cm sample: --nearest: pixel L2 distance of the first %zu samples to their "
+                        "nearest of %zu training images (%s%s): min %.4g, median %.4g, max %.4g\n",
+                shown, searched, cm_data_rows(data) ? "all of " : "fresh draws of ",
+                cm_data_describe(data), sorted[0], sorted[shown / 2], sorted[shown - 1]);
+        double *grid = cm_malloc(2 * shown * D, sizeof(double));
+        if (!grid) status = cm_error_set(CM_ERR_NOMEM, "--nearest: the grid");
+        for (size_t i = 0; grid && i < shown; i++) {
+            memcpy(grid + 2 * i * D, samples + i * D, D * sizeof(double));
+            memcpy(grid + (2 * i + 1) * D, nearest + i * D, D * sizeof(double));
+        }
+        if (grid)
+            status = cm_image_write_grid(path, grid, 2 * shown, net->image_channels,
+                                         net->image_height, net->image_width,
+                                         2 * (size_t)ceil(sqrt((double)shown)), PNG_GRID_PADDING);
+        cm_free(grid);
+    }
+    cm_free(pairs);
+    cm_data_free(data);
+    return status;
+}
+
+/* The PNG of the samples: image models a grid of the first samples (with --nearest, each beside
+ * its nearest training image); 1-D models a histogram; otherwise a scatter of the first two
+ * coordinates over fresh draws of the reference. */
+static cm_status write_png(const char *path, const cm_model *model, const double *samples,
+                           size_t n, const char *title, const char *ref, const char *columns,
+                           int nearest) {
+    const cm_network_config *net = &model->config.network;
+    if (net->image_channels && nearest) return write_nearest_grid(path, model, samples, n, ref);
     if (net->image_channels) {
         size_t shown = n < PNG_GRID_MAX_IMAGES ? n : PNG_GRID_MAX_IMAGES;
         return cm_image_write_grid(path, samples, shown, net->image_channels, net->image_height,
-                                   net->image_width, (size_t)ceil(sqrt((double)shown)), 2);
+                                   net->image_width, (size_t)ceil(sqrt((double)shown)),
+                                   PNG_GRID_PADDING);
     }
     size_t dim = net->dim;
     cm_data *data = open_reference(model, ref, columns);
@@ -269,19 +385,35 @@ typedef struct {
     const char *sampler_name, *grid_name;
     size_t n, steps;
     uint64_t seed;
-    int quiet, extrapolate;
+    int quiet, extrapolate, nearest;
 } sample_request;
 
 static void report_progress(void *context, size_t done, size_t total) {
     cli_progress_update(context, done, total);
 }
 
-/* Write the outputs and the summary line of a finished draw. */
-static cm_status finish(const sample_request *r, const cm_model *model, const double *samples,
+/* The samples as NPY or CSV; an image model's NPY as [N, H, W] (one channel) or [N, C, H, W]. */
+static cm_status write_samples(const char *path, const cm_model *model, const double *samples,
+                               size_t n) {
+    const cm_network_config *net = &model->config.network;
+    const char *dot = strrchr(path, '.');
+    if (!net->image_channels || !dot || strcmp(dot, ".npy") != 0)
+        return cm_matrix_write(path, samples, n, net->dim);
+    int gray = net->image_channels == 1;
+    size_t shape[4] = {n, net->image_channels, net->image_height, net->image_width};
+    if (gray) shape[1] = net->image_height, shape[2] = net->image_width;
+    return cm_npy_write_f32_shape(path, samples, shape, gray ? 3 : 4);
+}
+
+/* Write the outputs and the summary line of a finished draw (an image model's pixels clipped
+ * first). */
+static cm_status finish(const sample_request *r, const cm_model *model, double *samples,
                         const char *title, double elapsed) {
-    size_t dim = model->config.network.dim;
-    if (r->out) CM_TRY(cm_matrix_write(r->out, samples, r->n, dim));
-    if (r->png) CM_TRY(write_png(r->png, model, samples, r->n, title, r->ref, r->columns));
+    const cm_network_config *net = &model->config.network;
+    if (net->image_channels) clip_pixels(samples, r->n * net->dim, r->quiet);
+    if (r->out) CM_TRY(write_samples(r->out, model, samples, r->n));
+    if (r->png)
+        CM_TRY(write_png(r->png, model, samples, r->n, title, r->ref, r->columns, r->nearest));
     if (!r->quiet) {
         fprintf(stderr, "cm sample: %zu samples (%s) in %.3f s", r->n, title, elapsed);
         if (r->out) fprintf(stderr, " -> %s", r->out);
@@ -423,8 +555,9 @@ int cmd_sample(int argc, char **argv) {
         {"sampler", OPT_STRING, &r.sampler_name, "dsm models: ddim (Euler) | heun | ddpm", 0, 0, 0},
         {"steps", OPT_SIZE, &r.steps, "dsm models: sampler steps N (heun: 2N - 1 network calls)", 1, 0, 0},
         {"grid", OPT_STRING, &r.grid_name, "dsm models: karras | lhw (geometric) noise levels", 0, 0, 0},
-        {"png", OPT_STRING, &r.png, "figure: scatter over the data (first 2 coordinates), 1-D: histogram over the data's density, images: a grid", 0, 0, 0},
-        {"ref", OPT_STRING, &r.ref, "reference data of the --png (default: the model's training data)", 0, 0, 0},
+        {"png", OPT_STRING, &r.png, "figure: scatter over the data (first 2 coordinates), 1-D: histogram over the data's density, images: a grid of the first 256", 0, 0, 0},
+        {"nearest", OPT_FLAG, &r.nearest, "image models: the --png grid shows the first 128 samples, each followed by its nearest training image (pixel L2; the model's data, or --ref; a law: 10000 fresh draws)", 0, 0, 0},
+        {"ref", OPT_STRING, &r.ref, "reference data of the --png (default: the model's training data); image models: the images --nearest searches", 0, 0, 0},
         {"columns", OPT_STRING, &r.columns, "columns of a .csv/.npy reference file: names, 0-based indices or ranges A-B", 0, 0, 0},
         {"threads", OPT_SIZE, &threads, "threads; results do not depend on it", 1, 0, 0},
         {"quiet", OPT_FLAG, &r.quiet, "no progress and no summary line (warnings are still printed)", 0, 0, 0},
@@ -435,15 +568,18 @@ int cmd_sample(int argc, char **argv) {
                            "levels are mapped to the nearest chain index, or given as --times.\n"
                            "A dsm model (a denoiser) is sampled with --sampler and --steps instead.\n"
                            "Levels above the model's sigma_max (cm info shows it) are refused unless\n"
-                           "--extrapolate.");
+                           "--extrapolate.\n"
+                           "Image models: the outputs mapped back to pixels by the model's transform,\n"
+                           "clipped to [0, 1] (the clipped values counted on stderr); .npy files are\n"
+                           "[N, H, W] (one channel) or [N, C, H, W], .csv one flattened image a row.");
     if (parsed != CLI_OK) return parsed;
     if (!r.out && !r.png) return cli_usage_error(command, "give --out and/or --png");
     if (sigmas.count && times.count) return cli_usage_error(command, "give --sigmas or --times, not both");
     if (r.n > ((size_t)1 << 28)) return cli_usage_error(command, "--n %zu: at most 2^28", r.n);
     if (threads > 64) return cli_usage_error(command, "--threads %zu: at most 64", threads);
-    if ((r.ref || r.columns) && !r.png)
-        return cli_usage_error(command, "--%s sets the reference of the --png; give --png too",
-                               r.ref ? "ref" : "columns");
+    if ((r.ref || r.columns || r.nearest) && !r.png)
+        return cli_usage_error(command, "--%s applies to the --png figure; give --png too",
+                               r.ref ? "ref" : r.columns ? "columns" : "nearest");
     int code = r.out ? check_output("out", r.out, "npy,csv") : CLI_OK;
     if (code == CLI_OK && r.png) code = check_output("png", r.png, "png");
     if (code != CLI_OK) return code;
@@ -451,7 +587,11 @@ int cmd_sample(int argc, char **argv) {
     cm_model model;
     cm_status status = cli_model_load(&model, model_path);
     if (status != CM_OK) return cli_fail(command, status);
-    if (model.config.method.kind == CM_METHOD_DSM) {
+    if (r.nearest && !model.config.network.image_channels)
+        code = cli_usage_error(command, "--nearest applies to image models; %s models points of "
+                               "dimension %zu (%s)", model_path, model.config.network.dim,
+                               model.data_source[0] ? model.data_source : "data not recorded");
+    else if (model.config.method.kind == CM_METHOD_DSM) {
         code = sample_denoiser(&model, &r, sigmas.count || times.count);
     } else {
         const char *denoiser_only[] = {"sampler", "steps", "grid"};

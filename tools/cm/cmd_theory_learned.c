@@ -12,6 +12,7 @@
 #include "cm/law.h"
 #include "cm/learned.h"
 #include "cm/model.h"
+#include "cm/schedule.h"
 #include "cm/theory.h"
 
 static void json_number(const char *key, double value) {
@@ -226,37 +227,112 @@ int cmd_theory_bound(int argc, char **argv) {
     return CLI_OK;
 }
 
+/* cm theory network on a VE consistency model (ct, ict, cd, cd2; images too): the consistency gap
+ * E||f(x0 + s_{i+1} z, s_{i+1}) - f(x0 + s_i z, s_i)|| over the model's Karras grid of `levels`
+ * levels (cm_consistency_gap_ve), beside the exact consistency function's on the same pairs for
+ * gauss: and gmm: sources (else "n/a": no exact law). */
+static int theory_network_ve(const char *command, const char *model_path, const cm_model *model,
+                             size_t n, size_t levels, uint64_t seed, const char *csv, int json) {
+    const cm_method_config *m = &model->config.method;
+    cm_data *data = NULL;
+    cm_law *law = NULL;
+    cm_status status = cm_data_open(&data, model->data_source);
+    if (status == CM_OK && cm_law_from_data(&law, data) != CM_OK) law = NULL, cm_error_clear();
+    double *sigma = cm_malloc(4 * levels, sizeof(double));
+    double *gap = sigma ? sigma + levels : NULL, *se = gap ? gap + levels : NULL;
+    double *exact = se ? se + levels : NULL;
+    if (status == CM_OK && !sigma) status = cm_error_set(CM_ERR_NOMEM, "%zu levels", levels);
+    if (status == CM_OK) status = cm_karras_grid(sigma, levels, m->sigma_min, m->sigma_max, m->rho);
+    if (status == CM_OK)
+        status = cm_consistency_gap_ve(gap, se, exact, model, data, law, sigma, levels, n, seed);
+    FILE *file = status == CM_OK && csv ? fopen(csv, "w") : NULL;
+    if (status == CM_OK && csv && !file) status = cm_error_set(CM_ERR_IO, "cannot write '%.200s'", csv);
+    double total = 0.0, total_exact = 0.0;
+    for (size_t i = 0; status == CM_OK && i + 1 < levels; i++)
+        total += gap[i], total_exact += exact[i];
+    if (file) {
+        fprintf(file, "sigma,sigma_next,gap,gap_se,gap_exact_function\n");
+        for (size_t i = 0; i + 1 < levels; i++)
+            fprintf(file, "%.10g,%.10g,%.10g,%.10g,%.10g\n", sigma[i], sigma[i + 1], gap[i], se[i],
+                    exact[i]);
+        if (fclose(file) != 0) status = cm_error_set(CM_ERR_IO, "cannot write '%.200s'", csv);
+    }
+    if (status == CM_OK && json) {
+        printf("{\"model\": \"%s\", \"data\": \"%s\", \"method\": \"%s\", \"levels\": %zu, "
+               "\"n\": %zu, \"seed\": %llu", model_path, model->data_source,
+               cm_method_name(m->kind), levels, n, (unsigned long long)seed);
+        json_number("gap_total", total);
+        json_number("gap_exact_total", law ? total_exact : NAN);
+        printf("}\n");
+    } else if (status == CM_OK) {
+        printf("model %s (%s on %s), %zu pairs (x0, z) per level, seed %llu\n", model_path,
+               cm_method_name(m->kind), model->data_source, n, (unsigned long long)seed);
+        printf("consistency gap E|f(x0 + s' z, s') - f(x0 + s z, s)| on the Karras grid (model "
+               "units%s):\n", model->config.network.image_channels ? ": pixels as 2 x - 1" : "");
+        printf("  %10s %10s %12s %10s %14s\n", "s", "s'", "gap", "std err", "exact f*");
+        for (size_t i = 0; i + 1 < levels; i++) {
+            printf("  %10.4g %10.4g %12.5g %10.2g ", sigma[i], sigma[i + 1], gap[i], se[i]);
+            if (law) printf("%14.5g\n", exact[i]);
+            else printf("%14s\n", "n/a");
+        }
+        printf("  total %.6g", total);
+        if (law) printf("   (the exact consistency function on the same pairs: %.6g)", total_exact);
+        else printf("   (no exact law for %s: the exact function's gap is not available)",
+                    model->data_source);
+        printf("\n");
+        if (csv) printf("consistency gap by level: %s\n", csv);
+    }
+    cm_free(sigma);
+    cm_law_free(law);
+    cm_data_free(data);
+    return status == CM_OK ? CLI_OK : cli_fail(command, status);
+}
+
 int cmd_theory_network(int argc, char **argv) {
     const char *command = "theory network";
     const char *model_path = NULL, *csv = NULL;
-    size_t n = 2000, lipschitz_points = 64;
+    size_t n = 2000, lipschitz_points = 64, levels = 18;
     uint64_t seed = 1;
     int json = 0;
     cli_option options[] = {
-        {"model", OPT_STRING, &model_path, "an [LHW] model trained on a gauss: or gmm: source", 0,
+        {"model", OPT_STRING, &model_path, "an [LHW] model trained on a gauss: or gmm: source, or a ct, ict, cd or cd2 model on any data (images too)", 0,
          1, 0},
         {"n", OPT_SIZE, &n, "samples in the W1 and per step of the gap", 2, 0, 0},
         {"lipschitz-points", OPT_SIZE, &lipschitz_points, "points of the Lipschitz estimates", 0,
          0, 0},
+        {"levels", OPT_SIZE, &levels, "ct, ict, cd, cd2: levels of the Karras grid of the gap", 2, 0, 0},
         {"seed", OPT_U64, &seed, "seed", 0, 0, 0},
-        {"csv", OPT_STRING, &csv, "write the consistency gap by t here", 0, 0, 0},
+        {"csv", OPT_STRING, &csv, "write the consistency gap by t (by level) here", 0, 0, 0},
         {"json", OPT_FLAG, &json, "one JSON line instead of the table", 0, 0, 0},
     };
     int parsed = cli_parse(argc, argv, 3, options, sizeof options / sizeof options[0], command,
                            "Theorem 1's quantities for a trained [LHW] network: W1 of one-step\n"
                            "samples vs X_1 (exact OT, with the floor), L_f of its noise-to-data map,\n"
-                           "and the consistency gap E|f(U_t, t) - f(U_{t-1}, t-1)| by t.");
+                           "and the consistency gap E|f(U_t, t) - f(U_{t-1}, t-1)| by t.\n"
+                           "A ct, ict, cd or cd2 model (any data, images too): the consistency gap\n"
+                           "by level on the Karras grid of its range, beside the exact consistency\n"
+                           "function's on the same pairs when the data have an exact law.");
     if (parsed != CLI_OK) return parsed;
     if (n > 10000) return cli_usage_error(command, "--n %zu: at most 10000", n);
+    if (levels > 1000) return cli_usage_error(command, "--levels %zu: at most 1000", levels);
     cm_model model;
     cm_status status = cli_model_load(&model, model_path);
     if (status != CM_OK) return cli_fail(command, status);
+    cm_method kind = model.config.method.kind;
+    if (kind == CM_METHOD_CT || kind == CM_METHOD_ICT || kind == CM_METHOD_CD ||
+        kind == CM_METHOD_CD2) {
+        int code = theory_network_ve(command, model_path, &model, n, levels, seed, csv, json);
+        cm_model_free(&model);
+        return code;
+    }
     cm_data *data = NULL;
     cm_law *law = NULL;
     double *gap = NULL;
     cm_network_diagnostics r;
     if (model.config.method.kind != CM_METHOD_LHW)
-        status = cm_error_set(CM_ERR_INVALID, "'%s' is not an lhw model", model_path);
+        status = cm_error_set(CM_ERR_INVALID, "'%s' is a %s model (a denoiser): cm theory network "
+                              "takes lhw, ct, ict, cd and cd2 models", model_path,
+                              cm_method_name(model.config.method.kind));
     if (status == CM_OK) status = cm_data_open(&data, model.data_source);
     if (status == CM_OK) status = cm_law_from_data(&law, data);
     if (status == CM_OK) {

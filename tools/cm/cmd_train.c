@@ -11,7 +11,9 @@
  * step and exits with 128 + the signal number. A second signal stops at once.
  * Progress: a bar with loss, steps/s and ETA on a terminal, plain lines every 10% otherwise;
  * `--eval-every K` adds the sliced W1 of one-step samples of the evaluation weights against
- * fixed data draws, beside its noise floor (train.csv and the progress line).
+ * fixed data draws, beside its noise floor (train.csv and the progress line); on image data
+ * also DIR/previews/step-XXXXXXXX.png, a grid of the first 64 of those samples (the same noise
+ * every time), so a person can watch training.
  * cd and cd2 (a two-time model g(x, t, s), distilled the same way): the teacher denoiser is a dsm
  * model (--teacher-model, trained on the same data: checked; its transform is adopted) or the
  * exact law of a gauss:/gmm: source standardised with the run's transform (law.h); the
@@ -40,6 +42,7 @@
 #include "cm/config.h"
 #include "cm/data.h"
 #include "cm/diffusion.h"
+#include "cm/image.h"
 #include "cm/io.h"
 #include "cm/law.h"
 #include "cm/metrics.h"
@@ -64,6 +67,10 @@
 #define TRAIN_EVAL_POINTS 2000
 #define TRAIN_EVAL_PROJECTIONS 128
 #define TRAIN_OUT_LISTED 4                    /* entries named when --out is refused */
+#define TRAIN_PREVIEW_DIR "previews"          /* --eval-every on images: DIR/previews/ */
+#define TRAIN_PREVIEW_IMAGES 64               /* an 8 x 8 grid of the evaluation's first samples */
+#define TRAIN_PREVIEW_COLUMNS 8
+#define TRAIN_PREVIEW_PADDING 2
 
 /* The command line: the run's configuration (every setting of its field tables: config.h,
  * network.h) and the settings of this program that are not part of the run. */
@@ -83,6 +90,7 @@ typedef struct {
     double *reference, *samples;
     double floor, last; /* last: the newest value (NAN before the first) */
     uint64_t seed;
+    size_t channels, height, width; /* image data with 1 or 3 channels: previews; else 0 */
 } train_eval;
 
 /* One run of the loop: what it writes to and what it remembers for the outputs. */
@@ -152,7 +160,7 @@ static size_t option_table(cli_option *out, cli_field_target *targets, train_opt
         {"overwrite", OPT_FLAG, &o->overwrite, "the same as --force (its former name)", 0, 0, 0},
         {"save-every", OPT_SIZE, &o->save_every, "checkpoint every N steps (0: only at the end and on SIGINT/SIGTERM)", 0, 0, 0},
         {"keep", OPT_SIZE, &o->keep, "numbered checkpoints kept in DIR/checkpoints (the newest)", 1, 0, 0},
-        {"eval-every", OPT_SIZE, &o->eval_every, "every N steps, sliced W1 of 2000 one-step samples against data draws, with its floor (train.csv, progress); 0: never", 0, 0, 0},
+        {"eval-every", OPT_SIZE, &o->eval_every, "every N steps, sliced W1 of 2000 one-step samples against data draws, with its floor (train.csv, progress); image data: also a grid of the first 64 samples in DIR/previews/step-N.png; 0: never", 0, 0, 0},
         {"threads", OPT_SIZE, &o->threads, "threads of the pool (resume: the run's, unless given); results do not depend on it", 1, 0, 0},
         {"teacher-model", OPT_STRING, &o->teacher_model, "cd, cd2: teacher = this dsm model, a file or run directory (default: the exact law of a gauss:/gmm: source)", 0, 0, 0},
         {"allow-other-teacher-data", OPT_FLAG, &o->allow_other_teacher_data, "cd, cd2: accept a --teacher-model trained on other data than --data", 0, 0, 0},
@@ -466,8 +474,31 @@ static cm_status eval_init(train_eval *e, size_t every, const cm_data *data,
     cm_rng_fork(&second, &stream, 1);
     cm_data_sample(data, &first, e->n, e->reference);
     cm_data_sample(data, &second, e->n, e->samples);
+    const cm_network_config *net = &c->network;
+    if (net->image_channels == 1 || net->image_channels == 3)
+        e->channels = net->image_channels, e->height = net->image_height,
+        e->width = net->image_width;
     return cm_metrics_sliced_w1(&e->floor, e->reference, e->n, e->samples, e->n, e->dim,
                                 TRAIN_EVAL_PROJECTIONS, e->seed);
+}
+
+/* DIR/previews/step-XXXXXXXX.png: the first 64 samples of the evaluation just run (fixed noise:
+ * the same seed every time, so the grid changes only when the model does). */
+static cm_status write_preview(const train_session *s, size_t step) {
+    const train_eval *e = &s->eval;
+    char path[TRAIN_PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s/step-%08zu.png", s->dir, TRAIN_PREVIEW_DIR, step);
+    size_t shown = e->n < TRAIN_PREVIEW_IMAGES ? e->n : TRAIN_PREVIEW_IMAGES;
+    return cm_image_write_grid(path, e->samples, shown, e->channels, e->height, e->width,
+                               TRAIN_PREVIEW_COLUMNS, TRAIN_PREVIEW_PADDING);
+}
+
+/* The previews' folder of an image run with --eval-every (created when missing). */
+static cm_status make_preview_directory(const train_session *s) {
+    if (!s->eval.every || !s->eval.channels) return CM_OK;
+    char path[TRAIN_PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", s->dir, TRAIN_PREVIEW_DIR);
+    return cli_make_directory(path);
 }
 
 /* One-step samples of the evaluation weights (a dsm model: its default Heun sampler), always with
@@ -549,6 +580,8 @@ static int run_loop(train_session *s) {
         int last = report.step == c->steps;
         int evaluated = s->eval.every && (report.step % s->eval.every == 0 || last);
         if (evaluated) status = eval_run(&s->eval, cm_trainer_model(s->trainer));
+        if (status == CM_OK && evaluated && s->eval.channels)
+            status = write_preview(s, report.step);
         if (status != CM_OK) break;
         double elapsed = cli_seconds() - begin;
         log_row(s, &report, elapsed, evaluated);
@@ -618,8 +651,40 @@ static int run_loop(train_session *s) {
 
 /* ---------------------------------------------------------------- fresh and resumed runs */
 
+/* 1 when the folder holds only entries whose names start with `prefix` (and . and ..). */
+static int folder_of(const char *path, const char *prefix) {
+    DIR *folder = opendir(path);
+    if (!folder) return 0;
+    int only = 1;
+    for (struct dirent *e; (e = readdir(folder));)
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
+            strncmp(e->d_name, prefix, strlen(prefix)))
+            only = 0;
+    closedir(folder);
+    return only;
+}
+
+/* A new run's previews replace an earlier run's: DIR/previews/step-*.png are deleted (the folder
+ * holds nothing else, or it was not accepted as cm's). */
+static cm_status clear_previews(const char *dir) {
+    char path[TRAIN_PATH_MAX], file[TRAIN_PATH_MAX + 300];
+    snprintf(path, sizeof path, "%s/%s", dir, TRAIN_PREVIEW_DIR);
+    DIR *folder = opendir(path);
+    if (!folder) return CM_OK;
+    cm_status status = CM_OK;
+    for (struct dirent *e; (e = readdir(folder)) && status == CM_OK;) {
+        if (strncmp(e->d_name, "step-", 5) != 0) continue;
+        snprintf(file, sizeof file, "%s/%s", path, e->d_name);
+        if (unlink(file) != 0)
+            status = cm_error_set(CM_ERR_IO, "%s: cannot delete: %s", file, strerror(errno));
+    }
+    closedir(folder);
+    return status;
+}
+
 /* 1 for what a cm run leaves in its directory before its first checkpoint: the lock, a
- * train.csv that starts with cm's header, a checkpoints/ folder of numbered checkpoints only. */
+ * train.csv that starts with cm's header, a checkpoints/ folder of numbered checkpoints only, a
+ * previews/ folder of numbered previews only. */
 static int cm_leftover(const char *dir, const char *name) {
     char path[TRAIN_PATH_MAX];
     snprintf(path, sizeof path, "%s/%s", dir, name);
@@ -632,15 +697,9 @@ static int cm_leftover(const char *dir, const char *name) {
         head[got] = '\0';
         return strncmp(head, TRAIN_LOG_HEADER_V1, strlen(TRAIN_LOG_HEADER_V1) - 1) == 0;
     }
-    if (strcmp(name, CM_CHECKPOINT_RUN_DIR) != 0) return 0;
-    DIR *folder = opendir(path);
-    if (!folder) return 0;
-    int only_checkpoints = 1;
-    for (struct dirent *e; (e = readdir(folder));)
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") && strncmp(e->d_name, "step-", 5))
-            only_checkpoints = 0;
-    closedir(folder);
-    return only_checkpoints;
+    if (strcmp(name, CM_CHECKPOINT_RUN_DIR) != 0 && strcmp(name, TRAIN_PREVIEW_DIR) != 0)
+        return 0;
+    return folder_of(path, "step-");
 }
 
 /* The entries of DIR that a cm run did not leave, named in out[capacity] (the first few);
@@ -699,9 +758,10 @@ static int check_out_directory(const train_options *o) {
         return cli_usage_error(command, "%s holds %zu file%s not written by a cm run (%s): choose "
                                "another --out, or pass --force to write the run there (cm's own "
                                "files are replaced: model.safetensors, train.csv, config.json, "
-                               "loss.png, checkpoints)", o->out, foreign, foreign > 1 ? "s" : "",
-                               listed);
+                               "loss.png, checkpoints, previews)", o->out, foreign,
+                               foreign > 1 ? "s" : "", listed);
     cm_status status = cm_checkpoint_clear_run(o->out);
+    if (status == CM_OK) status = clear_previews(o->out);
     return status == CM_OK ? CLI_OK : cli_fail(command, status);
 }
 
@@ -771,6 +831,7 @@ static cm_status start_session(train_session *s, const train_options *o, cm_trai
                             s->teacher_path);
     if (!s->writer) return CM_OK;
     CM_TRY(eval_init(&s->eval, o->eval_every, data, config));
+    CM_TRY(make_preview_directory(s));
     char path[TRAIN_PATH_MAX];
     snprintf(path, sizeof path, "%s/train.csv", o->out);
     if (!(s->log = fopen(path, "w"))) return cm_error_set(CM_ERR_IO, "cannot write %s", path);
@@ -938,6 +999,7 @@ static cm_status resume_session(train_session *s, cm_data **data, const cm_train
     CM_TRY(attach_teacher(s, 0));
     if (!s->writer) return CM_OK;
     CM_TRY(eval_init(&s->eval, o->eval_every, *data, config));
+    CM_TRY(make_preview_directory(s));
     return resume_log(s, cm_checkpoint_step(ck));
 }
 
