@@ -128,6 +128,7 @@ expect 2 "--delta applies to models" -- "$CM" nfe --gaussian --delta 0.5
 one_line_error "$CM" nfe $m --delta -1
 one_line_error "$CM" nfe $m --seeds 1000
 expect 0 "C. \[LFC\]" -- "$CM" nfe --gaussian --dims 1,4 --max-steps 8 --csv "$work/g.csv" --png "$work/g.png"
+expect 0 "1 KL value\(s\) below 1e-14 .* are not drawn; the table and CSV hold them" -- "$CM" nfe --gaussian --dims 1 --max-steps 32 --png "$work/g32.png"
 exists "$work/g.png"
 expect 0 "kl_vs_steps" -- head -3 "$work/g.csv"
 # --dims 1 alone: part C is in d = 2 and must not read past buffers sized for d = 1 (the
