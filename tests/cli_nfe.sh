@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tests/cli_nfe.sh: the few-step sampling commands of issue 5 as a user meets them: cm train
+# tests/cli_nfe.sh: the few-step sampling commands (docs/sampling.md) as a user meets them: cm train
 # --method dsm|cd, cm sample on a dsm model (--sampler/--steps/--grid), cm nfe on models and
 # --gaussian; exit codes (0 ok, 1 runtime error, 2 usage error), one-line errors, no crash,
 # outputs that exist and read back. Tiny networks and few steps: seconds in all.
