@@ -123,7 +123,7 @@ expect 0 "small.csv: all 4 rows of the file" -- "$CM" eval --samples "$work/moon
 expect 0 "W1 \\(exact, 1-D\\)" -- "$CM" eval --samples "$work/g1.npy" --ref gauss:d=1
 one_line_error "$CM" eval --samples "$work/gmm.npy" --ref moons
 
-# --- checkpoints, resume and bad input (issue 7)
+# --- checkpoints, resume and bad input
 ck=(--width 16 --depth 1 --batch 32 --quiet)
 expect 0 "" -- "$CM" train --data moons --steps 20 --save-every 5 --keep 2 "${ck[@]}" --out "$work/ck"
 expect 0 "" -- test -L "$work/ck/checkpoint.safetensors" -a -s "$work/ck/checkpoints/step-00000020.safetensors"
@@ -210,7 +210,7 @@ expect 2 "one forward pass of the batch takes .* FLOPs" -- "$CM" train --data mo
 one_line_error "$CM" sample --model "$work/big.safetensors" --n 4 --out "$work/s.npy"
 rm -f "$work/big.npy" "$work/big.safetensors" "$work/big.csv"
 
-# --- cm eval: exact distances (issue 3)
+# --- cm eval: exact distances
 "$CM" data --data moons --n 400 --seed 1 --out "$work/ot-a.npy"
 "$CM" data --data moons --n 400 --seed 2 --out "$work/ot-b.npy"
 "$CM" data --data gauss:d=3,mean=0.5 --n 300 --seed 1 --out "$work/ot-g3.npy"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tests/cli_nfe.sh: the few-step sampling commands of issue 5 as a user meets them: cm train
+# tests/cli_nfe.sh: the few-step sampling commands (docs/sampling.md) as a user meets them: cm train
 # --method dsm|cd, cm sample on a dsm model (--sampler/--steps/--grid), cm nfe on models and
 # --gaussian; exit codes (0 ok, 1 runtime error, 2 usage error), one-line errors, no crash,
 # outputs that exist and read back. Tiny networks and few steps: seconds in all.
@@ -128,6 +128,7 @@ expect 2 "--delta applies to models" -- "$CM" nfe --gaussian --delta 0.5
 one_line_error "$CM" nfe $m --delta -1
 one_line_error "$CM" nfe $m --seeds 1000
 expect 0 "C. \[LFC\]" -- "$CM" nfe --gaussian --dims 1,4 --max-steps 8 --csv "$work/g.csv" --png "$work/g.png"
+expect 0 "1 KL value\(s\) below 1e-14 .* are not drawn; the table and CSV hold them" -- "$CM" nfe --gaussian --dims 1 --max-steps 32 --png "$work/g32.png"
 exists "$work/g.png"
 expect 0 "kl_vs_steps" -- head -3 "$work/g.csv"
 # --dims 1 alone: part C is in d = 2 and must not read past buffers sized for d = 1 (the

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # tests/cli_theory.sh: `cm theory`, `cm theory gaussian` and `cm theory mixture1d` as a user meets
-# them: the exact JSON forms of issue 4 with their keys and a hand-computed value, one line each,
+# them: the exact JSON forms of docs/theory.md with their keys and a hand-computed value, one line each,
 # tables and tidy CSV for lists, and exit codes (0 ok, 1 runtime error, 2 usage error) with
 # one-line errors for malformed, NaN, negative, huge and missing values.
 # Usage: CM=build/cm tests/cli_theory.sh     Ends with "cli_theory: N passed, N failed".

@@ -11,8 +11,8 @@
  * computed in log space so that at t = 1 skip is exactly 1 and out exactly 0: f(x, 1) = x to
  * the bit. A batch carries one coefficient row per point, so one batch may mix noise levels.
  *
- * Two-time consistency model (cd2; the two-time map g(x, t, s) ~ Phi_{t -> s}(x) of SPEC section
- * 6, parameterised as the consistency trajectory models of Kim et al., "Consistency Trajectory
+ * Two-time consistency model (cd2; the two-time map g(x, t, s) ~ Phi_{t -> s}(x) of [JHMZ]
+ * (docs/sampling.md), parameterised as the consistency trajectory models of Kim et al., "Consistency Trajectory
  * Models", ICLR 2024): with r = s / t and D the EDM denoiser form (the VE coefficients at
  * sigma_min = 0) whose network also sees s,
  *     g(x, t, s) = r x + (1 - r) D(x, t, s),  D = c_skip(t) x + c_out(t) F(c_in(t) x, c_noise(t), c_noise(s))

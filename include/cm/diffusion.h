@@ -1,5 +1,5 @@
 /* diffusion.h: the denoiser interface and the diffusion samplers that consistency models replace
- * (issue 5; EDM = Karras, Aittala, Aila, Laine, "Elucidating the design space of diffusion-based
+ * (EDM = Karras, Aittala, Aila, Laine, "Elucidating the design space of diffusion-based
  * generative models", NeurIPS 2022; DDPM = Ho, Jain, Abbeel 2020; DDIM = Song, Meng, Ermon 2021).
  *
  * Everything here is in VE units: X_sigma = X_0 + sigma Z, and a denoiser is

@@ -7,7 +7,7 @@
  *
  * Time is the variance-preserving forward process X_t = sqrt(abar) X_0 + sqrt(1 - abar) Z,
  * indexed by its log-SNR lambda = log(abar / (1 - abar)): abar = 1 / (1 + e^-lambda) and
- * 1 - abar = 1 / (1 + e^lambda) are both formed without cancellation (SPEC: never 1 - abar by
+ * 1 - abar = 1 / (1 + e^lambda) are both formed without cancellation (never 1 - abar by
  * subtraction). lambda = +inf is the data itself. The [LHW] chain's lambda_t is
  * cm_lhw_schedule_log_snr(schedule, t); the VE noise level is sigma = exp(-lambda / 2) and a VE
  * point is x_ve = x / sqrt(abar).

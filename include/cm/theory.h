@@ -1,6 +1,6 @@
-/* theory.h: exact ideal consistency training (eps = eps_F = 0) on laws known exactly (SPEC
- * section 4), the exact flow map as its reference, and Lipschitz constants of maps (SPEC
- * section 4, "Lipschitz constant").
+/* theory.h: exact ideal consistency training (eps = eps_F = 0) on laws known exactly
+ * (docs/theory.md), the exact flow map as its reference, and Lipschitz constants of maps
+ * (docs/theory.md).
  *
  * Ideal CT is [LHW]'s recursion f_1 = id, f_t(x) = E[ f_{t-1}(a_t x + b_t X_0) | U_t = x ] with
  * a_t = sqrt((1 - abar_{t-1}) / (1 - abar_t)), b_t = sqrt(abar_{t-1}) - a_t sqrt(abar_t), on the

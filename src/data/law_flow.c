@@ -1,5 +1,5 @@
-/* law_flow.c: the exact probability-flow map Phi_{lambda_from -> lambda_to} of a cm_law (SPEC
- * section 3): the log-SNR ODE dx/dlambda = ( sqrt(abar) D(x; lambda) - abar x ) / 2 with the
+/* law_flow.c: the exact probability-flow map Phi_{lambda_from -> lambda_to} of a cm_law (docs/math.md,
+ * [LHW]): the log-SNR ODE dx/dlambda = ( sqrt(abar) D(x; lambda) - abar x ) / 2 with the
  * exact denoiser, integrated per point by the Dormand-Prince 5(4) pair (Dormand and Prince,
  * J. Comput. Appl. Math. 6, 1980; the FSAL form of Hairer, Norsett and Wanner, Solving ODEs I,
  * section II.5) with local error control on the 5th-order solution; and for a single Gaussian

@@ -5,7 +5,7 @@
  * distances to X_1 ~ N(sqrt(abar_1) mu, diag(v_1)) are closed form; the exact flow map has gain
  * sqrt(v_1 / v_T) in place of A_T. Also the DDIM coefficients a_t, b_t of [LHW] (docs/math.md).
  * Gains are accumulated in log space from log1p(g_t - 1), each g_t - 1 formed without
- * cancellation (SPEC: never 1 - abar by subtraction).
+ * cancellation (never 1 - abar by subtraction: docs/math.md).
  */
 #include "cm/theory.h"
 

@@ -1,5 +1,5 @@
-/* theory_mixture1d.c: exact ideal consistency training for a 1-D Gaussian mixture (SPEC section
- * 4), on a grid: with the posterior X_0 | U_t = x = sum_j w_j(x) N(m_j(x), tau_j^2),
+/* theory_mixture1d.c: exact ideal consistency training for a 1-D Gaussian mixture
+ * (docs/theory.md), on a grid: with the posterior X_0 | U_t = x = sum_j w_j(x) N(m_j(x), tau_j^2),
  *     f_t(x_g) = sum_j w_j(x_g) E_u[ f_{t-1}(a_t x_g + b_t (m_j(x_g) + tau_j u)) ],  u ~ N(0, 1),
  * with Gauss-Hermite nodes (quadrature.h) and a natural cubic spline of f_{t-1} on its own
  * uniform grid over the support of X_{t-1} (linear extrapolation with the end slope beyond it).

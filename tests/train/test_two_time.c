@@ -1,5 +1,5 @@
-/* test_two_time.c: the two-time consistency model g(x, t, s) and its distillation (cd2; SPEC
- * section 6, consistency.h, train.c): the trainer's target is the teacher's ODE step when the
+/* test_two_time.c: the two-time consistency model g(x, t, s) and its distillation (cd2;
+ * [JHMZ], consistency.h, src/train/objective.c): the trainer's target is the teacher's ODE step when the
  * target level is the teacher's level, the loss equals one computed independently from the
  * network, runs are bit-identical per seed and allocate nothing per step, and a short run on a
  * Gaussian learns its exact flow map (closed form) at every pair of levels. */

@@ -38,6 +38,7 @@ typedef struct {
     char labels[FIGURE_CURVES][96];
     cm_plot_series series[FIGURE_CURVES];
     size_t curves;
+    size_t below_shown; /* KL values of the figure's curves under GAUSS_KL_SHOWN, not drawn */
 } kl_figure;
 
 /* The variances l of d coordinates: 0.25 each, or log-spaced in [0.01, 4]. */
@@ -78,6 +79,8 @@ static cm_status kl_row(const nfe_gaussian_settings *g, const cm_gaussian_map *m
         if (figure && figure->series[c].n < FIGURE_POINTS && kl > GAUSS_KL_SHOWN) {
             figure->x[c][figure->series[c].n] = (double)K;
             figure->y[c][figure->series[c].n++] = kl;
+        } else if (figure) {
+            figure->below_shown++;
         }
     }
     printf("\n");
@@ -233,6 +236,7 @@ int nfe_gaussian_mode(const nfe_gaussian_settings *g, const char *csv, const cha
     if (f) fprintf(f, "part,spectrum,d,map,delta,steps,T,tau,error_size,kl,w2\n");
     static kl_figure figure;
     figure.curves = 0;
+    figure.below_shown = 0;
     cm_status status = part_kl_against_steps(g, mean, var, f, &figure);
     if (status == CM_OK) status = part_steps_for_target(g, mean, var, f);
     if (status == CM_OK) status = part_lfc(g, mean, var, f);
@@ -243,6 +247,10 @@ int nfe_gaussian_mode(const nfe_gaussian_settings *g, const char *csv, const cha
         snprintf(title, sizeof title, "[JHMZ] sampler on Gaussians: KL vs steps (eta %g)", g->eta);
         status = cm_plot_loglog_png(png, figure.series, figure.curves, title, "steps K",
                                     "KL(output || target)");
+        if (status == CM_OK && figure.below_shown)
+            fprintf(stderr, "cm nfe: note: %s: %zu KL value(s) below %g (the rounding level of "
+                            "the closed forms) are not drawn; the table and CSV hold them\n", png,
+                    figure.below_shown, GAUSS_KL_SHOWN);
     }
     cm_free(mean);
     cm_free(var);

@@ -1,7 +1,7 @@
 /* cmd_theory_learned.c: `cm theory learned`, `cm theory bound` and `cm theory network`: [LHW]
  * consistency learning with closed-form fits and its measured error terms (learned.h), the terms
- * of Theorem 1 (bound.h), and the same diagnostics for a trained [LHW] network. SPEC sections
- * 2-4; docs/theory.md. */
+ * of Theorem 1 (bound.h), and the same diagnostics for a trained [LHW] network
+ * (docs/theory.md). */
 #include <math.h>
 #include <stdio.h>
 

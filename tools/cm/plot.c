@@ -746,5 +746,11 @@ cm_status cm_plot_loglog(cm_plot_report *out, const char *path, const cm_plot_se
 
 cm_status cm_plot_loglog_png(const char *path, const cm_plot_series *series, size_t count,
                              const char *title, const char *x_label, const char *y_label) {
-    return cm_plot_loglog(NULL, path, series, count, title, x_label, y_label);
+    cm_plot_report r = {0};
+    cm_status status = cm_plot_loglog(&r, path, series, count, title, x_label, y_label);
+    if (status == CM_OK && (r.not_positive || r.not_finite))
+        fprintf(stderr, "cm: note: %s: %zu point(s) not drawn (%zu <= 0 on a log axis, %zu not "
+                        "finite); the CSV and table hold them\n", path,
+                r.not_positive + r.not_finite, r.not_positive, r.not_finite);
+    return status;
 }

@@ -82,6 +82,7 @@ cm_status cm_plot_scatter_png(const char *path, const double *reference, size_t 
 cm_status cm_plot_line_png(const char *path, const double *x, const double *y, size_t n,
                            const char *title, const char *x_label, const char *y_label,
                            int log_y);
+/* cm_plot_loglog, and a note on stderr naming the points a log axis could not show. */
 cm_status cm_plot_loglog_png(const char *path, const cm_plot_series *series, size_t count,
                              const char *title, const char *x_label, const char *y_label);
 
