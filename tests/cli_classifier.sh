@@ -35,7 +35,7 @@ expect 2 "groups do not divide" -- "$CM" classifier train --data shapes:size=16 
   --out "$work/c.safetensors"
 expect 1 "not a cm classifier file" -- "$CM" classifier test --model tests/golden/model-ict.safetensors
 expect 1 "" -- "$CM" classifier test --model "$work/missing.safetensors"
-expect 2 "stored images" -- "$CM" classifier metrics --model "$work/a.safetensors" --samples moons
+expect 2 "not a file of images" -- "$CM" classifier metrics --model "$work/a.safetensors" --samples moons
 check "no file left behind by the failures" '[ ! -e "$work/c.safetensors" ]'
 
 # --- the committed Fashion-MNIST classifier (docs/images.md): 92.76 % on the test set here;
