@@ -198,7 +198,7 @@ expect 0 "" -- "$CM" train --data "$work/pts.csv" --columns 0,2 --steps 5 "${sma
 expect 0 "data +.*pts.csv:columns=0,2 \\(D = 2\\)" -- "$CM" info "$work/cols"
 expect 0 "" -- "$CM" sample --model "$work/cols" --n 50 --png "$work/cols.png" --ref "$work/pts.csv" --columns y,z --quiet
 exists "$work/cols.png"
-expect 2 "--columns sets the reference of the --png; give --png too" -- "$CM" sample --model "$work/cols" --n 5 --out "$work/x.npy" --columns y,z
+expect 2 "--columns applies to the --png figure; give --png too" -- "$CM" sample --model "$work/cols" --n 5 --out "$work/x.npy" --columns y,z
 expect 2 "columns: 'w' is neither a column name nor a 0-based index" -- "$CM" train --data "$work/pts.csv" --columns x,w --steps 5 "${small[@]}" --out "$work/cols2"
 for c in train "train --method dsm" "train --method cd" "train --method lhw" sample data eval nfe info sweep "theory gaussian" "theory learned"; do
   check "cm $c --help: each default printed once" "! '$CM' $c --help 2>&1 | grep -qiE 'default.*default'"
