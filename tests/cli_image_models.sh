@@ -80,6 +80,9 @@ if [ -e /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz ]; then
   check "test images: confidence above 0.9" 'holds "$(json_value "$work/test.json" confidence) > 0.9"'
   check "noise: FD above 10x its floor" 'holds "$(json_value "$work/noise.json" fd) > 10 * $(json_floor "$work/noise.json" fd)"'
   check "noise: pixel W1 above 2x its floor" 'holds "$(json_value "$work/noise.json" w1_pixels) > 2 * $(json_floor "$work/noise.json" w1_pixels)"'
+  "$CM" data --data fashion-mnist:test --n 50 --out "$work/flat.csv"
+  expect 0 "FD .classifier features" -- "$CM" classifier metrics --model models/classifier-fashion-mnist.safetensors --samples "$work/flat.csv" --train "$work/train2000.npy" --w1-points 0 --memorisation-train 0
+  expect 2 "not a file of images" -- "$CM" classifier metrics --model models/classifier-fashion-mnist.safetensors --samples moons
   expect 2 "reads images of 1 x 28 x 28" -- "$CM" eval --samples "$work/s.npy" --ref shapes:size=8 --classifier models/classifier-fashion-mnist.safetensors
 else
   echo "  skipped: dataset-fashion-mnist is not installed"

@@ -63,7 +63,8 @@ static cm_status image_set_read(image_set *out, const char *source, size_t n, si
     CM_TRY(cm_data_open(&data, source));
     size_t C, H, W, rows = cm_data_rows(data);
     cm_status status = CM_OK;
-    if (!cm_data_image_shape(data, &C, &H, &W) || C * H * W != D)
+    int image = cm_data_image_shape(data, &C, &H, &W);
+    if (image ? C * H * W != D : !rows || cm_data_dim(data) != D)
         status = cm_error_set(CM_ERR_INVALID, "%s (%s) does not hold images of %zu pixels (the "
                               "samples')", source, cm_data_describe(data), D);
     size_t count = rows ? (n && n < rows ? n : rows) : (n ? n : EVAL_LAW_DRAWS);
@@ -89,6 +90,15 @@ static cm_status image_set_read(image_set *out, const char *source, size_t n, si
     cm_data_free(data);
     if (status != CM_OK) image_set_free(out);
     return status;
+}
+
+/* 1 when `source` opens as stored rows of exactly D values. */
+static int flat_rows_of(const char *source, size_t D) {
+    cm_data *data = NULL;
+    if (cm_data_open(&data, source) != CM_OK) return cm_error_clear(), 0;
+    int flat = cm_data_rows(data) > 0 && cm_data_dim(data) == D;
+    cm_data_free(data);
+    return flat;
 }
 
 static cm_image_set_view view_of(const image_set *s) {
@@ -179,14 +189,22 @@ static void print_json(const cm_image_report *r, const eval_images_request *q) {
 /* ---------------------------------------------------------------- the report */
 
 int eval_images_run(const char *command, const eval_images_request *q) {
-    size_t C, H, W;
-    if (!eval_images_is_image_source(q->samples, &C, &H, &W))
-        return cli_usage_error(command, "--samples %s: not a file of images (a .npy [N, H, W] or "
-                               "[N, C, H, W] in [0, 1], or an image source)", q->samples);
-    size_t D = C * H * W;
+    size_t C = 0, H = 0, W = 0;
     cm_classifier *clf = NULL;
     cm_status status = q->classifier ? cm_classifier_load(&clf, q->classifier) : CM_OK;
     const cm_classifier_config *c = clf ? cm_classifier_config_of(clf) : NULL;
+    /* a flat file of rows of the classifier's C x H x W pixels (cm sample before NPY image
+     * shapes) is read as its images */
+    if (!eval_images_is_image_source(q->samples, &C, &H, &W) &&
+        !(c && flat_rows_of(q->samples, c->channels * c->height * c->width) &&
+          (C = c->channels, H = c->height, W = c->width))) {
+        cm_classifier_free(clf);
+        if (status != CM_OK) return cli_fail(command, status);
+        return cli_usage_error(command, "--samples %s: not a file of images (a .npy [N, H, W] or "
+                               "[N, C, H, W] in [0, 1], or an image source%s)", q->samples,
+                               c ? ", or rows of the classifier's pixels" : "");
+    }
+    size_t D = C * H * W;
     if (status == CM_OK && c && (c->channels != C || c->height != H || c->width != W))
         status = cm_error_set(CM_ERR_INVALID, "the classifier %s reads images of %zu x %zu x %zu, "
                               "the samples are %zu x %zu x %zu", q->classifier, c->channels,
