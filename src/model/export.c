@@ -141,6 +141,9 @@ static cm_status write_constants(cm_export_writer *w, const cm_model *model) {
                      "the method's\n * constants (src/model/consistency.c) */\n");
     write_doubles(w, "shift", model->transform.shift, D);
     write_doubles(w, "scale", model->transform.scale, D);
+    cm_export_printf(w, "/* 1 for an image model: pixels are clipped to [0, 1], as cm sample does "
+                     "*/\nstatic const int @_pixels = %d;\n",
+                     model->config.network.image_channels ? 1 : 0);
     cm_export_printf(w, "static const double @_sigma_data = %a;\n", m->sigma_data);
     if (m->kind != CM_METHOD_LHW)
         cm_export_printf(w, "static const double @_sigma_min = %a, @_sigma_max = %a;\n",
@@ -582,8 +585,10 @@ static const char sampler[] =
     "            for (size_t k = 0; k < rows * D; k++) x[k] = g->skip * noisy[k] + g->out * F[k];\n"
     "        }\n"
     "        for (size_t r = 0; r < rows; r++)\n"
-    "            for (size_t i = 0; i < D; i++)\n"
-    "                out[(first + r) * D + i] = (float)((double)x[r * D + i] * @_scale[i] + @_shift[i]);\n"
+    "            for (size_t i = 0; i < D; i++) {\n"
+    "                double v = (double)x[r * D + i] * @_scale[i] + @_shift[i];\n"
+    "                out[(first + r) * D + i] = (float)(@_pixels && v < 0 ? 0 : @_pixels && v > 1 ? 1 : v);\n"
+    "            }\n"
     "    }\n"
     "    return 0;\n"
     "}\n"

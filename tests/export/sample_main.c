@@ -46,9 +46,14 @@ static double compare(const char *path, const float *out, size_t n, size_t d) {
         return -1;
     }
     header[length] = '\0';
+    /* [N, D], or an image model's [N, H, W] / [N, C, H, W]: cols is the product after N */
     const char *shape = strstr(header, "'shape': (");
-    if (!strstr(header, "'<f4'") || !shape || sscanf(shape, "'shape': (%zu, %zu)", &rows, &cols) != 2 ||
-        rows != n || cols != d) {
+    int parsed = shape ? sscanf(shape, "'shape': (%zu, %zu", &rows, &cols) : 0;
+    for (const char *p = shape ? strchr(shape, ',') : NULL; parsed == 2 && p && (p = strchr(p + 1, ','));) {
+        size_t more;
+        if (sscanf(p, ", %zu", &more) == 1) cols *= more;
+    }
+    if (!strstr(header, "'<f4'") || parsed != 2 || rows != n || cols != d) {
         fclose(file);
         return -1;
     }
