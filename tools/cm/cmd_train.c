@@ -9,7 +9,8 @@
  * schedule). A new run refuses a --out holding a run or files cm did not write, unless --force.
  * SIGINT/SIGTERM: the handler only sets a flag; the loop saves a checkpoint after the current
  * step and exits with 128 + the signal number. A second signal stops at once.
- * Progress: a bar with loss, steps/s and ETA on a terminal, plain lines every 10% otherwise;
+ * Progress: a bar with loss, steps/s and ETA on a terminal, plain lines (with the ETA) every 10%
+ * otherwise;
  * `--eval-every K` adds the sliced W1 of one-step samples of the evaluation weights against
  * fixed data draws, beside its noise floor (train.csv and the progress line); on image data
  * also DIR/previews/step-XXXXXXXX.png, a grid of the first 64 of those samples (the same noise
@@ -536,8 +537,9 @@ static void progress(const cm_train_report *r, size_t total, size_t session_step
                 quality, rate, (int)eta / 60, (int)eta % 60);
         if (r->step == total) fprintf(stderr, "\n");
     } else {
-        fprintf(stderr, "step %zu/%zu loss %.6g lr %.3g levels %zu%s %.1f steps/s elapsed %.1fs\n",
-                r->step, total, smoothed, r->learning_rate, r->levels, quality, rate, elapsed);
+        fprintf(stderr, "step %zu/%zu loss %.6g lr %.3g levels %zu%s %.1f steps/s elapsed %.1fs "
+                "ETA %d:%02d\n", r->step, total, smoothed, r->learning_rate, r->levels, quality,
+                rate, elapsed, (int)eta / 60, (int)eta % 60);
     }
 }
 
