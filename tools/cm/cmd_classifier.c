@@ -210,10 +210,18 @@ static int cmd_classifier_metrics(int argc, char **argv) {
     if (parsed != CLI_OK) return parsed;
     if (threads > 64) return cli_usage_error(command, "--threads %zu: at most 64", threads);
     cli_set_threads(threads);
-    eval_images_request request = {.samples = samples_path, .test = test_source,
-                                   .train = train_source, .classifier = model, .n = n,
-                                   .options = o, .json = json};
-    return eval_images_run(command, &request);
+    cm_data *samples = NULL, *test = NULL, *train = NULL;
+    cm_status status = cm_data_open(&samples, samples_path);
+    if (status == CM_OK) status = cm_data_open(&test, test_source);
+    if (status == CM_OK) status = cm_data_open(&train, train_source);
+    int code = status == CM_OK ? CLI_OK : cli_fail(command, status);
+    if (code == CLI_OK) {
+        eval_images_request request = {.samples = samples, .test = test, .train = train,
+                                       .classifier = model, .n = n, .options = o, .json = json};
+        code = eval_images_run(command, &request);
+    }
+    cm_data_free(samples), cm_data_free(test), cm_data_free(train);
+    return code;
 }
 
 int cmd_classifier(int argc, char **argv) {

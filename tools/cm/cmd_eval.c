@@ -199,24 +199,24 @@ static void print_table(const cm_evaluation_report *e, const char *samples_path,
                           "and the reference points" : "");
 }
 
-/* Images against images: the request of eval_images.c from cm eval's options. The training
- * images default to Fashion-MNIST's for its test set, to the law itself for a law (drawn from
- * another stream); the classifier to the committed one for 28 x 28 gray images. */
-static int eval_images(const char *command, const char *samples, const char *reference,
-                       const char *train, const char *classifier, const cm_evaluate_options *o,
-                       size_t w1_points, int json) {
-    cm_data *data = NULL;
-    cm_status status = cm_data_open(&data, reference);
-    if (status != CM_OK) return cli_fail(command, status);
-    int law = cm_data_rows(data) == 0;
+/* Images against images: the request of eval_images.c from cm eval's options and the opened
+ * sources (borrowed). The training images default to Fashion-MNIST's for its test set, to the
+ * law itself for a law (drawn from another stream); the classifier to the committed one for
+ * 28 x 28 gray images. */
+static int eval_images(const char *command, const cm_data *samples, const cm_data *reference,
+                       const char *reference_source, const char *train_source,
+                       const char *classifier, const cm_evaluate_options *o, size_t w1_points,
+                       int json) {
     size_t C = 0, H = 0, W = 0;
-    cm_data_image_shape(data, &C, &H, &W);
-    cm_data_free(data);
-    if (!train && strcmp(reference, "fashion-mnist:test") == 0) train = "fashion-mnist";
-    if (!train && law) train = reference;
-    if (!train)
+    cm_data_image_shape(reference, &C, &H, &W);
+    if (!train_source && strcmp(reference_source, "fashion-mnist:test") == 0)
+        train_source = "fashion-mnist";
+    if (!train_source && cm_data_rows(reference))
         return cli_usage_error(command, "--ref %s: give --train, the training images the floors "
-                               "and the memorisation check compare with", reference);
+                               "and the memorisation check compare with", reference_source);
+    cm_data *train = NULL;
+    cm_status status = train_source ? cm_data_open(&train, train_source) : CM_OK;
+    if (status != CM_OK) return cli_fail(command, status);
     if (!classifier && C == 1 && H == 28 && W == 28) {
         classifier = eval_images_default_classifier();
         if (!classifier)
@@ -224,13 +224,16 @@ static int eval_images(const char *command, const char *samples, const char *ref
                     "executable or in ./models): FD, KID and classes are not computed; give "
                     "--classifier FILE (cm classifier train makes one)\n", EVAL_CLASSIFIER_FILE);
     }
-    eval_images_request request = {.samples = samples, .test = reference, .train = train,
-                                   .classifier = classifier, .n = o->n, .json = json,
+    eval_images_request request = {.samples = samples, .test = reference,
+                                   .train = train ? train : reference, .classifier = classifier,
+                                   .n = o->n, .json = json,
                                    .options = cm_image_metrics_options_default()};
     request.options.seed = o->seed;
     request.options.floor_repeats = o->floor_splits;
     request.options.w1_points = w1_points;
-    return eval_images_run(command, &request);
+    int code = eval_images_run(command, &request);
+    cm_data_free(train);
+    return code;
 }
 
 int cmd_eval(int argc, char **argv) {
@@ -280,23 +283,37 @@ int cmd_eval(int argc, char **argv) {
     if (o.floor_splits > CM_EVALUATE_FLOOR_SPLITS_MAX)
         return cli_usage_error(command, "--floor-splits %zu: at most %d", o.floor_splits,
                                CM_EVALUATE_FLOOR_SPLITS_MAX);
-    size_t C, H, W;
-    if (!metric_list && eval_images_is_image_source(samples_path, &C, &H, &W) &&
-        eval_images_is_image_source(reference_source, &C, &H, &W))
-        return eval_images(command, samples_path, reference_source, train_source, classifier,
-                           &o, w1_points, json);
-    if (classifier || train_source)
-        return cli_usage_error(command, "--%s applies to images against images (without "
-                               "--metric)", classifier ? "classifier" : "train");
-    if (cm_metric_parse_list(&o.metrics, metric_list ? metric_list : "w1,sw1") != CM_OK)
+    if (metric_list && cm_metric_parse_list(&o.metrics, metric_list) != CM_OK)
         return cli_usage_error(command, "--metric: %s", cm_error_detail());
     cm_data *samples_file = NULL, *reference = NULL;
     cm_status status = cm_data_open_with(&samples_file, samples_path,
                                          &(cm_data_options){.columns = sample_columns});
-    if (status == CM_OK && !cm_data_rows(samples_file)) {
+    if (status != CM_OK) return cli_fail(command, status);
+    if (!cm_data_rows(samples_file)) {
         cm_data_free(samples_file);
         return cli_usage_error(command, "--samples %s: not a file of points or images", samples_path);
     }
+    status = cm_data_open_with(&reference, reference_source, &(cm_data_options){.columns = columns});
+    if (status != CM_OK) {
+        cm_data_free(samples_file);
+        return cli_fail(command, status);
+    }
+    size_t C, H, W;
+    if (!metric_list && cm_data_image_shape(samples_file, &C, &H, &W) &&
+        cm_data_image_shape(reference, &C, &H, &W)) {
+        int code = eval_images(command, samples_file, reference, reference_source, train_source,
+                               classifier, &o, w1_points, json);
+        cm_data_free(samples_file);
+        cm_data_free(reference);
+        return code;
+    }
+    if (classifier || train_source) {
+        cm_data_free(samples_file);
+        cm_data_free(reference);
+        return cli_usage_error(command, "--%s applies to images against images (without "
+                               "--metric)", classifier ? "classifier" : "train");
+    }
+    if (!metric_list) status = cm_metric_parse_list(&o.metrics, "w1,sw1");
     /* images are stored as bytes or floats in [0, 1]: their rows as doubles */
     double *image_rows = NULL;
     if (status == CM_OK && !cm_data_values(samples_file)) {
@@ -305,9 +322,6 @@ int cmd_eval(int argc, char **argv) {
         if (image_rows) cm_data_copy_rows(samples_file, 0, rows, image_rows);
         else status = cm_error_set(CM_ERR_NOMEM, "%zu images of %zu values", rows, d);
     }
-    if (status == CM_OK)
-        status = cm_data_open_with(&reference, reference_source,
-                                   &(cm_data_options){.columns = columns});
     const double *samples = status == CM_OK ? (image_rows ? image_rows : cm_data_values(samples_file)) : NULL;
     size_t n = status == CM_OK ? cm_data_rows(samples_file) : 0;
     size_t dim = status == CM_OK ? cm_data_dim(samples_file) : 0;

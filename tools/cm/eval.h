@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cm/data.h"
 #include "cm/image_metrics.h"
 
 /* The committed Fashion-MNIST classifier: searched in ../models beside the executable (the build
@@ -15,24 +16,22 @@
 #define EVAL_LAW_DRAWS 10000 /* images drawn from a law (shapes:) as test or training set */
 
 typedef struct {
-    const char *samples;    /* a .npy of images in [0, 1] or any image source (borrowed) */
-    const char *test;       /* the reference images: a stored set or a law */
-    const char *train;      /* the floors' and memorisation's training images */
+    const cm_data *samples; /* images in [0, 1], stored; or rows of the classifier's pixels */
+    const cm_data *test;    /* the reference images: a stored set or a law */
+    const cm_data *train;   /* the floors' and memorisation's training images; it may be `test`
+                             * when that is a law (drawn from another stream) */
     const char *classifier; /* a classifier file, or NULL: the report without one */
     size_t n;               /* samples used (their first n; 0: all) */
     cm_image_metrics_options options;
     int json;
 } eval_images_request;
 
-/* 1 when `source` opens as images (a stored set or a law of images); the shape is returned. */
-int eval_images_is_image_source(const char *source, size_t *channels, size_t *height,
-                                size_t *width);
-
 /* The committed classifier's path when it is found (see above), else NULL. */
 const char *eval_images_default_classifier(void);
 
 /* Compute and print the report (a table on stdout, or one JSON line); returns the exit code
- * (0, or that of cli_fail). `command` names the command in messages. */
+ * (0, or that of cli_fail). `command` names the command in messages. The sources are borrowed:
+ * each is opened once by the caller. */
 int eval_images_run(const char *command, const eval_images_request *request);
 
 #endif

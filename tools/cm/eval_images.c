@@ -30,15 +30,6 @@ static void image_set_free(image_set *s) {
     *s = (image_set){0};
 }
 
-int eval_images_is_image_source(const char *source, size_t *channels, size_t *height,
-                                size_t *width) {
-    cm_data *data = NULL;
-    if (cm_data_open(&data, source) != CM_OK) return 0;
-    int image = cm_data_image_shape(data, channels, height, width);
-    cm_data_free(data);
-    return image;
-}
-
 const char *eval_images_default_classifier(void) {
     static char path[PATH_MAX + 64];
     char exe[PATH_MAX];
@@ -54,23 +45,21 @@ const char *eval_images_default_classifier(void) {
     return access(path, R_OK) == 0 ? path : NULL;
 }
 
-/* The images of `source` of D pixels: a stored set's first n rows (all when n is 0), or n
+/* The images of `data` of D pixels: a stored set's first n rows (all when n is 0), or n
  * (EVAL_LAW_DRAWS when 0) draws of a law from stream `stream` of `seed`; then the classifier's
- * outputs when clf is not NULL. */
-static cm_status image_set_read(image_set *out, const char *source, size_t n, size_t D,
+ * outputs when clf is not NULL. A stored set of flat rows of D values is read as images. */
+static cm_status image_set_read(image_set *out, const cm_data *data, size_t n, size_t D,
                                 const cm_classifier *clf, uint64_t seed, uint64_t stream) {
-    cm_data *data = NULL;
-    CM_TRY(cm_data_open(&data, source));
     size_t C, H, W, rows = cm_data_rows(data);
-    cm_status status = CM_OK;
     int image = cm_data_image_shape(data, &C, &H, &W);
     if (image ? C * H * W != D : !rows || cm_data_dim(data) != D)
-        status = cm_error_set(CM_ERR_INVALID, "%s (%s) does not hold images of %zu pixels (the "
-                              "samples')", source, cm_data_describe(data), D);
+        return cm_error_set(CM_ERR_INVALID, "%s does not hold images of %zu pixels (the "
+                            "samples')", cm_data_describe(data), D);
     size_t count = rows ? (n && n < rows ? n : rows) : (n ? n : EVAL_LAW_DRAWS);
     *out = (image_set){.count = count};
-    if (status == CM_OK && !(out->pixels = cm_malloc(count * D, sizeof(double))))
-        status = cm_error_set(CM_ERR_NOMEM, "%s: %zu images", source, count);
+    cm_status status = CM_OK;
+    if (!(out->pixels = cm_malloc(count * D, sizeof(double))))
+        status = cm_error_set(CM_ERR_NOMEM, "%s: %zu images", cm_data_describe(data), count);
     if (status == CM_OK && rows) cm_data_copy_rows(data, 0, count, out->pixels);
     if (status == CM_OK && !rows) {
         cm_rng root, draws;
@@ -84,21 +73,11 @@ static cm_status image_set_read(image_set *out, const char *source, size_t n, si
         out->probabilities = cm_malloc(count * c->classes, sizeof(double));
         status = out->features && out->probabilities
                      ? cm_classifier_apply(out->probabilities, out->features, clf, out->pixels, count)
-                     : cm_error_set(CM_ERR_NOMEM, "%s: classifier outputs of %zu images", source,
-                                    count);
+                     : cm_error_set(CM_ERR_NOMEM, "%s: classifier outputs of %zu images",
+                                    cm_data_describe(data), count);
     }
-    cm_data_free(data);
     if (status != CM_OK) image_set_free(out);
     return status;
-}
-
-/* 1 when `source` opens as stored rows of exactly D values. */
-static int flat_rows_of(const char *source, size_t D) {
-    cm_data *data = NULL;
-    if (cm_data_open(&data, source) != CM_OK) return cm_error_clear(), 0;
-    int flat = cm_data_rows(data) > 0 && cm_data_dim(data) == D;
-    cm_data_free(data);
-    return flat;
 }
 
 static cm_image_set_view view_of(const image_set *s) {
@@ -116,7 +95,8 @@ static void print_table(const cm_image_report *r, const eval_images_request *q,
                         const char *accuracy) {
     printf("%zu samples (%s) against %zu test images (%s); floors: the same numbers for %zu "
            "training images (%s) in place of the samples, median [min, max] over %zu subsets\n",
-           r->n, q->samples, r->test_count, q->test, r->n, q->train, q->options.floor_repeats);
+           r->n, cm_data_describe(q->samples), r->test_count, cm_data_describe(q->test), r->n,
+           cm_data_describe(q->train), q->options.floor_repeats);
     if (r->features) {
         printf("  classifier %s (test accuracy %s), %zu features, %zu classes\n", q->classifier,
                accuracy && *accuracy ? accuracy : "unknown", r->features, r->classes);
@@ -192,28 +172,33 @@ int eval_images_run(const char *command, const eval_images_request *q) {
     size_t C = 0, H = 0, W = 0;
     cm_classifier *clf = NULL;
     cm_status status = q->classifier ? cm_classifier_load(&clf, q->classifier) : CM_OK;
+    if (status != CM_OK) return cli_fail(command, status);
     const cm_classifier_config *c = clf ? cm_classifier_config_of(clf) : NULL;
     /* a flat file of rows of the classifier's C x H x W pixels (cm sample before NPY image
      * shapes) is read as its images */
-    if (!eval_images_is_image_source(q->samples, &C, &H, &W) &&
-        !(c && flat_rows_of(q->samples, c->channels * c->height * c->width) &&
-          (C = c->channels, H = c->height, W = c->width))) {
-        cm_classifier_free(clf);
-        if (status != CM_OK) return cli_fail(command, status);
-        return cli_usage_error(command, "--samples %s: not a file of images (a .npy [N, H, W] or "
-                               "[N, C, H, W] in [0, 1], or an image source%s)", q->samples,
-                               c ? ", or rows of the classifier's pixels" : "");
+    if (!cm_data_image_shape(q->samples, &C, &H, &W)) {
+        if (!c || cm_data_dim(q->samples) != c->channels * c->height * c->width) {
+            cm_classifier_free(clf);
+            return cli_usage_error(command, "--samples %s: not a file of images (a .npy [N, H, W] "
+                                   "or [N, C, H, W] in [0, 1], or an image source%s)",
+                                   cm_data_describe(q->samples),
+                                   c ? ", or rows of the classifier's pixels" : "");
+        }
+        C = c->channels, H = c->height, W = c->width;
     }
     size_t D = C * H * W;
-    if (status == CM_OK && c && (c->channels != C || c->height != H || c->width != W))
+    if (c && (c->channels != C || c->height != H || c->width != W))
         status = cm_error_set(CM_ERR_INVALID, "the classifier %s reads images of %zu x %zu x %zu, "
                               "the samples are %zu x %zu x %zu", q->classifier, c->channels,
                               c->height, c->width, C, H, W);
     image_set samples = {0}, test = {0}, train = {0};
+    if (status == CM_OK && !cm_data_rows(q->samples))
+        status = cm_error_set(CM_ERR_INVALID, "--samples %s: a law, not stored images",
+                              cm_data_describe(q->samples));
     if (status == CM_OK) status = image_set_read(&samples, q->samples, q->n, D, clf, 0, 0);
     if (status == CM_OK && samples.count < 2)
         status = cm_error_set(CM_ERR_INVALID, "--samples %s: %zu image(s); the report needs at "
-                              "least 2", q->samples, samples.count);
+                              "least 2", cm_data_describe(q->samples), samples.count);
     if (status == CM_OK)
         status = image_set_read(&test, q->test, 0, D, clf, q->options.seed, CM_STREAM_EVAL);
     if (status == CM_OK)
@@ -221,7 +206,7 @@ int eval_images_run(const char *command, const eval_images_request *q) {
     if (status == CM_OK && train.count < samples.count)
         status = cm_error_set(CM_ERR_INVALID, "--train %s: %zu images, fewer than the %zu samples "
                               "(the floors put as many training images in their place); use "
-                              "--n", q->train, train.count, samples.count);
+                              "--n", cm_data_describe(q->train), train.count, samples.count);
     cm_image_report report;
     if (status == CM_OK) {
         cm_image_set_view s = view_of(&samples), te = view_of(&test), tr = view_of(&train);
