@@ -9,25 +9,21 @@
  * is the gradient-check path and keeps cblas_dgemm).
  */
 #include "nn/matmul.h"
+#include "nn/gemm.h"
 
 #include <stdatomic.h>
 #include <stdint.h>
+#include <string.h>
 
 static atomic_size_t fallbacks;
 
+/* The plain loops of gemm.c: C = bias (broadcast over rows) + A B, the sum and the bias added
+ * in double and rounded once, as beta = 1 with C holding the bias does there. */
 void cm_matmul_reference(float *C, const float *A, const float *B, const float *bias, int trans_a,
                          int trans_b, size_t M, size_t N, size_t K) {
-    for (size_t i = 0; i < M; i++)
-        for (size_t j = 0; j < N; j++) {
-            double sum = 0.0;
-            for (size_t k = 0; k < K; k++) {
-                double a = trans_a ? A[k * M + i] : A[i * K + k];
-                double b = trans_b ? B[j * K + k] : B[k * N + j];
-                sum += a * b;
-            }
-            if (bias) sum += bias[j];
-            C[i * N + j] = (float)sum;
-        }
+    for (size_t i = 0; bias && i < M; i++) memcpy(C + i * N, bias, N * sizeof(float));
+    cm_gemm_f32_reference(trans_a, trans_b, M, N, K, 1.0f, A, trans_a ? M : K, B,
+                          trans_b ? K : N, bias ? 1.0f : 0.0f, C, N);
 }
 
 /* The plain descriptors of a [rows, columns] array, stored transposed ([columns, rows]) or not. */
