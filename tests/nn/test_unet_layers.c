@@ -1,7 +1,8 @@
 /* test_unet_layers.c: GroupNorm, nearest upsampling, channel concatenation and the per-channel
  * shift of src/nn/unet_layers.h: known answers, gradients in double against central
  * differences, backward adding into gradients, the float kernels against the double ones, and
- * the fused GroupNorm + SiLU kernels against the plain kernels they fuse (bit for bit). */
+ * the fused GroupNorm + SiLU kernels against the plain kernels they fuse (bit for bit);
+ * per-channel sums in pixel order. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -228,11 +229,44 @@ static void test_float_matches_double(void) {
              "float GroupNorm off: out %.3g, dx %.3g, dweight %.3g", worst_out, worst_dx, worst_dw);
 }
 
+/* Per-channel sums over pixels in float, bit for bit, in pixel order (their definition,
+ * unet_layers.h): the shift gradient's sums, and GroupNorm's statistics with one channel per
+ * group and 32 pixels (a power of two, so that the mean is the channel sum / 32 exactly). At 51
+ * channels, so that the kernels' channel blocks of 32, 16 and 1 all run: a block that reordered
+ * a sum or mixed channels would change bits. */
+static void test_channel_sums_pixel_order(void) {
+    enum { HW = 32, C = 51, G = C };
+    cm_rng rng;
+    cm_rng_init(&rng, cm_test_seed(26));
+    static float x[HW * C];
+    float mean[G], rstd[G], sums[C] = {0};
+    for (int i = 0; i < HW * C; i++) x[i] = (float)(1.5 + 2 * cm_rng_normal(&rng));
+    cm_channel_add_backward(sums, x, 1, HW, C);
+    cm_groupnorm_statistics(mean, rstd, x, HW, C, G);
+    int bad_sums = 0, bad_stats = 0;
+    for (int c = 0; c < C; c++) {
+        float sum = 0, squares = 0;
+        for (int p = 0; p < HW; p++) sum += x[p * C + c];
+        float expected_mean = (float)(sum / (double)HW);
+        for (int p = 0; p < HW; p++) {
+            float d = x[p * C + c] - expected_mean;
+            squares += d * d;
+        }
+        float expected_rstd = (float)(1.0 / sqrt((double)squares / HW + CM_GROUPNORM_EPSILON));
+        bad_sums += sums[c] != sum;
+        bad_stats += mean[c] != expected_mean || rstd[c] != expected_rstd;
+    }
+    CM_CHECK(bad_sums == 0, "%d of %d channel sums differ from the pixel-order sums", bad_sums, C);
+    CM_CHECK(bad_stats == 0, "%d of %d channels' statistics differ from the pixel-order sums",
+             bad_stats, C);
+}
+
 /* ---- fused GroupNorm + SiLU: the plain kernels' values, bit for bit, in float and double */
 
+/* 51 channels: the kernels' channel blocks of 32, 16 and 1 (unet_layers_template.h) */
 #define FUSED_HW 49
-#define FUSED_C 24
-#define FUSED_G 4
+#define FUSED_C 51
+#define FUSED_G 3
 #define FUSED_N (FUSED_HW * FUSED_C)
 
 /* Inputs of the fused kernels: off-centre values with both signs, some large (SiLU's tails). */
@@ -300,8 +334,11 @@ static void fused_forward(void *context, double *out) {
 static void test_fused_kernels(void) {
     cm_rng rng;
     cm_rng_init(&rng, cm_test_seed(25));
-    CM_CHECK(fused_check(&rng) == 0, "float: fused kernels differ from the plain ones");
-    CM_CHECK(fused_check_f64(&rng) == 0, "double: fused kernels differ from the plain ones");
+    /* mismatches weighed 1 statistics, 2 forward, 4 backward */
+    int bad = fused_check(&rng);
+    CM_CHECK(bad == 0, "float: fused kernels differ from the plain ones (code %d)", bad);
+    bad = fused_check_f64(&rng);
+    CM_CHECK(bad == 0, "double: fused kernels differ from the plain ones (code %d)", bad);
     /* gradient of the fused backward (overwrite and add) against central differences */
     static double inp[FUSED_N], out[FUSED_N], R[FUSED_N], d_norm[FUSED_N], dinp[FUSED_N];
     double weight[FUSED_C], bias[FUSED_C], dw[FUSED_C] = {0}, db[FUSED_C] = {0};
@@ -323,6 +360,7 @@ const cm_test_case cm_tests_unet_layers[] = {
     {"groupnorm_known_values", test_groupnorm_known_values},
     {"upsample_concat_shift", test_upsample_concat_shift},
     {"float_matches_double", test_float_matches_double},
+    {"channel_sums_pixel_order", test_channel_sums_pixel_order},
     {"fused_kernels", test_fused_kernels},
     {NULL, NULL},
 };
